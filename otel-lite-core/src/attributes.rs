@@ -1,0 +1,396 @@
+//! Attributes (Prometheus calls them labels): keys, values and order-independent sets.
+//!
+//! A [`KeyValue`] slice is what users pass on the hot path; an [`AttributeSet`] is the
+//! normalised, shared form a series is stored under: sorted by key, one value per key
+//! (the last one given wins), hashed once.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::Hash;
+use std::sync::{Arc, OnceLock};
+
+/// A string that is either `'static` (free to create) or shared (one allocation, cheap
+/// to clone).
+#[derive(Clone)]
+pub struct SharedStr(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+impl SharedStr {
+    /// A string that borrows a `'static` literal; costs nothing.
+    pub const fn from_static(s: &'static str) -> Self {
+        SharedStr(Repr::Static(s))
+    }
+
+    /// The string.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Repr::Static(s) => s,
+            Repr::Shared(s) => s,
+        }
+    }
+
+    /// Equality that first tries the pointer: two `'static` literals of the same text are
+    /// usually the same bytes in the binary, which makes the hot-path comparison free.
+    #[inline]
+    fn fast_eq(&self, other: &SharedStr) -> bool {
+        let (a, b) = (self.as_str(), other.as_str());
+        (a.as_ptr() == b.as_ptr() && a.len() == b.len()) || a == b
+    }
+}
+
+impl PartialEq for SharedStr {
+    fn eq(&self, other: &Self) -> bool {
+        self.fast_eq(other)
+    }
+}
+impl Eq for SharedStr {}
+impl PartialOrd for SharedStr {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for SharedStr {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+impl Hash for SharedStr {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+impl Borrow<str> for SharedStr {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+impl fmt::Debug for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+impl fmt::Display for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+impl From<&'static str> for SharedStr {
+    fn from(s: &'static str) -> Self {
+        SharedStr::from_static(s)
+    }
+}
+impl From<String> for SharedStr {
+    fn from(s: String) -> Self {
+        SharedStr(Repr::Shared(s.into()))
+    }
+}
+impl From<Arc<str>> for SharedStr {
+    fn from(s: Arc<str>) -> Self {
+        SharedStr(Repr::Shared(s))
+    }
+}
+
+/// An attribute key.
+pub type Key = SharedStr;
+
+/// An attribute value.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Value {
+    /// A boolean.
+    Bool(bool),
+    /// A signed 64-bit integer.
+    I64(i64),
+    /// A 64-bit float. Compared and hashed by its bits, so `NaN` equals itself.
+    F64(f64),
+    /// A string.
+    String(SharedStr),
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::I64(a), Value::I64(b)) => a == b,
+            (Value::F64(a), Value::F64(b)) => a.to_bits() == b.to_bits(),
+            (Value::String(a), Value::String(b)) => a.fast_eq(b),
+            _ => false,
+        }
+    }
+}
+impl Eq for Value {}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Bool(v) => write!(f, "{v}"),
+            Value::I64(v) => write!(f, "{v}"),
+            Value::F64(v) => write!(f, "{v}"),
+            Value::String(v) => f.write_str(v.as_str()),
+        }
+    }
+}
+
+macro_rules! value_from {
+    ($($t:ty => $variant:ident $(as $cast:ty)?),* $(,)?) => {$(
+        impl From<$t> for Value {
+            fn from(v: $t) -> Self { Value::$variant(v $(as $cast)?) }
+        }
+    )*};
+}
+value_from!(bool => Bool, i64 => I64, i32 => I64 as i64, u32 => I64 as i64, f64 => F64);
+
+impl From<&'static str> for Value {
+    fn from(v: &'static str) -> Self {
+        Value::String(SharedStr::from_static(v))
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::String(v.into())
+    }
+}
+impl From<SharedStr> for Value {
+    fn from(v: SharedStr) -> Self {
+        Value::String(v)
+    }
+}
+
+/// One attribute: a key and its value.
+///
+/// ```
+/// use otel_lite_core::KeyValue;
+/// let attrs = [KeyValue::new("http.request.method", "GET"), KeyValue::new("http.response.status_code", 200)];
+/// assert_eq!(attrs[1].value.to_string(), "200");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyValue {
+    /// The key.
+    pub key: Key,
+    /// The value.
+    pub value: Value,
+}
+
+impl KeyValue {
+    /// Creates an attribute.
+    pub fn new(key: impl Into<Key>, value: impl Into<Value>) -> Self {
+        KeyValue { key: key.into(), value: value.into() }
+    }
+}
+
+// --- hashing -------------------------------------------------------------------------
+//
+// A small multiply-rotate hash over the key and value bytes, mixed per attribute with a
+// strong finaliser and combined by wrapping addition, so the set's hash does not depend on
+// the order the attributes are given in. Collisions are harmless: lookups compare the
+// attributes themselves.
+
+const SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+
+#[inline]
+fn hash_bytes(mut h: u64, bytes: &[u8]) -> u64 {
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(SEED).rotate_left(29);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(SEED).rotate_left(29);
+    }
+    h ^ bytes.len() as u64
+}
+
+#[inline]
+fn fmix(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+#[inline]
+fn hash_kv(kv: &KeyValue) -> u64 {
+    let h = hash_bytes(SEED, kv.key.as_str().as_bytes());
+    let h = match &kv.value {
+        Value::Bool(b) => hash_bytes(h ^ 1, &[u8::from(*b)]),
+        Value::I64(v) => hash_bytes(h ^ 2, &v.to_le_bytes()),
+        Value::F64(v) => hash_bytes(h ^ 3, &v.to_bits().to_le_bytes()),
+        Value::String(s) => hash_bytes(h ^ 4, s.as_str().as_bytes()),
+    };
+    fmix(h)
+}
+
+/// The order-independent hash of an attribute slice as given (duplicates included).
+#[inline]
+pub(crate) fn hash_attributes(attrs: &[KeyValue]) -> u64 {
+    attrs.iter().fold(0u64, |acc, kv| acc.wrapping_add(hash_kv(kv)))
+}
+
+/// True when no key appears twice; only such slices can match a stored set directly.
+pub(crate) fn has_unique_keys(attrs: &[KeyValue]) -> bool {
+    attrs.iter().enumerate().all(|(i, kv)| attrs[..i].iter().all(|o| o.key != kv.key))
+}
+
+/// A normalised, immutable, cheaply cloned set of attributes.
+///
+/// Two sets built from the same attributes in any order are equal:
+///
+/// ```
+/// use otel_lite_core::{AttributeSet, KeyValue};
+/// let a = AttributeSet::new(&[KeyValue::new("a", 1), KeyValue::new("b", 2)]);
+/// let b = AttributeSet::new(&[KeyValue::new("b", 2), KeyValue::new("a", 1)]);
+/// assert_eq!(a, b);
+/// ```
+#[derive(Clone)]
+pub struct AttributeSet(Arc<SetInner>);
+
+struct SetInner {
+    kvs: Box<[KeyValue]>,
+    hash: u64,
+    /// Exporters may cache a rendering of this set (for example the Prometheus label
+    /// string) here, so that it is escaped once per series instead of once per scrape.
+    rendered: OnceLock<Box<str>>,
+}
+
+impl AttributeSet {
+    /// Normalises `attrs`: sorted by key, and where a key repeats the last value wins.
+    pub fn new(attrs: &[KeyValue]) -> Self {
+        let mut kvs: Vec<KeyValue> = Vec::with_capacity(attrs.len());
+        for kv in attrs {
+            if let Some(existing) = kvs.iter_mut().find(|e| e.key == kv.key) {
+                existing.value = kv.value.clone();
+            } else {
+                kvs.push(kv.clone());
+            }
+        }
+        kvs.sort_by(|a, b| a.key.cmp(&b.key));
+        let hash = hash_attributes(&kvs);
+        AttributeSet(Arc::new(SetInner { kvs: kvs.into_boxed_slice(), hash, rendered: OnceLock::new() }))
+    }
+
+    /// The empty set.
+    pub fn empty() -> Self {
+        Self::new(&[])
+    }
+
+    /// The attributes, sorted by key.
+    pub fn iter(&self) -> std::slice::Iter<'_, KeyValue> {
+        self.0.kvs.iter()
+    }
+
+    /// The attributes as a slice, sorted by key.
+    pub fn as_slice(&self) -> &[KeyValue] {
+        &self.0.kvs
+    }
+
+    /// The number of attributes.
+    pub fn len(&self) -> usize {
+        self.0.kvs.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.kvs.is_empty()
+    }
+
+    /// The value of `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.kvs.iter().find(|kv| kv.key.as_str() == key).map(|kv| &kv.value)
+    }
+
+    pub(crate) fn hash_value(&self) -> u64 {
+        self.0.hash
+    }
+
+    /// Whether `attrs` (with unique keys, in any order) is exactly this set.
+    #[inline]
+    pub(crate) fn matches(&self, attrs: &[KeyValue]) -> bool {
+        let kvs = &self.0.kvs;
+        if kvs.len() != attrs.len() {
+            return false;
+        }
+        // Callers usually pass attributes in the same order every time; when that order is
+        // the sorted one, this single pass decides.
+        if kvs.iter().zip(attrs).all(|(a, b)| a == b) {
+            return true;
+        }
+        attrs.iter().all(|kv| kvs.iter().any(|s| s == kv))
+    }
+
+    /// A rendering of this set cached for the life of the set; `render` runs at most once
+    /// per set (concurrent first calls may both run it, one result is kept).
+    #[doc(hidden)]
+    pub fn cached_rendering(&self, render: impl FnOnce(&[KeyValue]) -> String) -> &str {
+        self.0.rendered.get_or_init(|| render(&self.0.kvs).into_boxed_str())
+    }
+}
+
+impl PartialEq for AttributeSet {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || (self.0.hash == other.0.hash && self.0.kvs == other.0.kvs)
+    }
+}
+impl Eq for AttributeSet {}
+
+impl Hash for AttributeSet {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0.hash)
+    }
+}
+
+impl fmt::Debug for AttributeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter().map(|kv| (&kv.key, &kv.value))).finish()
+    }
+}
+
+impl Default for AttributeSet {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_independent_hash_and_equality() {
+        let a = [KeyValue::new("a", 1), KeyValue::new("b", "x"), KeyValue::new("c", true)];
+        let b = [KeyValue::new("c", true), KeyValue::new("a", 1), KeyValue::new("b", "x")];
+        assert_eq!(hash_attributes(&a), hash_attributes(&b));
+        let set = AttributeSet::new(&a);
+        assert!(set.matches(&b));
+        assert!(set.matches(&a));
+        assert_eq!(set.hash_value(), hash_attributes(&b));
+        assert!(!set.matches(&[KeyValue::new("a", 1), KeyValue::new("b", "x"), KeyValue::new("c", false)]));
+        assert!(!set.matches(&a[..2]));
+    }
+
+    #[test]
+    fn last_duplicate_wins() {
+        let set = AttributeSet::new(&[KeyValue::new("k", 1), KeyValue::new("j", 0), KeyValue::new("k", 2)]);
+        assert_eq!(set.len(), 2);
+        assert_eq!(set.get("k"), Some(&Value::I64(2)));
+        assert!(!has_unique_keys(&[KeyValue::new("k", 1), KeyValue::new("k", 2)]));
+    }
+
+    #[test]
+    fn types_are_distinct() {
+        assert_ne!(
+            AttributeSet::new(&[KeyValue::new("k", 1)]),
+            AttributeSet::new(&[KeyValue::new("k", "1")])
+        );
+        assert_ne!(hash_attributes(&[KeyValue::new("k", 1)]), hash_attributes(&[KeyValue::new("k", 1.0)]));
+    }
+}

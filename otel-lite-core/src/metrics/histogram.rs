@@ -1,0 +1,182 @@
+//! Explicit-bucket histograms.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use crate::attributes::KeyValue;
+use crate::metrics::cell::{HistogramShard, Observation, Striped};
+use crate::metrics::instrument::{Collect, Core, Descriptor, Health};
+use crate::metrics::series::Series;
+use crate::metrics::snapshot::{HistogramPoint, Metric, MetricData};
+
+/// The default boundaries, in seconds: the OpenTelemetry HTTP duration advisory.
+pub const DEFAULT_BUCKETS: [f64; 14] =
+    [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+
+pub(crate) struct HistogramConfig {
+    pub(crate) boundaries: Arc<[f64]>,
+}
+
+impl HistogramConfig {
+    fn buckets(&self) -> usize {
+        self.boundaries.len() + 1
+    }
+
+    /// The bucket of `v`: bucket `i` holds `(boundaries[i-1], boundaries[i]]`.
+    #[inline]
+    fn bucket_of(&self, v: f64) -> usize {
+        let b = &self.boundaries;
+        // A linear scan beats binary search for the short lists histograms use.
+        if b.len() <= 16 {
+            b.iter().position(|&bound| v <= bound).unwrap_or(b.len())
+        } else {
+            b.partition_point(|&bound| bound < v)
+        }
+    }
+}
+
+/// Checks boundaries: finite and strictly increasing.
+pub(crate) fn valid_boundaries(b: &[f64]) -> bool {
+    b.iter().all(|v| v.is_finite()) && b.windows(2).all(|w| w[0] < w[1])
+}
+
+pub(crate) type HistogramCell = Striped<HistogramShard>;
+type HistogramCore = Core<HistogramCell, HistogramConfig>;
+
+pub(crate) fn new_histogram_core(d: Descriptor, boundaries: Arc<[f64]>, limit: usize) -> HistogramCore {
+    Core::new(d, HistogramConfig { boundaries }, limit)
+}
+
+/// A distribution of measurements over explicit buckets, with count, sum, min and max.
+///
+/// ```
+/// use otel_lite_core::{KeyValue, Registry};
+/// let registry = Registry::new();
+/// let latency = registry
+///     .histogram("http.server.request.duration")
+///     .unit("s")
+///     .buckets(vec![0.01, 0.1, 1.0])
+///     .build()?;
+/// latency.record(0.042, &[KeyValue::new("http.route", "/users")]);
+/// # Ok::<(), otel_lite_core::RegistrationError>(())
+/// ```
+#[derive(Clone)]
+pub struct Histogram {
+    core: Arc<HistogramCore>,
+}
+
+/// A histogram bound to one attribute set.
+#[derive(Clone)]
+pub struct BoundHistogram {
+    core: Arc<HistogramCore>,
+    series: Arc<Series<HistogramCell>>,
+}
+
+impl Histogram {
+    pub(crate) fn from_core(core: Arc<HistogramCore>) -> Self {
+        Histogram { core }
+    }
+
+    /// Records `value` in the series of `attributes`. NaN and infinities are rejected and
+    /// counted.
+    #[inline]
+    pub fn record(&self, value: f64, attributes: &[KeyValue]) {
+        let core = &*self.core;
+        let series = core.series.get_or_create(attributes, || Striped::new(&core.config.buckets()));
+        record(core, &series.data, value);
+    }
+
+    /// A handle for one attribute set.
+    pub fn bind(&self, attributes: &[KeyValue]) -> BoundHistogram {
+        let core = &*self.core;
+        BoundHistogram {
+            core: Arc::clone(&self.core),
+            series: core.series.bind(attributes, || Striped::new(&core.config.buckets())),
+        }
+    }
+
+    /// The bucket boundaries.
+    pub fn boundaries(&self) -> &[f64] {
+        &self.core.config.boundaries
+    }
+}
+
+impl BoundHistogram {
+    /// Records `value`. NaN and infinities are rejected and counted.
+    #[inline]
+    pub fn record(&self, value: f64) {
+        record(&self.core, &self.series.data, value);
+    }
+}
+
+#[inline]
+fn record(core: &HistogramCore, cell: &HistogramCell, value: f64) {
+    if !value.is_finite() {
+        core.reject();
+        return;
+    }
+    let bucket = core.config.bucket_of(value);
+    cell.apply(&core.config.buckets(), Observation { value, bucket });
+}
+
+impl Collect for HistogramCore {
+    fn descriptor(&self) -> &Descriptor {
+        &self.descriptor
+    }
+    fn collect(&self, now: u64) -> Option<Metric> {
+        let points: Vec<HistogramPoint> = self
+            .series
+            .series()
+            .into_iter()
+            .map(|s| {
+                let t = s.data.totals(self.config.buckets());
+                HistogramPoint {
+                    attributes: s.attributes.clone(),
+                    start_unix_nanos: s.start_unix_nanos,
+                    time_unix_nanos: now,
+                    boundaries: Arc::clone(&self.config.boundaries),
+                    count: t.count,
+                    sum: t.sum,
+                    min: (t.count > 0).then_some(t.min),
+                    max: (t.count > 0).then_some(t.max),
+                    bucket_counts: t.buckets,
+                }
+            })
+            .collect();
+        (!points.is_empty()).then(|| self.descriptor.metric(MetricData::Histogram(points)))
+    }
+    fn health(&self) -> Health {
+        Core::health(self)
+    }
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_edges_are_upper_inclusive() {
+        for bounds in [vec![1.0, 2.0, 5.0], (1..40).map(f64::from).collect::<Vec<_>>()] {
+            let c = HistogramConfig { boundaries: bounds.clone().into() };
+            assert_eq!(c.bucket_of(0.5), 0);
+            assert_eq!(c.bucket_of(1.0), 0);
+            assert_eq!(c.bucket_of(1.5), 1);
+            assert_eq!(c.bucket_of(2.0), 1);
+            assert_eq!(c.bucket_of(1e9), bounds.len());
+            assert_eq!(c.bucket_of(-3.0), 0);
+        }
+    }
+
+    #[test]
+    fn boundary_validation() {
+        assert!(valid_boundaries(&DEFAULT_BUCKETS));
+        assert!(valid_boundaries(&[]));
+        assert!(!valid_boundaries(&[1.0, 1.0]));
+        assert!(!valid_boundaries(&[2.0, 1.0]));
+        assert!(!valid_boundaries(&[f64::NAN]));
+        assert!(!valid_boundaries(&[1.0, f64::INFINITY]));
+    }
+}

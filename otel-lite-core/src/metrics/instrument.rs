@@ -1,0 +1,119 @@
+//! What every instrument shares: its descriptor, series map and self-observation counts.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::attributes::{KeyValue, SharedStr};
+use crate::metrics::series::SeriesMap;
+use crate::metrics::snapshot::{InstrumentationScope, Metric};
+use crate::sync::{AtomicU64, Ordering};
+
+/// The kind of an instrument, used in registration errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InstrumentKind {
+    /// [`Counter`](crate::metrics::Counter).
+    Counter,
+    /// [`UpDownCounter`](crate::metrics::UpDownCounter).
+    UpDownCounter,
+    /// [`Gauge`](crate::metrics::Gauge).
+    Gauge,
+    /// An observable counter.
+    ObservableCounter,
+    /// An observable up/down counter.
+    ObservableUpDownCounter,
+    /// An observable gauge.
+    ObservableGauge,
+    /// [`Meter`](crate::metrics::Meter).
+    Meter,
+    /// [`Histogram`](crate::metrics::Histogram).
+    Histogram,
+    /// [`ExponentialHistogram`](crate::metrics::ExponentialHistogram).
+    ExponentialHistogram,
+}
+
+impl fmt::Display for InstrumentKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InstrumentKind::Counter => "counter",
+            InstrumentKind::UpDownCounter => "up/down counter",
+            InstrumentKind::Gauge => "gauge",
+            InstrumentKind::ObservableCounter => "observable counter",
+            InstrumentKind::ObservableUpDownCounter => "observable up/down counter",
+            InstrumentKind::ObservableGauge => "observable gauge",
+            InstrumentKind::Meter => "meter",
+            InstrumentKind::Histogram => "histogram",
+            InstrumentKind::ExponentialHistogram => "exponential histogram",
+        })
+    }
+}
+
+/// Identity and metadata of a registered instrument.
+#[derive(Debug, Clone)]
+pub(crate) struct Descriptor {
+    pub(crate) name: SharedStr,
+    pub(crate) description: SharedStr,
+    pub(crate) unit: SharedStr,
+    pub(crate) kind: InstrumentKind,
+    /// The Rust number type recorded (`"u64"`, `"i64"`, `"f64"`); part of the identity.
+    pub(crate) number: &'static str,
+    pub(crate) scope: Arc<InstrumentationScope>,
+}
+
+impl Descriptor {
+    pub(crate) fn metric(&self, data: crate::metrics::snapshot::MetricData) -> Metric {
+        Metric { name: self.name.clone(), description: self.description.clone(), unit: self.unit.clone(), data }
+    }
+}
+
+/// What the registry needs from a registered instrument.
+pub(crate) trait Collect: Send + Sync + 'static {
+    fn descriptor(&self) -> &Descriptor;
+    /// The instrument's points now; `None` when it has none yet.
+    fn collect(&self, now_unix_nanos: u64) -> Option<Metric>;
+    /// Overflowed records and rejected measurements, for self-metrics.
+    fn health(&self) -> Health;
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Health {
+    pub(crate) overflow_records: u64,
+    pub(crate) invalid_measurements: u64,
+}
+
+/// The shared state of a synchronous instrument whose series hold `D`.
+pub(crate) struct Core<D, C> {
+    pub(crate) descriptor: Descriptor,
+    pub(crate) config: C,
+    pub(crate) series: SeriesMap<D>,
+    /// Measurements rejected (negative or NaN into a counter, NaN into a histogram, ...).
+    invalid: AtomicU64,
+}
+
+impl<D, C> Core<D, C> {
+    pub(crate) fn new(descriptor: Descriptor, config: C, cardinality_limit: usize) -> Self {
+        Core { descriptor, config, series: SeriesMap::new(cardinality_limit), invalid: AtomicU64::new(0) }
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn reject(&self) {
+        // Relaxed: a reported count.
+        self.invalid.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn health(&self) -> Health {
+        Health {
+            overflow_records: self.series.overflow_records(),
+            // Relaxed: a reported count.
+            invalid_measurements: self.invalid.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The attributes the self-metrics use to name an instrument.
+pub(crate) fn instrument_attributes(d: &Descriptor) -> [KeyValue; 2] {
+    [KeyValue::new("instrument", d.name.clone()), KeyValue::new("scope", d.scope.name.clone())]
+}

@@ -1,0 +1,39 @@
+//! Metric instruments, the registry they live in, and the snapshot exporters read.
+//!
+//! | instrument | records | exported as |
+//! |---|---|---|
+//! | [`Counter`] | a monotonic count (`u64` or `f64`) | monotonic sum |
+//! | [`UpDownCounter`] | a count that goes up and down (`i64` or `f64`) | non-monotonic sum |
+//! | [`Gauge`] | a value at a point in time (`i64` or `f64`), set or moved | gauge |
+//! | observable counter / up-down counter / gauge | a callback read at collection | sum / gauge |
+//! | [`Meter`] | events, with mean and 1/5/15-minute moving rates | count + rate gauges |
+//! | [`Histogram`] | a distribution over explicit buckets | histogram |
+//! | [`ExponentialHistogram`] | a distribution over base-2 exponential buckets | exponential histogram |
+
+mod cell;
+mod counter;
+mod exp_histogram;
+mod gauge;
+mod histogram;
+mod instrument;
+mod meter;
+mod registry;
+mod series;
+pub mod snapshot;
+
+pub use counter::{BoundCounter, BoundUpDownCounter, Counter, CounterValue, UpDownCounter, UpDownValue};
+pub use exp_histogram::{BoundExponentialHistogram, ExponentialHistogram};
+pub use gauge::{BoundGauge, Gauge, GaugeValue, ObservableHandle, Observer};
+pub use histogram::{BoundHistogram, Histogram, DEFAULT_BUCKETS};
+pub use instrument::InstrumentKind;
+pub use meter::{BoundMeter, Meter};
+pub use registry::{InstrumentBuilder, Observable, Registry, RegistryBuilder, Scope, DEFAULT_CARDINALITY_LIMIT};
+pub use series::OVERFLOW_ATTRIBUTE;
+
+#[cfg(otel_lite_loom)]
+#[doc(hidden)]
+pub mod __loom {
+    //! Cells exposed to the loom models in `tests/loom.rs`.
+    pub use super::cell::*;
+    pub use super::meter::MeterCell;
+}

@@ -1,0 +1,526 @@
+//! The registry: where instruments are registered, validated, and collected from.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::attributes::SharedStr;
+use crate::error::{validate_name, validate_unit, RegistrationError};
+use crate::metrics::counter::{new_sum_core, Counter, CounterValue, UpDownCounter, UpDownValue};
+use crate::metrics::exp_histogram::{new_exp_core, ExponentialHistogram, DEFAULT_MAX_SIZE, MAX_SCALE};
+use crate::metrics::gauge::{new_gauge_core, Gauge, GaugeValue, ObservableCore, ObservableHandle, Observer};
+use crate::metrics::histogram::{new_histogram_core, valid_boundaries, Histogram, DEFAULT_BUCKETS};
+use crate::metrics::instrument::{instrument_attributes, Collect, Descriptor, InstrumentKind};
+use crate::metrics::meter::{new_meter_core, Meter};
+use crate::metrics::snapshot::{
+    InstrumentationScope, Metric, MetricData, Number, NumberPoint, ResourceMetrics, ScopeMetrics, Sum,
+};
+use crate::resource::Resource;
+use crate::sync::{lock, Mutex};
+use crate::time::now_unix_nanos;
+
+/// The default maximum number of attribute sets per instrument, as in the OpenTelemetry
+/// SDK specification. The last one is the overflow series (`otel.metric.overflow=true`).
+pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
+
+/// The scope of the SDK's own self-metrics.
+const SELF_SCOPE: &str = "otel-lite";
+
+struct Entry {
+    collect: Arc<dyn Collect>,
+    any: Arc<dyn std::any::Any + Send + Sync>,
+}
+
+struct Inner {
+    resource: Resource,
+    cardinality_limit: usize,
+    entries: Mutex<Vec<Entry>>,
+}
+
+/// A set of instruments and the resource they describe; what exporters collect from.
+///
+/// Tests should use their own `Registry::new()`; applications usually use
+/// [`global::registry()`](crate::global::registry). A `Registry` is a cheap handle: clones
+/// share the same instruments. It dereferences to its default (unnamed) [`Scope`], which
+/// is where the instrument builders live.
+///
+/// ```
+/// use otel_lite_core::Registry;
+/// let registry = Registry::new();
+/// let hits = registry.counter::<u64>("cache.hits").build()?;
+/// // Registering the same name and kind again returns the same instrument.
+/// let again = registry.counter::<u64>("cache.hits").build()?;
+/// hits.add(1, &[]);
+/// again.add(1, &[]);
+/// // A different kind under the same name is an error.
+/// assert!(registry.gauge::<i64>("cache.hits").build().is_err());
+/// # Ok::<(), otel_lite_core::RegistrationError>(())
+/// ```
+#[derive(Clone)]
+pub struct Registry {
+    default_scope: Scope,
+}
+
+/// Configures a [`Registry`].
+#[derive(Debug, Default)]
+pub struct RegistryBuilder {
+    resource: Option<Resource>,
+    cardinality_limit: Option<usize>,
+}
+
+impl RegistryBuilder {
+    /// The resource (default: [`Resource::from_env`]).
+    pub fn resource(mut self, resource: Resource) -> Self {
+        self.resource = Some(resource);
+        self
+    }
+
+    /// The default cardinality limit of instruments (default 2000; at least 2).
+    pub fn cardinality_limit(mut self, limit: usize) -> Self {
+        self.cardinality_limit = Some(limit);
+        self
+    }
+
+    /// Builds the registry.
+    pub fn build(self) -> Registry {
+        let inner = Arc::new(Inner {
+            resource: self.resource.unwrap_or_else(Resource::from_env),
+            cardinality_limit: self.cardinality_limit.unwrap_or(DEFAULT_CARDINALITY_LIMIT).max(2),
+            entries: Mutex::new(Vec::new()),
+        });
+        Registry { default_scope: Scope { inner, scope: Arc::new(InstrumentationScope::default()) } }
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Registry {
+    /// A registry with the resource from the environment and default limits.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// A builder for a configured registry.
+    pub fn builder() -> RegistryBuilder {
+        RegistryBuilder::default()
+    }
+
+    /// A scope for a library's instruments: its name (and optionally version) is exported
+    /// with them (`otel_scope_name`/`otel_scope_version` labels in Prometheus).
+    pub fn scope(&self, name: impl Into<SharedStr>) -> Scope {
+        Scope {
+            inner: Arc::clone(&self.default_scope.inner),
+            scope: Arc::new(InstrumentationScope { name: name.into(), version: None }),
+        }
+    }
+
+    /// The resource.
+    pub fn resource(&self) -> &Resource {
+        &self.default_scope.inner.resource
+    }
+
+    /// A cumulative snapshot of every instrument. Writers are never stopped: each value is
+    /// read with atomic loads while recording goes on.
+    pub fn collect(&self) -> ResourceMetrics {
+        let inner = &self.default_scope.inner;
+        let entries: Vec<Arc<dyn Collect>> = lock(&inner.entries).iter().map(|e| Arc::clone(&e.collect)).collect();
+        let now = now_unix_nanos();
+        let mut scopes: Vec<ScopeMetrics> = Vec::new();
+        let mut overflow = Vec::new();
+        let mut invalid = Vec::new();
+        for c in &entries {
+            let d = c.descriptor();
+            if let Some(metric) = c.collect(now) {
+                match scopes.iter_mut().find(|s| s.scope == d.scope) {
+                    Some(s) => s.metrics.push(metric),
+                    None => scopes.push(ScopeMetrics { scope: Arc::clone(&d.scope), metrics: vec![metric] }),
+                }
+            }
+            let health = c.health();
+            let attrs = crate::attributes::AttributeSet::new(&instrument_attributes(d));
+            let point = |v: u64| NumberPoint {
+                attributes: attrs.clone(),
+                start_unix_nanos: 0,
+                time_unix_nanos: now,
+                value: Number::U64(v),
+            };
+            if health.overflow_records > 0 {
+                overflow.push(point(health.overflow_records));
+            }
+            if health.invalid_measurements > 0 {
+                invalid.push(point(health.invalid_measurements));
+            }
+        }
+        let mut own = Vec::new();
+        let sum = |points| MetricData::Sum(Sum { monotonic: true, points });
+        if !overflow.is_empty() {
+            own.push(Metric {
+                name: "otel_lite.metric.overflow_records".into(),
+                description: "Records that went to the overflow series because the instrument reached its cardinality limit.".into(),
+                unit: "{record}".into(),
+                data: sum(overflow),
+            });
+        }
+        if !invalid.is_empty() {
+            own.push(Metric {
+                name: "otel_lite.metric.invalid_measurements".into(),
+                description: "Measurements rejected as invalid (negative or non-finite values into counters, non-finite values into histograms).".into(),
+                unit: "{measurement}".into(),
+                data: sum(invalid),
+            });
+        }
+        if !own.is_empty() {
+            let scope = Arc::new(InstrumentationScope {
+                name: SELF_SCOPE.into(),
+                version: Some(env!("CARGO_PKG_VERSION").into()),
+            });
+            scopes.push(ScopeMetrics { scope, metrics: own });
+        }
+        ResourceMetrics { resource: inner.resource.clone(), scopes }
+    }
+}
+
+impl std::ops::Deref for Registry {
+    type Target = Scope;
+    fn deref(&self) -> &Scope {
+        &self.default_scope
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("resource", self.resource()).finish_non_exhaustive()
+    }
+}
+
+/// Where instruments are created: a registry plus an instrumentation scope.
+#[derive(Clone)]
+pub struct Scope {
+    inner: Arc<Inner>,
+    scope: Arc<InstrumentationScope>,
+}
+
+impl Scope {
+    /// The same scope with a version.
+    pub fn with_version(self, version: impl Into<SharedStr>) -> Scope {
+        Scope {
+            inner: self.inner,
+            scope: Arc::new(InstrumentationScope { name: self.scope.name.clone(), version: Some(version.into()) }),
+        }
+    }
+
+    fn builder<O>(&self, name: impl Into<SharedStr>, kind: InstrumentKind) -> InstrumentBuilder<'_, O> {
+        InstrumentBuilder {
+            scope: self,
+            name: name.into(),
+            description: SharedStr::default(),
+            unit: SharedStr::default(),
+            kind,
+            cardinality_limit: None,
+            buckets: None,
+            max_size: DEFAULT_MAX_SIZE,
+            max_scale: MAX_SCALE,
+            _output: PhantomData,
+        }
+    }
+
+    /// A monotonic [`Counter`] of `u64` or `f64`.
+    pub fn counter<T: CounterValue>(&self, name: impl Into<SharedStr>) -> InstrumentBuilder<'_, Counter<T>> {
+        self.builder(name, InstrumentKind::Counter)
+    }
+
+    /// An [`UpDownCounter`] of `i64` or `f64`.
+    pub fn up_down_counter<T: UpDownValue>(
+        &self,
+        name: impl Into<SharedStr>,
+    ) -> InstrumentBuilder<'_, UpDownCounter<T>> {
+        self.builder(name, InstrumentKind::UpDownCounter)
+    }
+
+    /// A [`Gauge`] of `i64`, `u64` or `f64`.
+    pub fn gauge<T: GaugeValue>(&self, name: impl Into<SharedStr>) -> InstrumentBuilder<'_, Gauge<T>> {
+        self.builder(name, InstrumentKind::Gauge)
+    }
+
+    /// A [`Meter`] (event rate).
+    pub fn meter(&self, name: impl Into<SharedStr>) -> InstrumentBuilder<'_, Meter> {
+        self.builder(name, InstrumentKind::Meter)
+    }
+
+    /// An explicit-bucket [`Histogram`] (default buckets: [`DEFAULT_BUCKETS`], in seconds).
+    pub fn histogram(&self, name: impl Into<SharedStr>) -> InstrumentBuilder<'_, Histogram> {
+        self.builder(name, InstrumentKind::Histogram)
+    }
+
+    /// A base-2 [`ExponentialHistogram`].
+    pub fn exponential_histogram(&self, name: impl Into<SharedStr>) -> InstrumentBuilder<'_, ExponentialHistogram> {
+        self.builder(name, InstrumentKind::ExponentialHistogram)
+    }
+
+    /// A gauge whose values a callback reports at each collection.
+    pub fn observable_gauge<T: GaugeValue>(
+        &self,
+        name: impl Into<SharedStr>,
+    ) -> InstrumentBuilder<'_, Observable<T>> {
+        self.builder(name, InstrumentKind::ObservableGauge)
+    }
+
+    /// A monotonic counter whose cumulative totals a callback reports at each collection.
+    pub fn observable_counter<T: GaugeValue>(
+        &self,
+        name: impl Into<SharedStr>,
+    ) -> InstrumentBuilder<'_, Observable<T>> {
+        self.builder(name, InstrumentKind::ObservableCounter)
+    }
+
+    /// An up/down counter whose totals a callback reports at each collection.
+    pub fn observable_up_down_counter<T: GaugeValue>(
+        &self,
+        name: impl Into<SharedStr>,
+    ) -> InstrumentBuilder<'_, Observable<T>> {
+        self.builder(name, InstrumentKind::ObservableUpDownCounter)
+    }
+}
+
+/// Marks a builder for an observable instrument (see [`Scope::observable_gauge`]).
+pub struct Observable<T>(PhantomData<fn() -> T>);
+
+/// Configures an instrument before registration. `O` is what `build` returns.
+#[must_use = "an instrument builder does nothing until `build` is called"]
+pub struct InstrumentBuilder<'a, O> {
+    scope: &'a Scope,
+    name: SharedStr,
+    description: SharedStr,
+    unit: SharedStr,
+    kind: InstrumentKind,
+    cardinality_limit: Option<usize>,
+    buckets: Option<Vec<f64>>,
+    max_size: usize,
+    max_scale: i32,
+    _output: PhantomData<fn() -> O>,
+}
+
+impl<O> InstrumentBuilder<'_, O> {
+    /// A human-readable description (Prometheus `# HELP`).
+    pub fn description(mut self, description: impl Into<SharedStr>) -> Self {
+        self.description = description.into();
+        self
+    }
+
+    /// The unit in UCUM form: `s`, `ms`, `By`, `1`, `{request}` ... Prometheus names get
+    /// the matching suffix (`_seconds`, `_bytes`, ...).
+    pub fn unit(mut self, unit: impl Into<SharedStr>) -> Self {
+        self.unit = unit.into();
+        self
+    }
+
+    /// The maximum number of attribute sets (default: the registry's limit, 2000).
+    pub fn cardinality_limit(mut self, limit: usize) -> Self {
+        self.cardinality_limit = Some(limit);
+        self
+    }
+
+    fn descriptor(&self, number: &'static str) -> Result<Descriptor, RegistrationError> {
+        let name = self.name.as_str();
+        validate_name(name)
+            .map_err(|reason| RegistrationError::InvalidName { name: name.to_string(), reason })?;
+        if !validate_unit(self.unit.as_str()) {
+            return Err(RegistrationError::InvalidUnit { name: name.to_string(), unit: self.unit.to_string() });
+        }
+        if self.cardinality_limit.is_some_and(|l| l < 2) {
+            return Err(RegistrationError::InvalidSetting {
+                name: name.to_string(),
+                setting: "cardinality_limit must be at least 2 (one series plus the overflow series)",
+            });
+        }
+        Ok(Descriptor {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            unit: self.unit.clone(),
+            kind: self.kind,
+            number,
+            scope: Arc::clone(&self.scope.scope),
+        })
+    }
+
+    fn limit(&self) -> usize {
+        self.cardinality_limit.unwrap_or(self.scope.inner.cardinality_limit)
+    }
+
+    /// Registers, or returns the instrument already registered under this scope and name.
+    fn register<C: Collect>(
+        &self,
+        descriptor: Descriptor,
+        same_config: impl FnOnce(&C) -> bool,
+        make: impl FnOnce(Descriptor) -> C,
+    ) -> Result<Arc<C>, RegistrationError> {
+        let mut entries = lock(&self.scope.inner.entries);
+        let existing = entries.iter().find(|e| {
+            let d = e.collect.descriptor();
+            d.scope == descriptor.scope && d.name.as_str().eq_ignore_ascii_case(descriptor.name.as_str())
+        });
+        if let Some(e) = existing {
+            let d = e.collect.descriptor();
+            let name = descriptor.name.to_string();
+            if d.kind != descriptor.kind {
+                return Err(RegistrationError::KindConflict { name, existing: d.kind, requested: descriptor.kind });
+            }
+            if d.number != descriptor.number {
+                return Err(RegistrationError::DescriptorConflict { name, field: "number type" });
+            }
+            if d.unit != descriptor.unit {
+                return Err(RegistrationError::DescriptorConflict { name, field: "unit" });
+            }
+            let core = Arc::clone(&e.any)
+                .downcast::<C>()
+                .map_err(|_| RegistrationError::DescriptorConflict { name: name.clone(), field: "number type" })?;
+            if !same_config(&core) {
+                return Err(RegistrationError::DescriptorConflict { name, field: "configuration" });
+            }
+            return Ok(core);
+        }
+        let core = Arc::new(make(descriptor));
+        entries.push(Entry { collect: Arc::clone(&core) as Arc<dyn Collect>, any: Arc::clone(&core).as_any() });
+        Ok(core)
+    }
+}
+
+impl<T: CounterValue + PartialOrd + Default> InstrumentBuilder<'_, Counter<T>> {
+    /// Registers the counter.
+    pub fn build(self) -> Result<Counter<T>, RegistrationError> {
+        let d = self.descriptor(T::NUMBER)?;
+        let limit = self.limit();
+        self.register(d, |_| true, |d| new_sum_core::<T>(d, true, limit)).map(Counter::from_core)
+    }
+}
+
+impl<T: UpDownValue + PartialOrd + Default> InstrumentBuilder<'_, UpDownCounter<T>> {
+    /// Registers the up/down counter.
+    pub fn build(self) -> Result<UpDownCounter<T>, RegistrationError> {
+        let d = self.descriptor(T::NUMBER)?;
+        let limit = self.limit();
+        self.register(d, |_| true, |d| new_sum_core::<T>(d, false, limit)).map(UpDownCounter::from_core)
+    }
+}
+
+impl<T: GaugeValue> InstrumentBuilder<'_, Gauge<T>> {
+    /// Registers the gauge.
+    pub fn build(self) -> Result<Gauge<T>, RegistrationError> {
+        let d = self.descriptor(T::NUMBER)?;
+        let limit = self.limit();
+        self.register(d, |_| true, |d| new_gauge_core::<T>(d, limit)).map(Gauge::from_core)
+    }
+}
+
+impl InstrumentBuilder<'_, Meter> {
+    /// Registers the meter.
+    pub fn build(self) -> Result<Meter, RegistrationError> {
+        let d = self.descriptor("u64")?;
+        let limit = self.limit();
+        self.register(d, |_| true, |d| new_meter_core(d, limit)).map(Meter::from_core)
+    }
+}
+
+impl InstrumentBuilder<'_, Histogram> {
+    /// The bucket boundaries: finite and strictly increasing. Bucket `i` counts values in
+    /// `(boundaries[i-1], boundaries[i]]`, and one more bucket counts the values above.
+    pub fn buckets(mut self, boundaries: impl Into<Vec<f64>>) -> Self {
+        self.buckets = Some(boundaries.into());
+        self
+    }
+
+    /// Registers the histogram.
+    pub fn build(self) -> Result<Histogram, RegistrationError> {
+        let d = self.descriptor("f64")?;
+        let boundaries: Arc<[f64]> = match &self.buckets {
+            Some(b) if !valid_boundaries(b) => {
+                return Err(RegistrationError::InvalidBuckets { name: d.name.to_string(), boundaries: b.clone() })
+            }
+            Some(b) => b.as_slice().into(),
+            None => DEFAULT_BUCKETS.as_slice().into(),
+        };
+        let limit = self.limit();
+        let same = Arc::clone(&boundaries);
+        self.register(
+            d,
+            move |c: &crate::metrics::instrument::Core<_, crate::metrics::histogram::HistogramConfig>| {
+                c.config.boundaries == same
+            },
+            |d| new_histogram_core(d, boundaries, limit),
+        )
+        .map(Histogram::from_core)
+    }
+}
+
+impl InstrumentBuilder<'_, ExponentialHistogram> {
+    /// The maximum number of buckets per sign (default 160, at least 2).
+    pub fn max_size(mut self, max_size: usize) -> Self {
+        self.max_size = max_size;
+        self
+    }
+
+    /// The finest scale to start at (default 20, between -10 and 20).
+    pub fn max_scale(mut self, max_scale: i32) -> Self {
+        self.max_scale = max_scale;
+        self
+    }
+
+    /// Registers the exponential histogram.
+    pub fn build(self) -> Result<ExponentialHistogram, RegistrationError> {
+        let d = self.descriptor("f64")?;
+        if self.max_size < 2 || !(-10..=MAX_SCALE).contains(&self.max_scale) {
+            return Err(RegistrationError::InvalidSetting {
+                name: d.name.to_string(),
+                setting: "max_size must be at least 2 and max_scale between -10 and 20",
+            });
+        }
+        let (limit, max_size, max_scale) = (self.limit(), self.max_size, self.max_scale);
+        self.register(
+            d,
+            |c: &crate::metrics::instrument::Core<_, crate::metrics::exp_histogram::ExpConfig>| {
+                c.config.max_size == max_size && c.config.max_scale == max_scale
+            },
+            |d| new_exp_core(d, max_size, max_scale, limit),
+        )
+        .map(ExponentialHistogram::from_core)
+    }
+}
+
+impl<T: GaugeValue> InstrumentBuilder<'_, Observable<T>> {
+    /// Registers the instrument with the callback that reports its values at each
+    /// collection. A name takes one callback: registering it again is an error.
+    pub fn build(
+        self,
+        callback: impl Fn(&mut Observer<T>) + Send + Sync + 'static,
+    ) -> Result<ObservableHandle, RegistrationError> {
+        let d = self.descriptor(T::NUMBER)?;
+        let limit = self.limit();
+        let name = d.name.to_string();
+        let mut created = false;
+        let core = self.register(
+            d,
+            |_: &ObservableCore<T>| false,
+            |d| {
+                created = true;
+                ObservableCore::new(d, Box::new(callback), limit)
+            },
+        );
+        match core {
+            Ok(core) if created => Ok(ObservableHandle::new(core)),
+            Ok(_) => Err(RegistrationError::DescriptorConflict { name, field: "callback" }),
+            Err(RegistrationError::DescriptorConflict { name, field: "configuration" }) => {
+                Err(RegistrationError::DescriptorConflict { name, field: "callback" })
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl std::fmt::Debug for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scope").field("scope", &self.scope).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,204 @@
+//! The data model exporters read: an immutable, cumulative snapshot of every instrument.
+//!
+//! Values are cumulative since each series' `start_unix_nanos`; a series keeps the same
+//! start time (and the same [`AttributeSet`]) in every snapshot, so a push exporter can
+//! turn successive snapshots into deltas by subtracting per series.
+
+use std::sync::Arc;
+
+use crate::attributes::{AttributeSet, SharedStr};
+use crate::resource::Resource;
+
+/// Everything collected from a registry at one moment.
+#[derive(Debug, Clone)]
+pub struct ResourceMetrics {
+    /// The entity producing the telemetry.
+    pub resource: Resource,
+    /// Metrics grouped by instrumentation scope, in registration order.
+    pub scopes: Vec<ScopeMetrics>,
+}
+
+/// The name and version of the library that registered a set of instruments.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct InstrumentationScope {
+    /// The library's name; empty for the application's own default scope.
+    pub name: SharedStr,
+    /// The library's version, if given.
+    pub version: Option<SharedStr>,
+}
+
+impl Default for SharedStr {
+    fn default() -> Self {
+        SharedStr::from_static("")
+    }
+}
+
+/// The metrics of one scope.
+#[derive(Debug, Clone)]
+pub struct ScopeMetrics {
+    /// The scope.
+    pub scope: Arc<InstrumentationScope>,
+    /// Its metrics, in registration order.
+    pub metrics: Vec<Metric>,
+}
+
+/// One instrument's data.
+#[derive(Debug, Clone)]
+pub struct Metric {
+    /// The instrument name as registered (OpenTelemetry syntax, for example
+    /// `http.server.request.duration`).
+    pub name: SharedStr,
+    /// The description, possibly empty.
+    pub description: SharedStr,
+    /// The unit in UCUM form (for example `s`, `By`, `{request}`), possibly empty.
+    pub unit: SharedStr,
+    /// The points.
+    pub data: MetricData,
+}
+
+/// The points of one instrument, by kind.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum MetricData {
+    /// Counters and up/down counters.
+    Sum(Sum),
+    /// Gauges.
+    Gauge(Vec<NumberPoint>),
+    /// Explicit-bucket histograms.
+    Histogram(Vec<HistogramPoint>),
+    /// Base-2 exponential histograms.
+    ExponentialHistogram(Vec<ExponentialHistogramPoint>),
+    /// Event-rate meters.
+    Meter(Vec<MeterPoint>),
+}
+
+/// A sum's points and whether it only goes up.
+#[derive(Debug, Clone)]
+pub struct Sum {
+    /// True for counters, false for up/down counters.
+    pub monotonic: bool,
+    /// One point per attribute set.
+    pub points: Vec<NumberPoint>,
+}
+
+/// A number of the type the instrument records.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Number {
+    /// Unsigned integer (u64 counters).
+    U64(u64),
+    /// Signed integer (i64 up/down counters and gauges).
+    I64(i64),
+    /// Floating point.
+    F64(f64),
+}
+
+impl Number {
+    /// The value as `f64` (large integers lose precision).
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Number::U64(v) => v as f64,
+            Number::I64(v) => v as f64,
+            Number::F64(v) => v,
+        }
+    }
+}
+
+/// One attribute set's number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NumberPoint {
+    /// The attributes.
+    pub attributes: AttributeSet,
+    /// Start of the cumulative period (series creation), ns since the Unix epoch.
+    pub start_unix_nanos: u64,
+    /// When the point was read, ns since the Unix epoch.
+    pub time_unix_nanos: u64,
+    /// The value.
+    pub value: Number,
+}
+
+/// One attribute set's explicit-bucket histogram.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramPoint {
+    /// The attributes.
+    pub attributes: AttributeSet,
+    /// Start of the cumulative period, ns since the Unix epoch.
+    pub start_unix_nanos: u64,
+    /// When the point was read, ns since the Unix epoch.
+    pub time_unix_nanos: u64,
+    /// Upper bounds (inclusive) of every bucket but the last, strictly increasing.
+    pub boundaries: Arc<[f64]>,
+    /// Per-bucket (not cumulative) counts; one more than `boundaries`.
+    pub bucket_counts: Vec<u64>,
+    /// The number of measurements; equals the sum of `bucket_counts`.
+    pub count: u64,
+    /// The sum of measurements.
+    pub sum: f64,
+    /// The smallest measurement, if any.
+    pub min: Option<f64>,
+    /// The largest measurement, if any.
+    pub max: Option<f64>,
+}
+
+/// Buckets of an exponential histogram on one side of zero.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ExponentialBuckets {
+    /// Index of the first bucket; bucket `offset + i` covers `(base^(offset+i), base^(offset+i+1)]`.
+    pub offset: i32,
+    /// Per-bucket counts.
+    pub counts: Vec<u64>,
+}
+
+/// One attribute set's base-2 exponential histogram.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExponentialHistogramPoint {
+    /// The attributes.
+    pub attributes: AttributeSet,
+    /// Start of the cumulative period, ns since the Unix epoch.
+    pub start_unix_nanos: u64,
+    /// When the point was read, ns since the Unix epoch.
+    pub time_unix_nanos: u64,
+    /// `base = 2^(2^-scale)`.
+    pub scale: i32,
+    /// Measurements equal to zero.
+    pub zero_count: u64,
+    /// Buckets of positive measurements.
+    pub positive: ExponentialBuckets,
+    /// Buckets of negative measurements (by absolute value).
+    pub negative: ExponentialBuckets,
+    /// The number of measurements.
+    pub count: u64,
+    /// The sum of measurements.
+    pub sum: f64,
+    /// The smallest measurement, if any.
+    pub min: Option<f64>,
+    /// The largest measurement, if any.
+    pub max: Option<f64>,
+}
+
+impl ExponentialHistogramPoint {
+    /// The upper bound of bucket `index` at this point's scale: `2^((index+1) * 2^-scale)`.
+    pub fn upper_bound(&self, index: i32) -> f64 {
+        (f64::from(index + 1) * (-f64::from(self.scale)).exp2()).exp2()
+    }
+}
+
+/// One attribute set's event rate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeterPoint {
+    /// The attributes.
+    pub attributes: AttributeSet,
+    /// Start of the cumulative period, ns since the Unix epoch.
+    pub start_unix_nanos: u64,
+    /// When the point was read, ns since the Unix epoch.
+    pub time_unix_nanos: u64,
+    /// Events marked since the start.
+    pub count: u64,
+    /// Events per second over the whole life of the series.
+    pub mean_rate: f64,
+    /// Exponentially weighted events per second over 1 minute.
+    pub m1_rate: f64,
+    /// Exponentially weighted events per second over 5 minutes.
+    pub m5_rate: f64,
+    /// Exponentially weighted events per second over 15 minutes.
+    pub m15_rate: f64,
+}

@@ -1,0 +1,102 @@
+//! The one place that imports atomics and locks.
+//!
+//! Under `--cfg otel_lite_loom` every type here is loom's model-checked twin, so the
+//! loom models in `tests/loom.rs` exercise exactly the code that ships. Nothing else in
+//! the crate may import `std::sync::atomic` directly.
+
+#[cfg(not(otel_lite_loom))]
+pub(crate) use std::sync::{
+    atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering},
+    Mutex, MutexGuard,
+};
+
+#[cfg(otel_lite_loom)]
+pub(crate) use loom::sync::{
+    atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering},
+    Mutex, MutexGuard,
+};
+
+use std::ops::Deref;
+
+/// Aligns a value to its own cache line so that two hot cells never share one.
+///
+/// 128 bytes covers the adjacent-line prefetcher on x86_64 and the 128-byte lines of
+/// Apple silicon; crossbeam makes the same choice.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct CachePadded<T>(pub(crate) T);
+
+impl<T> Deref for CachePadded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Locks a mutex, ignoring poisoning.
+///
+/// Every critical section in this crate leaves its data consistent at each step (it only
+/// appends or publishes fully built values), so a panic in another holder cannot leave
+/// state that is unsafe to read.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// A small per-thread number used to pick a stripe of a striped cell.
+///
+/// Threads get consecutive numbers in the order they first record, so the first
+/// `stripes` threads that contend on a cell land on distinct stripes.
+#[cfg(not(otel_lite_loom))]
+pub(crate) fn thread_stripe_hint() -> usize {
+    use std::cell::Cell;
+    use std::sync::atomic::AtomicUsize;
+    // Relaxed: the counter only hands out distinct numbers; nothing is published with it.
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static HINT: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    HINT.with(|h| {
+        let v = h.get();
+        if v != usize::MAX {
+            return v;
+        }
+        let v = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        h.set(v);
+        v
+    })
+}
+
+#[cfg(otel_lite_loom)]
+pub(crate) fn thread_stripe_hint() -> usize {
+    // loom numbers its threads 0.., which is exactly the hand-out order we want to model.
+    loom::thread::current()
+        .name()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| {
+            let id = format!("{:?}", loom::thread::current().id());
+            id.bytes().map(usize::from).sum()
+        })
+}
+
+/// How many stripes a contended cell grows to: the available parallelism rounded up to a
+/// power of two, at least 2 and at most 64.
+pub(crate) fn stripe_count() -> usize {
+    #[cfg(not(otel_lite_loom))]
+    {
+        use std::sync::OnceLock;
+        static N: OnceLock<usize> = OnceLock::new();
+        *N.get_or_init(|| {
+            std::thread::available_parallelism()
+                .map_or(4, usize::from)
+                .next_power_of_two()
+                .clamp(2, 64)
+        })
+    }
+    #[cfg(otel_lite_loom)]
+    {
+        2
+    }
+}
