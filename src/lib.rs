@@ -1,1 +1,38 @@
-//! otel-lite.
+//! otel-lite: OpenTelemetry-compatible instrumentation with almost no overhead.
+//!
+//! This is the one crate an application adds. It re-exports the lock-free instruments of
+//! [`otel_lite_core`] and, behind features, the exporters.
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `prometheus` | yes | [`prometheus`]: a `/metrics` endpoint (text 0.0.4 and OpenMetrics) and the encoders |
+//!
+//! # For applications
+//!
+//! ```no_run
+//! use otel_lite::{global, prometheus::PrometheusServer, KeyValue};
+//!
+//! let requests = global::registry().counter::<u64>("http.server.requests").build()?;
+//! // Serves OTEL_EXPORTER_PROMETHEUS_HOST:PORT, default localhost:9464, until dropped.
+//! let server = PrometheusServer::builder(global::registry().clone()).from_env().start()?;
+//! requests.add(1, &[KeyValue::new("http.route", "/")]);
+//! # drop(server);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # For libraries
+//!
+//! Record into [`global::registry()`] under your own [`Registry::scope`], so the
+//! application decides where metrics go:
+//!
+//! ```
+//! let scope = otel_lite::global::registry().scope("my-lib").with_version(env!("CARGO_PKG_VERSION"));
+//! let hits = scope.counter::<u64>("my_lib.cache.hits").build()?;
+//! hits.add(1, &[]);
+//! # Ok::<(), otel_lite::RegistrationError>(())
+//! ```
+
+pub use otel_lite_core::*;
+
+#[cfg(feature = "prometheus")]
+pub use otel_lite_exporters::prometheus;

@@ -1,1 +1,8 @@
-//! Exporters.
+//! Exporters for otel-lite, each behind a cargo feature.
+//!
+//! | feature | module | what |
+//! |---|---|---|
+//! | `prometheus` | [`prometheus`] | text 0.0.4 / OpenMetrics encoders and a `/metrics` endpoint |
+
+#[cfg(feature = "prometheus")]
+pub mod prometheus;

@@ -1,0 +1,301 @@
+//! The `/metrics` HTTP endpoint: hyper on a single-threaded tokio runtime, on a thread the
+//! returned [`PrometheusServer`] owns and stops.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, ACCEPT, ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, VARY};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use otel_lite_core::Registry;
+use tokio::sync::{oneshot, Semaphore};
+
+use super::encode::encode;
+use super::negotiate::{accepts_gzip, negotiate_format};
+
+/// Default host and port, per the OpenTelemetry SDK environment specification.
+pub const DEFAULT_HOST: &str = "localhost";
+/// Default port (`OTEL_EXPORTER_PROMETHEUS_PORT`).
+pub const DEFAULT_PORT: u16 = 9464;
+
+/// At most this many connections are served at once; further ones wait in the backlog.
+const MAX_CONNECTIONS: usize = 64;
+/// A client must send its request headers within this time.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Requests whose head exceeds this many bytes are refused (hyper's minimum).
+const MAX_HEAD_BYTES: usize = 8192;
+
+/// Why the endpoint could not start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The address did not resolve.
+    Resolve {
+        /// The address as given.
+        address: String,
+        /// The resolver's error.
+        source: io::Error,
+    },
+    /// Binding the listener failed (port in use, permission, ...).
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The server thread or its runtime could not be started.
+    Start(io::Error),
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeError::Resolve { address, source } => write!(f, "cannot resolve {address:?}: {source}"),
+            ServeError::Bind { address, source } => write!(f, "cannot listen on {address}: {source}"),
+            ServeError::Start(e) => write!(f, "cannot start the metrics server: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServeError::Resolve { source, .. } | ServeError::Bind { source, .. } | ServeError::Start(source) => {
+                Some(source)
+            }
+        }
+    }
+}
+
+/// Configures the endpoint.
+///
+/// ```no_run
+/// use otel_lite_core::Registry;
+/// use otel_lite_exporters::prometheus::PrometheusServer;
+///
+/// let registry = Registry::new();
+/// // Binds OTEL_EXPORTER_PROMETHEUS_HOST:PORT (default localhost:9464).
+/// let server = PrometheusServer::builder(registry).from_env().start()?;
+/// println!("metrics at http://{}/metrics", server.local_addr());
+/// server.shutdown();
+/// # Ok::<(), otel_lite_exporters::prometheus::ServeError>(())
+/// ```
+#[derive(Debug)]
+pub struct ServerBuilder {
+    registry: Registry,
+    host: String,
+    port: u16,
+}
+
+impl ServerBuilder {
+    /// Reads `OTEL_EXPORTER_PROMETHEUS_HOST` and `OTEL_EXPORTER_PROMETHEUS_PORT`. An
+    /// invalid port is reported on stderr and the default kept.
+    pub fn from_env(self) -> Self {
+        self.from_env_with(|k| std::env::var(k).ok())
+    }
+
+    /// Like [`ServerBuilder::from_env`] with a custom variable source.
+    pub fn from_env_with(mut self, get: impl Fn(&str) -> Option<String>) -> Self {
+        if let Some(host) = get("OTEL_EXPORTER_PROMETHEUS_HOST").filter(|h| !h.trim().is_empty()) {
+            self.host = host.trim().to_string();
+        }
+        if let Some(port) = get("OTEL_EXPORTER_PROMETHEUS_PORT") {
+            match port.trim().parse() {
+                Ok(p) => self.port = p,
+                Err(_) => eprintln!(
+                    "otel-lite: invalid OTEL_EXPORTER_PROMETHEUS_PORT {port:?}; using {}",
+                    self.port
+                ),
+            }
+        }
+        self
+    }
+
+    /// The host to bind (name or IP address).
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.host = host.into();
+        self
+    }
+
+    /// The port to bind; 0 picks a free one (see [`PrometheusServer::local_addr`]).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Binds the address and starts serving on a background thread.
+    pub fn start(self) -> Result<PrometheusServer, ServeError> {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        let address = format!("{host}:{}", self.port);
+        let addr = (host, self.port)
+            .to_socket_addrs()
+            .map_err(|source| ServeError::Resolve { address: address.clone(), source })?
+            .next()
+            .ok_or_else(|| ServeError::Resolve {
+                address: address.clone(),
+                source: io::Error::new(io::ErrorKind::NotFound, "no addresses"),
+            })?;
+        let listener = TcpListener::bind(addr).map_err(|source| ServeError::Bind { address: addr, source })?;
+        PrometheusServer::from_listener(self.registry, listener)
+    }
+}
+
+/// A running `/metrics` endpoint. Dropping it (or [`PrometheusServer::shutdown`]) stops
+/// accepting, lets requests in progress finish for up to a second, and joins the thread.
+#[derive(Debug)]
+pub struct PrometheusServer {
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl PrometheusServer {
+    /// A builder serving `registry`, on `localhost:9464` unless told otherwise.
+    pub fn builder(registry: Registry) -> ServerBuilder {
+        ServerBuilder { registry, host: DEFAULT_HOST.into(), port: DEFAULT_PORT }
+    }
+
+    /// Serves `registry` on an already bound listener.
+    pub fn from_listener(registry: Registry, listener: TcpListener) -> Result<Self, ServeError> {
+        let local_addr = listener.local_addr().map_err(ServeError::Start)?;
+        listener.set_nonblocking(true).map_err(ServeError::Start)?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(ServeError::Start)?;
+        let (stop, stopped) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("otel-lite-prometheus".into())
+            .spawn(move || {
+                runtime.block_on(accept_loop(registry, listener, stopped));
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })
+            .map_err(ServeError::Start)?;
+        Ok(PrometheusServer { local_addr, stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// The address the endpoint listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops the endpoint and waits for its thread to end.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            // The receiver is gone only if the thread already ended; nothing to stop then.
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            // A panic on the server thread has already been reported by the panic hook.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for PrometheusServer {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+async fn accept_loop(registry: Registry, listener: TcpListener, mut stopped: oneshot::Receiver<()>) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("otel-lite: metrics endpoint cannot use its listener: {e}");
+            return;
+        }
+    };
+    let registry = Arc::new(registry);
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let permit = tokio::select! {
+            _ = &mut stopped => return,
+            p = Arc::clone(&permits).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+        };
+        let stream = tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    eprintln!("otel-lite: metrics endpoint accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let registry = Arc::clone(&registry);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let registry = Arc::clone(&registry);
+                async move { Ok::<_, Infallible>(respond(&registry, &req)) }
+            });
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(MAX_HEAD_BYTES);
+            // Errors here are the client's (reset, malformed request, timeout): hyper has
+            // already answered what could be answered, and the connection is dropped.
+            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+            drop(permit);
+        });
+    }
+}
+
+fn respond(registry: &Registry, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path();
+    if path != "/metrics" && path != "/" {
+        return plain(StatusCode::NOT_FOUND, "not found; metrics are at /metrics\n");
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are allowed\n");
+        r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    if path == "/" {
+        return plain(StatusCode::OK, "otel-lite metrics endpoint: GET /metrics\n");
+    }
+    let header = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let format = negotiate_format(header(ACCEPT));
+    let mut body = String::with_capacity(16 * 1024);
+    encode(&registry.collect(), format, &mut body);
+    let mut response = Response::new(Full::new(Bytes::new()));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    headers.insert(VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+    let body = if accepts_gzip(header(ACCEPT_ENCODING)) {
+        match gzip(body.as_bytes()) {
+            Ok(compressed) => {
+                headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                compressed
+            }
+            Err(_) => body.into_bytes(),
+        }
+    } else {
+        body.into_bytes()
+    };
+    if req.method() == Method::GET {
+        *response.body_mut() = Full::new(Bytes::from(body));
+    }
+    response
+}
+
+fn gzip(data: &[u8]) -> io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 4), flate2::Compression::fast());
+    encoder.write_all(data)?;
+    encoder.finish()
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
