@@ -1,1 +1,300 @@
+//! The Prometheus exporter checked by real peers: `promtool check metrics`, the Python
+//! reference parsers (strict OpenMetrics and text), and a real Prometheus server scraping
+//! the endpoint in both formats and answering queries with exactly the recorded values.
 
+mod peers;
+#[path = "../examples/quickstart/service.rs"]
+mod service;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use otel_lite::prometheus::{encode, Format, PrometheusServer};
+use otel_lite::{KeyValue, Registry, Resource};
+use serde_json::Value as Json;
+
+use peers::{free_port, http_get, python, try_http_get, require_binary, run_with_stdin, wait_for, Guard};
+
+/// A registry with known values in every instrument kind.
+fn fixture() -> Registry {
+    let registry = Registry::builder()
+        .resource(Resource::new(&[
+            KeyValue::new("service.name", "fixture"),
+            KeyValue::new("service.instance.id", "i-1"),
+        ]))
+        .build();
+    let requests = registry
+        .counter::<u64>("test.requests")
+        .unit("{request}")
+        .description("Requests with \"quotes\", a backslash \\ and a\nnewline.")
+        .build()
+        .unwrap();
+    requests.add(7, &[KeyValue::new("route", "/a")]);
+    requests.add(3, &[KeyValue::new("route", "/b \"q\" \\ \n")]);
+    registry.counter::<f64>("test.bytes").unit("By").build().unwrap().add(2.5, &[]);
+    let inflight = registry.up_down_counter::<i64>("test.inflight").build().unwrap();
+    inflight.add(5, &[]);
+    inflight.add(-7, &[]);
+    registry.gauge::<f64>("test.temperature").unit("Cel").build().unwrap().set(21.5, &[]);
+    let latency = registry.histogram("test.latency").unit("s").buckets(vec![0.1, 0.5, 1.0]).build().unwrap();
+    for v in [0.05, 0.1, 0.3, 0.7, 2.0] {
+        latency.record(v, &[KeyValue::new("route", "/a")]);
+    }
+    registry.meter("test.events").build().unwrap().mark(42, &[]);
+    let sizes = registry.exponential_histogram("test.sizes").unit("By").build().unwrap();
+    for v in [1.0, 2.0, 4.0] {
+        sizes.record(v, &[]);
+    }
+    registry.observable_counter::<u64>("test.observed").build(|o| o.observe(11, &[])).unwrap();
+    let lib = registry.scope("lib").with_version("1.0");
+    lib.counter::<u64>("lib.calls").build().unwrap().add(1, &[]);
+    registry
+}
+
+fn encoded(registry: &Registry, format: Format) -> String {
+    let mut out = String::new();
+    encode(&registry.collect(), format, &mut out);
+    out
+}
+
+type Samples = BTreeMap<String, f64>;
+
+/// Parses with the Python reference parser; keys are `name{sorted labels}`.
+fn python_parse(kind: &str, text: &str) -> (Samples, Vec<Json>) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/parse_exposition.py");
+    let (ok, stdout, stderr) = run_with_stdin(&python(), &[script, kind], text);
+    assert!(ok, "the reference {kind} parser rejected our output:\n{stderr}\n--- output ---\n{text}");
+    let rows: Vec<Json> = stdout.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    let mut samples = Samples::new();
+    for row in &rows {
+        let labels = row["labels"].as_object().expect("labels");
+        let mut pairs: Vec<String> =
+            labels.iter().map(|(k, v)| format!("{k}={}", v.as_str().expect("string label"))).collect();
+        pairs.sort();
+        let key = format!("{}{{{}}}", row["name"].as_str().expect("name"), pairs.join(","));
+        samples.insert(key, row["value"].as_f64().expect("numeric value"));
+    }
+    (samples, rows)
+}
+
+fn expect(samples: &Samples, key: &str, value: f64) {
+    match samples.get(key) {
+        Some(v) => assert_eq!(*v, value, "{key}"),
+        None => panic!("no sample {key}; have:\n{}", samples.keys().cloned().collect::<Vec<_>>().join("\n")),
+    }
+}
+
+fn check_fixture_values(s: &Samples) {
+    expect(s, "test_requests_total{route=/a}", 7.0);
+    expect(s, "test_requests_total{route=/b \"q\" \\ \n}", 3.0);
+    expect(s, "test_bytes_total{}", 2.5);
+    expect(s, "test_inflight{}", -2.0);
+    expect(s, "test_temperature_celsius{}", 21.5);
+    expect(s, "test_latency_seconds_bucket{le=0.1,route=/a}", 2.0);
+    expect(s, "test_latency_seconds_bucket{le=0.5,route=/a}", 3.0);
+    expect(s, "test_latency_seconds_bucket{le=1.0,route=/a}", 4.0);
+    expect(s, "test_latency_seconds_bucket{le=+Inf,route=/a}", 5.0);
+    expect(s, "test_latency_seconds_count{route=/a}", 5.0);
+    expect(s, "test_latency_seconds_sum{route=/a}", 0.05 + 0.1 + 0.3 + 0.7 + 2.0);
+    expect(s, "test_events_total{}", 42.0);
+    expect(s, "test_sizes_bytes_count{}", 3.0);
+    expect(s, "test_sizes_bytes_bucket{le=+Inf}", 3.0);
+    expect(s, "test_observed_total{}", 11.0);
+    expect(s, "lib_calls_total{otel_scope_name=lib,otel_scope_version=1.0}", 1.0);
+    expect(s, "target_info{service_instance_id=i-1,service_name=fixture}", 1.0);
+}
+
+#[test]
+fn strict_openmetrics_parser_accepts_and_reads_back_the_values() {
+    let text = encoded(&fixture(), Format::OpenMetrics);
+    let (samples, rows) = python_parse("openmetrics", &text);
+    check_fixture_values(&samples);
+    // Family metadata as OpenMetrics defines it.
+    let family = |name: &str| rows.iter().find(|r| r["family"] == name).unwrap_or_else(|| panic!("family {name}"));
+    assert_eq!(family("test_requests")["type"], "counter");
+    assert_eq!(family("test_latency_seconds")["unit"], "seconds");
+    assert_eq!(family("target")["type"], "info");
+    assert_eq!(family("test_events_rate")["type"], "gauge");
+    // Exponential buckets become cumulative classic buckets with increasing bounds.
+    let mut sizes: Vec<(f64, f64)> = rows
+        .iter()
+        .filter(|r| r["name"] == "test_sizes_bytes_bucket")
+        .map(|r| {
+            let le = r["labels"]["le"].as_str().unwrap();
+            (if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap() }, r["value"].as_f64().unwrap())
+        })
+        .collect();
+    sizes.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert!(sizes.windows(2).all(|w| w[0].1 <= w[1].1), "cumulative: {sizes:?}");
+    for v in [1.0, 2.0, 4.0] {
+        let first = sizes.iter().find(|(le, _)| *le >= v).unwrap();
+        assert!(first.1 >= 1.0, "{v} falls in a bucket: {sizes:?}");
+    }
+}
+
+#[test]
+fn text_parser_reads_back_the_same_values() {
+    let text = encoded(&fixture(), Format::Text);
+    let (samples, _) = python_parse("text", &text);
+    check_fixture_values(&samples);
+}
+
+#[test]
+fn promtool_check_metrics_is_silent_on_the_quickstart_output() {
+    let promtool = require_binary("promtool", "PROMTOOL");
+    let registry = Registry::builder().resource(Resource::new(&[KeyValue::new("service.name", "quickstart")])).build();
+    let service = service::Service::start(&registry, Duration::from_millis(1)).unwrap();
+    // Let the simulated traffic touch every series (bounded wait).
+    wait_for(Duration::from_secs(10), "traffic on every route", || {
+        let text = encoded(&registry, Format::Text);
+        (text.matches("http_server_requests_total{").count() >= 9).then_some(())
+    });
+    service.stop();
+    let text = encoded(&registry, Format::Text);
+    let (ok, stdout, stderr) = run_with_stdin(&promtool, &["check", "metrics"], &text);
+    assert!(ok && stdout.trim().is_empty() && stderr.trim().is_empty(), "promtool:\n{stdout}{stderr}\n---\n{text}");
+    // And the fixture, which exercises escaping and every kind.
+    let text = encoded(&fixture(), Format::Text);
+    let (ok, stdout, stderr) = run_with_stdin(&promtool, &["check", "metrics"], &text);
+    assert!(ok && stdout.trim().is_empty() && stderr.trim().is_empty(), "promtool:\n{stdout}{stderr}\n---\n{text}");
+}
+
+#[test]
+fn endpoint_negotiates_format_and_gzip() {
+    let server = PrometheusServer::builder(fixture()).host("127.0.0.1").port(0).start().unwrap();
+    let addr = server.local_addr().to_string();
+
+    let (status, head, body) = http_get(&addr, "/metrics", &[]);
+    assert_eq!(status, 200);
+    assert!(head.contains("text/plain; version=0.0.4; charset=utf-8"), "{head}");
+    assert!(!String::from_utf8(body).unwrap().contains("# EOF"));
+
+    let accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let (status, head, body) = http_get(&addr, "/metrics", &[("Accept", accept)]);
+    assert_eq!(status, 200);
+    assert!(head.contains("application/openmetrics-text; version=1.0.0; charset=utf-8"), "{head}");
+    assert!(String::from_utf8(body).unwrap().ends_with("# EOF\n"));
+
+    let (status, head, body) = http_get(&addr, "/metrics", &[("Accept-Encoding", "gzip")]);
+    assert_eq!(status, 200);
+    assert!(head.to_ascii_lowercase().contains("content-encoding: gzip"), "{head}");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text).unwrap();
+    assert!(text.contains("test_requests_total{route=\"/a\"} 7"));
+
+    assert_eq!(http_get(&addr, "/nope", &[]).0, 404);
+    // A request head over the limit is refused, and the server keeps serving.
+    let huge = "x".repeat(16 * 1024);
+    let (status, _, _) = http_get(&addr, "/metrics", &[("X-Big", &huge)]);
+    assert_eq!(status, 431);
+    assert_eq!(http_get(&addr, "/metrics", &[]).0, 200);
+    server.shutdown();
+    assert!(std::net::TcpStream::connect(&addr).is_err(), "the listener is closed after shutdown");
+}
+
+/// Queries a running Prometheus; returns `metric labels -> value` for an instant vector.
+fn query(prom: &str, promql: &str) -> Option<Vec<(BTreeMap<String, String>, f64)>> {
+    let q: String = promql
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let (status, _, body) = try_http_get(prom, &format!("/api/v1/query?query={q}"), &[]).ok()?;
+    if status != 200 {
+        return None;
+    }
+    let json: Json = serde_json::from_slice(&body).ok()?;
+    let result = json["data"]["result"].as_array()?;
+    Some(
+        result
+            .iter()
+            .map(|r| {
+                let labels = r["metric"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                    .collect();
+                (labels, r["value"][1].as_str().unwrap().parse::<f64>().unwrap())
+            })
+            .collect(),
+    )
+}
+
+fn single(prom: &str, promql: &str) -> Option<f64> {
+    match query(prom, promql)?.as_slice() {
+        [(_, v)] => Some(*v),
+        _ => None,
+    }
+}
+
+#[test]
+fn real_prometheus_scrapes_both_formats_and_returns_the_recorded_values() {
+    let prometheus = require_binary("prometheus", "PROMETHEUS");
+    let server = PrometheusServer::builder(fixture()).host("127.0.0.1").port(0).start().unwrap();
+    let target = server.local_addr().to_string();
+    let dir = std::env::temp_dir().join(format!("otel-lite-prom-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("prometheus.yml");
+    // Job `openmetrics` scrapes with Prometheus' own Accept header (OpenMetrics first);
+    // job `text` forces the 0.0.4 text format through the endpoint's `format` parameter.
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: openmetrics\n    static_configs: [{{targets: ['{target}']}}]\n  - job_name: text\n    params: {{format: [text]}}\n    static_configs: [{{targets: ['{target}']}}]\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let prom = format!("127.0.0.1:{port}");
+    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+    let child = std::process::Command::new(&prometheus)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!("--web.listen-address={prom}"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start prometheus: {e}"));
+    let _guard = Guard(child);
+
+    for job in ["openmetrics", "text"] {
+        let sel = |metric: &str, extra: &str| format!("{metric}{{job=\"{job}\"{extra}}}");
+        wait_for(Duration::from_secs(60), &format!("a successful `{job}` scrape"), || {
+            (single(&prom, &sel("up", "")) == Some(1.0)).then_some(())
+        });
+        let checks = [
+            (sel("test_requests_total", ",route=\"/a\""), 7.0),
+            (sel("test_requests_total", ",route=\"/b \\\"q\\\" \\\\ \\n\""), 3.0),
+            (sel("test_bytes_total", ""), 2.5),
+            (sel("test_inflight", ""), -2.0),
+            (sel("test_temperature_celsius", ""), 21.5),
+            (sel("test_latency_seconds_bucket", ",le=\"0.1\""), 2.0),
+            (sel("test_latency_seconds_bucket", ",le=\"0.5\""), 3.0),
+            (sel("test_latency_seconds_bucket", ",le=\"1.0\""), 4.0),
+            (sel("test_latency_seconds_bucket", ",le=\"+Inf\""), 5.0),
+            (sel("test_latency_seconds_count", ""), 5.0),
+            (sel("test_events_total", ""), 42.0),
+            (sel("test_observed_total", ""), 11.0),
+            (sel("lib_calls_total", ",otel_scope_name=\"lib\""), 1.0),
+            (sel("target_info", ",service_name=\"fixture\""), 1.0),
+        ];
+        for (promql, want) in checks {
+            let got = wait_for(Duration::from_secs(10), &promql, || single(&prom, &promql));
+            assert_eq!(got, want, "{promql} (job {job})");
+        }
+        let sum = wait_for(Duration::from_secs(10), "latency sum", || {
+            single(&prom, &sel("test_latency_seconds_sum", ""))
+        });
+        assert!((sum - 3.15).abs() < 1e-12, "sum {sum}");
+    }
+    // Both formats produce the same series: one per job for every bucket.
+    let buckets = query(&prom, "count by (le) (test_latency_seconds_bucket)").unwrap();
+    assert_eq!(buckets.len(), 4, "{buckets:?}");
+    assert!(buckets.iter().all(|(_, n)| *n == 2.0), "{buckets:?}");
+    drop(_guard);
+    server.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}

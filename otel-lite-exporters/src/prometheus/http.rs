@@ -16,7 +16,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use otel_lite_core::Registry;
 use tokio::sync::{oneshot, Semaphore};
 
-use super::encode::encode;
+use super::encode::{encode, Format};
 use super::negotiate::{accepts_gzip, negotiate_format};
 
 /// Default host and port, per the OpenTelemetry SDK environment specification.
@@ -262,7 +262,16 @@ fn respond(registry: &Registry, req: &Request<Incoming>) -> Response<Full<Bytes>
         return plain(StatusCode::OK, "otel-lite metrics endpoint: GET /metrics\n");
     }
     let header = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
-    let format = negotiate_format(header(ACCEPT));
+    // `?format=text|openmetrics` overrides negotiation: handy with curl, and for scrapers
+    // that cannot set `Accept` (a Prometheus scrape config's `params`).
+    let forced = req.uri().query().and_then(|q| {
+        q.split('&').find_map(|kv| match kv {
+            "format=text" => Some(Format::Text),
+            "format=openmetrics" => Some(Format::OpenMetrics),
+            _ => None,
+        })
+    });
+    let format = forced.unwrap_or_else(|| negotiate_format(header(ACCEPT)));
     let mut body = String::with_capacity(16 * 1024);
     encode(&registry.collect(), format, &mut body);
     let mut response = Response::new(Full::new(Bytes::new()));
