@@ -36,3 +36,8 @@ pub use otel_lite_core::*;
 
 #[cfg(feature = "prometheus")]
 pub use otel_lite_exporters::prometheus;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
