@@ -13,7 +13,7 @@ use otel_lite::prometheus::{encode, Format, PrometheusServer};
 use otel_lite::{KeyValue, Registry, Resource};
 use serde_json::Value as Json;
 
-use peers::{free_port, http_get, python, try_http_get, require_binary, run_with_stdin, wait_for, Guard};
+use peers::{free_port, http_get, python, require_binary, run_with_stdin, try_http_get, wait_for, Guard};
 
 /// A registry with known values in every instrument kind.
 fn fixture() -> Registry {
@@ -285,9 +285,8 @@ fn real_prometheus_scrapes_both_formats_and_returns_the_recorded_values() {
             let got = wait_for(Duration::from_secs(10), &promql, || single(&prom, &promql));
             assert_eq!(got, want, "{promql} (job {job})");
         }
-        let sum = wait_for(Duration::from_secs(10), "latency sum", || {
-            single(&prom, &sel("test_latency_seconds_sum", ""))
-        });
+        let sum =
+            wait_for(Duration::from_secs(10), "latency sum", || single(&prom, &sel("test_latency_seconds_sum", "")));
         assert!((sum - 3.15).abs() < 1e-12, "sum {sum}");
     }
     // Both formats produce the same series: one per job for every bucket.

@@ -387,10 +387,7 @@ mod tests {
 
     #[test]
     fn types_are_distinct() {
-        assert_ne!(
-            AttributeSet::new(&[KeyValue::new("k", 1)]),
-            AttributeSet::new(&[KeyValue::new("k", "1")])
-        );
+        assert_ne!(AttributeSet::new(&[KeyValue::new("k", 1)]), AttributeSet::new(&[KeyValue::new("k", "1")]));
         assert_ne!(hash_attributes(&[KeyValue::new("k", 1)]), hash_attributes(&[KeyValue::new("k", 1.0)]));
     }
 }

@@ -72,13 +72,10 @@ pub(crate) fn thread_stripe_hint() -> usize {
 #[cfg(otel_lite_loom)]
 pub(crate) fn thread_stripe_hint() -> usize {
     // loom numbers its threads 0.., which is exactly the hand-out order we want to model.
-    loom::thread::current()
-        .name()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| {
-            let id = format!("{:?}", loom::thread::current().id());
-            id.bytes().map(usize::from).sum()
-        })
+    loom::thread::current().name().and_then(|n| n.parse().ok()).unwrap_or_else(|| {
+        let id = format!("{:?}", loom::thread::current().id());
+        id.bytes().map(usize::from).sum()
+    })
 }
 
 /// How many stripes a contended cell grows to: the available parallelism rounded up to a
@@ -88,12 +85,7 @@ pub(crate) fn stripe_count() -> usize {
     {
         use std::sync::OnceLock;
         static N: OnceLock<usize> = OnceLock::new();
-        *N.get_or_init(|| {
-            std::thread::available_parallelism()
-                .map_or(4, usize::from)
-                .next_power_of_two()
-                .clamp(2, 64)
-        })
+        *N.get_or_init(|| std::thread::available_parallelism().map_or(4, usize::from).next_power_of_two().clamp(2, 64))
     }
     #[cfg(otel_lite_loom)]
     {

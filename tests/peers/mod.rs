@@ -49,7 +49,11 @@ pub fn run_with_stdin(program: &Path, args: &[&str], input: &str) -> (bool, Stri
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output().expect("waiting for the peer");
     writer.join().expect("stdin writer").expect("writing to the peer's stdin");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// A free loopback port (bound and released; good enough for a test-local server).

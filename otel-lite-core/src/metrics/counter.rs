@@ -243,11 +243,7 @@ impl FromNumber for f64 {
     }
 }
 
-pub(crate) fn new_sum_core<T: sealed::SumValue>(
-    descriptor: Descriptor,
-    monotonic: bool,
-    limit: usize,
-) -> SumCore<T> {
+pub(crate) fn new_sum_core<T: sealed::SumValue>(descriptor: Descriptor, monotonic: bool, limit: usize) -> SumCore<T> {
     Core::new(descriptor, SumConfig { monotonic }, limit)
 }
 

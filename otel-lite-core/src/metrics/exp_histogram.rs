@@ -44,7 +44,7 @@ impl Buckets {
         }
         if index < self.start {
             let grow = (self.start - index) as usize;
-            self.counts.splice(0..0, std::iter::repeat(0).take(grow));
+            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
             self.start = index;
         } else if index > self.end() {
             self.counts.resize((index - self.start + 1) as usize, 0);
@@ -108,7 +108,8 @@ impl ExpState {
         if !side.counts.is_empty() {
             let (lo, hi) = (side.start.min(index), side.end().max(index));
             let mut change = 0u32;
-            while ((hi >> change) - (lo >> change)) as usize + 1 > max_size && self.scale - (change as i32) > MIN_SCALE {
+            while ((hi >> change) - (lo >> change)) as usize + 1 > max_size && self.scale - (change as i32) > MIN_SCALE
+            {
                 change += 1;
             }
             if change > 0 {
@@ -280,7 +281,10 @@ mod tests {
                 let i = map_to_index(v, scale);
                 let (lo, hi) = (upper(i - 1, scale), upper(i, scale));
                 if lo.is_finite() && hi.is_finite() && lo > 0.0 {
-                    assert!(lo < v * (1.0 + 1e-12) && v <= hi * (1.0 + 1e-12), "v={v} scale={scale} i={i} ({lo}, {hi}]");
+                    assert!(
+                        lo < v * (1.0 + 1e-12) && v <= hi * (1.0 + 1e-12),
+                        "v={v} scale={scale} i={i} ({lo}, {hi}]"
+                    );
                 }
             }
         }

@@ -159,7 +159,9 @@ impl Registry {
         if !overflow.is_empty() {
             own.push(Metric {
                 name: "otel_lite.metric.overflow_records".into(),
-                description: "Records that went to the overflow series because the instrument reached its cardinality limit.".into(),
+                description:
+                    "Records that went to the overflow series because the instrument reached its cardinality limit."
+                        .into(),
                 unit: "{record}".into(),
                 data: sum(overflow),
             });
@@ -261,10 +263,7 @@ impl Scope {
     }
 
     /// A gauge whose values a callback reports at each collection.
-    pub fn observable_gauge<T: GaugeValue>(
-        &self,
-        name: impl Into<SharedStr>,
-    ) -> InstrumentBuilder<'_, Observable<T>> {
+    pub fn observable_gauge<T: GaugeValue>(&self, name: impl Into<SharedStr>) -> InstrumentBuilder<'_, Observable<T>> {
         self.builder(name, InstrumentKind::ObservableGauge)
     }
 
@@ -325,8 +324,7 @@ impl<O> InstrumentBuilder<'_, O> {
 
     fn descriptor(&self, number: &'static str) -> Result<Descriptor, RegistrationError> {
         let name = self.name.as_str();
-        validate_name(name)
-            .map_err(|reason| RegistrationError::InvalidName { name: name.to_string(), reason })?;
+        validate_name(name).map_err(|reason| RegistrationError::InvalidName { name: name.to_string(), reason })?;
         if !validate_unit(self.unit.as_str()) {
             return Err(RegistrationError::InvalidUnit { name: name.to_string(), unit: self.unit.to_string() });
         }

@@ -470,11 +470,7 @@ mod tests {
 
     #[test]
     fn label_escaping_and_merging() {
-        let kvs = [
-            KeyValue::new("a.b", "x"),
-            KeyValue::new("a_b", "y"),
-            KeyValue::new("q", "say \"hi\"\\\n"),
-        ];
+        let kvs = [KeyValue::new("a.b", "x"), KeyValue::new("a_b", "y"), KeyValue::new("q", "say \"hi\"\\\n")];
         assert_eq!(render_labels(&kvs), r#"a_b="x;y",q="say \"hi\"\\\n""#);
     }
 

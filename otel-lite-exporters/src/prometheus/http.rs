@@ -108,10 +108,7 @@ impl ServerBuilder {
         if let Some(port) = get("OTEL_EXPORTER_PROMETHEUS_PORT") {
             match port.trim().parse() {
                 Ok(p) => self.port = p,
-                Err(_) => eprintln!(
-                    "otel-lite: invalid OTEL_EXPORTER_PROMETHEUS_PORT {port:?}; using {}",
-                    self.port
-                ),
+                Err(_) => eprintln!("otel-lite: invalid OTEL_EXPORTER_PROMETHEUS_PORT {port:?}; using {}", self.port),
             }
         }
         self
