@@ -34,9 +34,11 @@ pub mod attributes;
 mod error;
 pub mod global;
 pub mod metrics;
+pub mod propagation;
 mod resource;
 mod sync;
 mod time;
+pub mod trace;
 
 pub use attributes::{AttributeSet, Key, KeyValue, SharedStr, Value};
 pub use error::{NameProblem, RegistrationError};

@@ -1,0 +1,185 @@
+//! W3C Trace Context (`traceparent`, `tracestate`) and W3C Baggage propagators.
+
+use crate::propagation::baggage::Baggage;
+use crate::propagation::{Extractor, Injector, TextMapPropagator};
+use crate::trace::{Context, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+
+const TRACEPARENT: &str = "traceparent";
+const TRACESTATE: &str = "tracestate";
+
+/// W3C Trace Context level 2.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TraceContextPropagator;
+
+/// Parses a `traceparent` value per every validity rule of the specification.
+pub(crate) fn parse_traceparent(value: &str) -> Option<(TraceId, SpanId, TraceFlags)> {
+    let v = value.trim_matches(|c| c == ' ' || c == '\t');
+    let b = v.as_bytes();
+    if b.len() < 55 || b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
+        return None;
+    }
+    let version = &v[..2];
+    if !version.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) || version == "ff" {
+        return None;
+    }
+    if version == "00" {
+        // Version 00 has exactly four fields.
+        if b.len() != 55 {
+            return None;
+        }
+    } else if b.len() > 55 && b[55] != b'-' {
+        // A future version may append fields, but only after a dash.
+        return None;
+    }
+    let trace_id = TraceId::from_hex(&v[3..35]).ok()?;
+    let span_id = SpanId::from_hex(&v[36..52]).ok()?;
+    let flags = &v[53..55];
+    if !flags.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
+        return None;
+    }
+    let flags = u8::from_str_radix(flags, 16).ok()?;
+    Some((trace_id, span_id, TraceFlags::new(flags)))
+}
+
+impl TextMapPropagator for TraceContextPropagator {
+    fn inject(&self, context: &Context, carrier: &mut dyn Injector) {
+        let Some(sc) = context.span_context().filter(|sc| sc.is_valid()) else { return };
+        let mut header = String::with_capacity(55);
+        header.push_str("00-");
+        sc.trace_id().write_hex(&mut header);
+        header.push('-');
+        sc.span_id().write_hex(&mut header);
+        // Only the flags this version defines (sampled, random) are propagated.
+        let flags = sc.flags().bits() & 0x03;
+        header.push_str(&format!("-{flags:02x}"));
+        carrier.set(TRACEPARENT, header);
+        if !sc.trace_state().is_empty() {
+            carrier.set(TRACESTATE, sc.trace_state().header());
+        }
+    }
+
+    fn extract(&self, context: Context, carrier: &dyn Extractor) -> Context {
+        let Some((trace_id, span_id, flags)) = carrier.get(TRACEPARENT).and_then(parse_traceparent) else {
+            return context;
+        };
+        // An invalid tracestate is discarded; the traceparent still stands.
+        let state = carrier.get(TRACESTATE).and_then(|h| TraceState::from_header(h).ok()).unwrap_or_default();
+        context.with_span_context(SpanContext::new(trace_id, span_id, flags, true, state))
+    }
+
+    fn fields(&self) -> &'static [&'static str] {
+        &[TRACEPARENT, TRACESTATE]
+    }
+}
+
+/// W3C Baggage.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BaggagePropagator;
+
+impl TextMapPropagator for BaggagePropagator {
+    fn inject(&self, context: &Context, carrier: &mut dyn Injector) {
+        let baggage = context.baggage();
+        if !baggage.is_empty() {
+            carrier.set("baggage", baggage.header());
+        }
+    }
+
+    fn extract(&self, context: Context, carrier: &dyn Extractor) -> Context {
+        match carrier.get("baggage").map(Baggage::from_header) {
+            Some(b) if !b.is_empty() => context.with_baggage(b),
+            _ => context,
+        }
+    }
+
+    fn fields(&self) -> &'static [&'static str] {
+        &["baggage"]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn extract(headers: &[(&str, &str)]) -> Context {
+        let map: HashMap<String, String> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        TraceContextPropagator.extract(Context::new(), &map)
+    }
+
+    #[test]
+    fn valid_headers() {
+        let cx = extract(&[("traceparent", VALID), ("tracestate", "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")]);
+        let sc = cx.span_context().unwrap();
+        assert_eq!(sc.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(sc.is_sampled() && sc.is_remote());
+        assert_eq!(sc.trace_state().get("rojo"), Some("00f067aa0ba902b7"));
+        // Header names are case-insensitive.
+        assert!(extract(&[("TraceParent", VALID)]).span_context().is_some());
+        // A future version with extra fields after a dash.
+        let future = "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-will-be-like";
+        assert!(extract(&[("traceparent", future)]).span_context().is_some());
+        assert!(extract(&[("traceparent", &VALID.replace("-01", "-00"))]).span_context().map(|s| !s.is_sampled()).unwrap());
+    }
+
+    #[test]
+    fn invalid_traceparents_are_ignored() {
+        let cases = [
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",  // version ff
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",  // uppercase
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01",  // uppercase span id
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",  // zero trace id
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",  // zero span id
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-", // extra data, version 00
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x", // extra field, version 00
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",   // short trace id
+            "00-4bf92f3577b34da6a3ce929d0e0e47366-0f067aa0ba902b7-01",  // misplaced dash
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",  // non-hex flags
+            "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",  // non-hex version
+            "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x", // future version, no dash
+            "00_4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7_01",  // wrong delimiters
+            "",
+            "00",
+            "garbage that is long enough to reach fifty five characters!!",
+        ];
+        for case in cases {
+            assert!(extract(&[("traceparent", case), ("tracestate", "a=1")]).span_context().is_none(), "{case:?}");
+        }
+        // Multi-byte text of the right length must not panic on slicing.
+        let tricky = "00-4bf92f3577b34da6a3ce929d0e0e473é-00f067aa0ba902b7-01";
+        assert!(extract(&[("traceparent", tricky)]).span_context().is_none());
+    }
+
+    #[test]
+    fn invalid_tracestate_keeps_the_traceparent() {
+        let cx = extract(&[("traceparent", VALID), ("tracestate", "BAD=1")]);
+        let sc = cx.span_context().unwrap();
+        assert!(sc.trace_state().is_empty());
+    }
+
+    #[test]
+    fn inject_round_trips() {
+        let cx = extract(&[("traceparent", VALID), ("tracestate", "rojo=00f067aa0ba902b7")]);
+        let mut out = HashMap::new();
+        TraceContextPropagator.inject(&cx, &mut out);
+        assert_eq!(out["traceparent"], VALID);
+        assert_eq!(out["tracestate"], "rojo=00f067aa0ba902b7");
+        // Nothing to inject without a valid span context.
+        let mut none = HashMap::new();
+        TraceContextPropagator.inject(&Context::new(), &mut none);
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn baggage_round_trip() {
+        let mut b = Baggage::new();
+        assert!(b.insert("user.id", "alice smith"));
+        let cx = Context::new().with_baggage(b);
+        let mut out = HashMap::new();
+        BaggagePropagator.inject(&cx, &mut out);
+        assert_eq!(out["baggage"], "user.id=alice%20smith");
+        let back = BaggagePropagator.extract(Context::new(), &out);
+        assert_eq!(back.baggage().get("user.id"), Some("alice smith"));
+    }
+}

@@ -1,0 +1,263 @@
+//! Span contexts and the current [`Context`], carried in a thread-local stack.
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::propagation::baggage::Baggage;
+use crate::trace::id::{SpanId, TraceId};
+use crate::trace::trace_state::TraceState;
+
+/// Trace flags (W3C Trace Context).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Debug)]
+pub struct TraceFlags(u8);
+
+impl TraceFlags {
+    /// The `sampled` flag: the caller may have recorded this trace.
+    pub const SAMPLED: TraceFlags = TraceFlags(0x01);
+    /// The level-2 `random` flag: the rightmost 7 bytes of the trace id are random.
+    pub const RANDOM: TraceFlags = TraceFlags(0x02);
+
+    /// Flags from their byte.
+    pub const fn new(bits: u8) -> Self {
+        TraceFlags(bits)
+    }
+    /// The byte.
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+    /// Whether `sampled` is set.
+    pub const fn is_sampled(self) -> bool {
+        self.0 & 0x01 != 0
+    }
+    /// These flags with `sampled` set or cleared.
+    pub const fn with_sampled(self, sampled: bool) -> Self {
+        TraceFlags(if sampled { self.0 | 0x01 } else { self.0 & !0x01 })
+    }
+}
+
+/// The identity of a span as it propagates: trace id, span id, flags, trace state.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct SpanContext {
+    trace_id: TraceId,
+    span_id: SpanId,
+    flags: TraceFlags,
+    is_remote: bool,
+    state: TraceState,
+}
+
+impl SpanContext {
+    /// A span context.
+    pub fn new(trace_id: TraceId, span_id: SpanId, flags: TraceFlags, is_remote: bool, state: TraceState) -> Self {
+        SpanContext { trace_id, span_id, flags, is_remote, state }
+    }
+    /// The trace id.
+    pub fn trace_id(&self) -> TraceId {
+        self.trace_id
+    }
+    /// The span id.
+    pub fn span_id(&self) -> SpanId {
+        self.span_id
+    }
+    /// The flags.
+    pub fn flags(&self) -> TraceFlags {
+        self.flags
+    }
+    /// Whether the span was recorded by (may be sampled at) its origin.
+    pub fn is_sampled(&self) -> bool {
+        self.flags.is_sampled()
+    }
+    /// Whether this context came from another process.
+    pub fn is_remote(&self) -> bool {
+        self.is_remote
+    }
+    /// The vendor trace state.
+    pub fn trace_state(&self) -> &TraceState {
+        &self.state
+    }
+    /// Whether both ids are valid.
+    pub fn is_valid(&self) -> bool {
+        self.trace_id.is_valid() && self.span_id.is_valid()
+    }
+}
+
+/// What travels with a unit of work: the current span context and baggage.
+///
+/// The current context of a thread is set by entering a span or attaching a context, and
+/// restored when the returned guard drops:
+///
+/// ```
+/// use otel_lite_core::trace::{Context, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+/// let sc = SpanContext::new(TraceId::random(), SpanId::random(), TraceFlags::SAMPLED, true, TraceState::default());
+/// assert!(Context::current().span_context().is_none());
+/// {
+///     let _guard = Context::new().with_span_context(sc.clone()).attach();
+///     assert_eq!(Context::current().span_context(), Some(&sc));
+/// }
+/// assert!(Context::current().span_context().is_none());
+/// ```
+#[derive(Clone, Default, Debug, PartialEq)]
+pub struct Context {
+    span: Option<SpanContext>,
+    baggage: Option<Arc<Baggage>>,
+}
+
+impl Context {
+    /// An empty context.
+    pub fn new() -> Self {
+        Context::default()
+    }
+
+    /// The current context of this thread (a cheap clone).
+    pub fn current() -> Context {
+        with_current(Context::clone)
+    }
+
+    /// This context with `span` as its span context.
+    pub fn with_span_context(mut self, span: SpanContext) -> Self {
+        self.span = Some(span);
+        self
+    }
+
+    /// This context with `baggage`.
+    pub fn with_baggage(mut self, baggage: Baggage) -> Self {
+        self.baggage = (!baggage.is_empty()).then(|| Arc::new(baggage));
+        self
+    }
+
+    /// The span context, if any.
+    pub fn span_context(&self) -> Option<&SpanContext> {
+        self.span.as_ref()
+    }
+
+    /// The baggage (empty if none).
+    pub fn baggage(&self) -> &Baggage {
+        static EMPTY: std::sync::OnceLock<Baggage> = std::sync::OnceLock::new();
+        self.baggage.as_deref().unwrap_or_else(|| EMPTY.get_or_init(Baggage::default))
+    }
+
+    /// Makes this the current context of the thread until the guard drops.
+    pub fn attach(self) -> ContextGuard {
+        CURRENT.with(|c| {
+            let mut c = c.borrow_mut();
+            c.next_id += 1;
+            let id = c.next_id;
+            c.entries.push(Entry { id, context: self, detached: false });
+            ContextGuard { id, _not_send: PhantomData }
+        })
+    }
+}
+
+struct Entry {
+    id: u64,
+    context: Context,
+    detached: bool,
+}
+
+#[derive(Default)]
+struct Stack {
+    entries: Vec<Entry>,
+    next_id: u64,
+    root: Context,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Stack> = RefCell::new(Stack::default());
+}
+
+/// Calls `f` with this thread's current context, without cloning it.
+#[inline]
+pub(crate) fn with_current<R>(f: impl FnOnce(&Context) -> R) -> R {
+    CURRENT.with(|c| {
+        let c = c.borrow();
+        // Detached entries are popped eagerly unless an inner one is still live; skip them.
+        let cx = c.entries.iter().rev().find(|e| !e.detached).map_or(&c.root, |e| &e.context);
+        f(cx)
+    })
+}
+
+/// Restores the previous context when dropped. Not `Send`: it belongs to the thread whose
+/// context it changed.
+#[must_use = "the context is current only while the guard lives"]
+#[derive(Debug)]
+pub struct ContextGuard {
+    id: u64,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for ContextGuard {
+    fn drop(&mut self) {
+        // `try_with`: during thread teardown the stack may already be gone; nothing to restore.
+        let _ = CURRENT.try_with(|c| {
+            let mut c = c.borrow_mut();
+            // Guards dropped out of order only mark their entry; the stack unwinds past
+            // detached entries once everything above them is gone.
+            if let Some(e) = c.entries.iter_mut().rev().find(|e| e.id == self.id) {
+                e.detached = true;
+            }
+            while c.entries.last().is_some_and(|e| e.detached) {
+                c.entries.pop();
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cx(n: u8) -> Context {
+        let sc = SpanContext::new(
+            TraceId::from_bytes([n; 16]),
+            SpanId::from_bytes([n; 8]),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        );
+        Context::new().with_span_context(sc)
+    }
+
+    fn current_id() -> Option<u8> {
+        Context::current().span_context().map(|s| s.trace_id().to_bytes()[0])
+    }
+
+    #[test]
+    fn nested_guards_restore() {
+        let a = cx(1).attach();
+        let b = cx(2).attach();
+        assert_eq!(current_id(), Some(2));
+        drop(b);
+        assert_eq!(current_id(), Some(1));
+        drop(a);
+        assert_eq!(current_id(), None);
+    }
+
+    #[test]
+    fn out_of_order_drops_restore_consistently() {
+        let a = cx(1).attach();
+        let b = cx(2).attach();
+        let c = cx(3).attach();
+        drop(b);
+        assert_eq!(current_id(), Some(3), "an inner guard still lives");
+        drop(c);
+        assert_eq!(current_id(), Some(1), "b was detached, so the stack unwinds to a");
+        drop(a);
+        assert_eq!(current_id(), None);
+    }
+
+    #[test]
+    fn panics_restore_the_context() {
+        let result = std::panic::catch_unwind(|| {
+            let _g = cx(7).attach();
+            panic!("boom");
+        });
+        assert!(result.is_err());
+        assert_eq!(current_id(), None);
+    }
+
+    #[test]
+    fn threads_do_not_share_the_current_context() {
+        let _g = cx(5).attach();
+        assert_eq!(std::thread::spawn(current_id).join().unwrap(), None);
+    }
+}

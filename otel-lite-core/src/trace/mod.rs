@@ -1,0 +1,26 @@
+//! Traces: spans, the current context, samplers and the batch span processor.
+//!
+//! A [`TracerProvider`] holds the pipeline (sampler, limits, exporters); a [`Tracer`]
+//! creates [`Span`]s for one instrumentation scope. Entering a span makes it the current
+//! context of the thread (restored when the guard drops); [`FutureExt::in_span`] does the
+//! same for async code, on every poll and never across an `.await`.
+
+mod clock;
+mod context;
+mod future;
+mod id;
+mod processor;
+mod provider;
+pub(crate) mod ring;
+mod sampler;
+mod span;
+mod trace_state;
+
+pub use context::{Context, ContextGuard, SpanContext, TraceFlags};
+pub use future::{FutureExt, WithContext};
+pub use id::{ParseIdError, SpanId, TraceId};
+pub use processor::{BatchConfig, ExportError, InMemorySpanExporter, ProcessorStats, SpanExporter};
+pub use provider::{SpanBuilder, Tracer, TracerProvider, TracerProviderBuilder};
+pub use sampler::{Sampler, SamplerConfigError};
+pub use span::{Event, Link, Span, SpanData, SpanKind, SpanLimits, Status};
+pub use trace_state::{TraceState, TraceStateError};

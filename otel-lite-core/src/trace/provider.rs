@@ -1,0 +1,334 @@
+//! The tracer provider (pipeline configuration), tracers (per scope) and span builders.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::attributes::{KeyValue, SharedStr};
+use crate::metrics::snapshot::InstrumentationScope;
+use crate::resource::Resource;
+use crate::sync::lock;
+use crate::trace::clock;
+use crate::trace::context::{with_current, Context, SpanContext, TraceFlags};
+use crate::trace::id::{SpanId, TraceId};
+use crate::trace::processor::{BatchConfig, BatchProcessor, ProcessorStats, SpanExporter};
+use crate::trace::sampler::Sampler;
+use crate::trace::span::{add_link, cap, FinishedSpan, Recording, Span, SpanData, SpanKind, SpanLimits, Status};
+
+enum Processor {
+    Batch(BatchProcessor),
+    /// Exports each span as it ends, on the ending thread: for tests and debugging.
+    Simple(crate::sync::Mutex<Box<dyn SpanExporter>>),
+}
+
+/// What spans of one provider go through.
+pub(crate) struct Pipeline {
+    pub(crate) limits: SpanLimits,
+    sampler: Sampler,
+    resource: Resource,
+    processors: Vec<Processor>,
+}
+
+impl Pipeline {
+    pub(crate) fn on_end(&self, span: FinishedSpan) {
+        match self.processors.as_slice() {
+            [] => {}
+            [only] => dispatch(only, span),
+            many => {
+                for p in &many[1..] {
+                    dispatch(p, FinishedSpan(span.0.clone()));
+                }
+                dispatch(&many[0], span);
+            }
+        }
+    }
+}
+
+fn dispatch(p: &Processor, span: FinishedSpan) {
+    match p {
+        Processor::Batch(b) => b.on_end(span),
+        Processor::Simple(e) => {
+            // An exporter error here has nowhere to go but the span's own loss.
+            let _ = lock(e).export(vec![span.into_data()]);
+        }
+    }
+}
+
+/// Configures a [`TracerProvider`].
+#[derive(Default)]
+pub struct TracerProviderBuilder {
+    sampler: Sampler,
+    limits: SpanLimits,
+    resource: Option<Resource>,
+    exporters: Vec<(Box<dyn SpanExporter>, Option<BatchConfig>)>,
+}
+
+impl TracerProviderBuilder {
+    /// The sampler (default `parentbased_always_on`).
+    pub fn sampler(mut self, sampler: Sampler) -> Self {
+        self.sampler = sampler;
+        self
+    }
+
+    /// Span limits (default 128 of each).
+    pub fn span_limits(mut self, limits: SpanLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The resource (default: [`Resource::from_env`]).
+    pub fn resource(mut self, resource: Resource) -> Self {
+        self.resource = Some(resource);
+        self
+    }
+
+    /// Exports through a batch processor with `config` (see [`BatchConfig`]); the
+    /// processor's worker thread is stopped by [`TracerProvider::shutdown`] or on drop.
+    pub fn with_batch_exporter(mut self, exporter: impl SpanExporter, config: BatchConfig) -> Self {
+        self.exporters.push((Box::new(exporter), Some(config)));
+        self
+    }
+
+    /// Exports each span synchronously when it ends (tests, debugging).
+    pub fn with_simple_exporter(mut self, exporter: impl SpanExporter) -> Self {
+        self.exporters.push((Box::new(exporter), None));
+        self
+    }
+
+    /// Builds the provider.
+    pub fn build(self) -> TracerProvider {
+        clock::init();
+        let resource = self.resource.unwrap_or_else(Resource::from_env);
+        let processors = self
+            .exporters
+            .into_iter()
+            .map(|(mut exporter, batch)| match batch {
+                Some(config) => Processor::Batch(BatchProcessor::new(exporter, config, &resource)),
+                None => {
+                    exporter.set_resource(&resource);
+                    Processor::Simple(crate::sync::Mutex::new(exporter))
+                }
+            })
+            .collect();
+        TracerProvider {
+            pipeline: Arc::new(Pipeline { limits: self.limits, sampler: self.sampler, resource, processors }),
+        }
+    }
+}
+
+/// The entry point for tracing: a configured pipeline that hands out [`Tracer`]s.
+///
+/// ```
+/// use otel_lite_core::trace::{InMemorySpanExporter, TracerProvider, BatchConfig};
+/// use otel_lite_core::KeyValue;
+///
+/// let exporter = InMemorySpanExporter::default();
+/// let provider = TracerProvider::builder().with_batch_exporter(exporter.clone(), BatchConfig::default()).build();
+/// let tracer = provider.tracer("checkout");
+/// {
+///     let parent = tracer.start("handle request");
+///     let _entered = parent.enter();
+///     let mut child = tracer.start("load cart");
+///     child.set_attribute(KeyValue::new("cart.items", 3));
+/// }
+/// provider.force_flush();
+/// let spans = exporter.spans();
+/// assert_eq!(spans.len(), 2);
+/// assert_eq!(spans[0].parent_span_id, spans[1].span_context.span_id());
+/// ```
+#[derive(Clone)]
+pub struct TracerProvider {
+    pipeline: Arc<Pipeline>,
+}
+
+impl TracerProvider {
+    /// A builder.
+    pub fn builder() -> TracerProviderBuilder {
+        TracerProviderBuilder::default()
+    }
+
+    /// A provider that records nothing; spans still propagate their context.
+    pub fn noop() -> Self {
+        TracerProviderBuilder::default().sampler(Sampler::AlwaysOff).resource(Resource::new(&[])).build()
+    }
+
+    /// A tracer for the library or module `scope`.
+    pub fn tracer(&self, scope: impl Into<SharedStr>) -> Tracer {
+        self.tracer_with_scope(InstrumentationScope { name: scope.into(), version: None })
+    }
+
+    /// A tracer for a scope with a version.
+    pub fn tracer_with_scope(&self, scope: InstrumentationScope) -> Tracer {
+        Tracer { pipeline: Arc::clone(&self.pipeline), scope: Arc::new(scope) }
+    }
+
+    /// The resource spans are exported with.
+    pub fn resource(&self) -> &Resource {
+        &self.pipeline.resource
+    }
+
+    /// Exports everything ended so far; waits up to 30 s. Returns whether every processor
+    /// finished in time.
+    pub fn force_flush(&self) -> bool {
+        self.pipeline.processors.iter().all(|p| match p {
+            Processor::Batch(b) => b.force_flush(Duration::from_secs(30)),
+            Processor::Simple(e) => lock(e).force_flush().is_ok(),
+        })
+    }
+
+    /// Flushes and stops every processor (their threads end); waits up to `timeout` each.
+    pub fn shutdown(&self, timeout: Duration) -> bool {
+        self.pipeline.processors.iter().all(|p| match p {
+            Processor::Batch(b) => b.shutdown(timeout),
+            Processor::Simple(e) => lock(e).shutdown().is_ok(),
+        })
+    }
+
+    /// Exported, dropped and failed span counts, summed over batch processors.
+    pub fn stats(&self) -> ProcessorStats {
+        let mut total = ProcessorStats::default();
+        for p in &self.pipeline.processors {
+            if let Processor::Batch(b) = p {
+                let s = b.stats();
+                total.exported += s.exported;
+                total.dropped += s.dropped;
+                total.failed += s.failed;
+            }
+        }
+        total
+    }
+}
+
+impl std::fmt::Debug for TracerProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TracerProvider")
+            .field("sampler", &self.pipeline.sampler)
+            .field("processors", &self.pipeline.processors.len())
+            .finish()
+    }
+}
+
+/// Creates spans for one instrumentation scope.
+#[derive(Clone)]
+pub struct Tracer {
+    pipeline: Arc<Pipeline>,
+    scope: Arc<InstrumentationScope>,
+}
+
+impl Tracer {
+    /// Starts an internal span that is a child of the current context.
+    #[inline]
+    pub fn start(&self, name: impl Into<SharedStr>) -> Span {
+        self.span_builder(name).start()
+    }
+
+    /// A builder for a span with a kind, attributes, links or an explicit parent.
+    pub fn span_builder(&self, name: impl Into<SharedStr>) -> SpanBuilder<'_> {
+        SpanBuilder {
+            tracer: self,
+            name: name.into(),
+            kind: SpanKind::Internal,
+            attributes: Vec::new(),
+            links: Vec::new(),
+            parent: None,
+        }
+    }
+
+    /// Runs `f` inside a new span that is current for the duration of the call.
+    pub fn in_span<R>(&self, name: impl Into<SharedStr>, f: impl FnOnce(&mut Span) -> R) -> R {
+        let mut span = self.start(name);
+        let _entered = span.enter();
+        f(&mut span)
+    }
+}
+
+/// Configures a span before it starts.
+#[must_use = "a span builder does nothing until `start` is called"]
+pub struct SpanBuilder<'t> {
+    tracer: &'t Tracer,
+    name: SharedStr,
+    kind: SpanKind,
+    attributes: Vec<KeyValue>,
+    links: Vec<(SpanContext, Vec<KeyValue>)>,
+    parent: Option<Context>,
+}
+
+impl SpanBuilder<'_> {
+    /// The span kind.
+    pub fn kind(mut self, kind: SpanKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// Attributes known at the start (samplers see the span with them).
+    pub fn attributes(mut self, attributes: Vec<KeyValue>) -> Self {
+        self.attributes = attributes;
+        self
+    }
+
+    /// A link to another span.
+    pub fn link(mut self, span_context: SpanContext, attributes: Vec<KeyValue>) -> Self {
+        self.links.push((span_context, attributes));
+        self
+    }
+
+    /// An explicit parent context instead of the current one (for example one extracted
+    /// from incoming headers). An empty context makes a root span.
+    pub fn parent(mut self, parent: &Context) -> Self {
+        self.parent = Some(parent.clone());
+        self
+    }
+
+    /// Starts the span.
+    #[inline]
+    pub fn start(mut self) -> Span {
+        match self.parent.take() {
+            Some(parent) => self.start_with(&parent),
+            None => with_current(|cx| self.start_with_ref(cx)),
+        }
+    }
+
+    fn start_with(self, parent: &Context) -> Span {
+        self.start_with_ref(parent)
+    }
+
+    #[inline]
+    fn start_with_ref(self, parent: &Context) -> Span {
+        let pipeline = &self.tracer.pipeline;
+        let parent_span = parent.span_context().filter(|p| p.is_valid());
+        let trace_id = parent_span.map_or_else(TraceId::random, SpanContext::trace_id);
+        let sampled = pipeline.sampler.should_sample(parent_span, trace_id);
+        let flags = match parent_span {
+            Some(p) => p.flags().with_sampled(sampled),
+            None => TraceFlags::RANDOM.with_sampled(sampled),
+        };
+        let state = parent_span.map(|p| p.trace_state().clone()).unwrap_or_default();
+        let span_context = SpanContext::new(trace_id, SpanId::random(), flags, false, state);
+        let context = parent.clone().with_span_context(span_context.clone());
+        if !sampled || pipeline.processors.is_empty() {
+            return Span::new(context, None);
+        }
+        let limits = pipeline.limits;
+        let (attributes, dropped_attributes) = cap(self.attributes, limits.max_attributes);
+        let mut data = SpanData {
+            span_context,
+            parent_span_id: parent_span.map_or(SpanId::INVALID, SpanContext::span_id),
+            parent_is_remote: parent_span.is_some_and(SpanContext::is_remote),
+            name: self.name,
+            kind: self.kind,
+            start_unix_nanos: clock::now(),
+            end_unix_nanos: 0,
+            attributes,
+            dropped_attributes,
+            events: Vec::new(),
+            dropped_events: 0,
+            links: Vec::new(),
+            dropped_links: 0,
+            status: Status::Unset,
+            scope: Arc::clone(&self.tracer.scope),
+        };
+        for (sc, attrs) in self.links {
+            add_link(&mut data, limits, sc, attrs);
+        }
+        Span::new(context, Some(Recording { data, pipeline: Arc::clone(pipeline) }))
+    }
+}

@@ -1,0 +1,164 @@
+//! A bounded single-producer, single-consumer ring: how a thread hands finished spans to
+//! the batch processor without a lock or a read-modify-write atomic.
+//!
+//! The producer is the one thread that owns the ring through its thread-local handle; the
+//! consumer is whoever holds the processor's drain lock. Neither contract can be checked
+//! by the type system, so `push` and `pop` are `unsafe` and their callers say why they hold.
+
+use std::cell::UnsafeCell;
+use std::mem::MaybeUninit;
+
+use crate::sync::{AtomicUsize, CachePadded, Ordering};
+
+pub(crate) struct Ring<T> {
+    /// Next slot to read; written only by the consumer.
+    head: CachePadded<AtomicUsize>,
+    /// Next slot to write; written only by the producer.
+    tail: CachePadded<AtomicUsize>,
+    slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    mask: usize,
+}
+
+// SAFETY: values of `T` are moved from the producer thread to the consumer thread, so `T`
+// must be `Send`; slot access is partitioned by head/tail (see `push`/`pop`).
+unsafe impl<T: Send> Send for Ring<T> {}
+// SAFETY: as above; shared access is what the head/tail protocol coordinates.
+unsafe impl<T: Send> Sync for Ring<T> {}
+
+impl<T> Ring<T> {
+    /// A ring holding up to `capacity` (rounded up to a power of two, at least 2) items.
+    pub(crate) fn new(capacity: usize) -> Self {
+        let cap = capacity.max(2).next_power_of_two();
+        Ring {
+            head: CachePadded(AtomicUsize::new(0)),
+            tail: CachePadded(AtomicUsize::new(0)),
+            slots: (0..cap).map(|_| UnsafeCell::new(MaybeUninit::uninit())).collect(),
+            mask: cap - 1,
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.mask + 1
+    }
+
+    /// Items currently queued (exact for the producer and the consumer, a snapshot for
+    /// anyone else).
+    pub(crate) fn len(&self) -> usize {
+        // Acquire on both: a consistent-enough snapshot; never used to access slots.
+        let tail = self.tail.load(Ordering::Acquire);
+        let head = self.head.load(Ordering::Acquire);
+        tail.wrapping_sub(head)
+    }
+
+    /// Appends `value`, or hands it back when the ring is full.
+    ///
+    /// # Safety
+    /// Only one thread may ever call `push` on a given ring (the single producer).
+    #[inline]
+    pub(crate) unsafe fn push(&self, value: T) -> Result<(), T> {
+        // Relaxed: only this thread writes `tail`.
+        let tail = self.tail.load(Ordering::Relaxed);
+        // Acquire: pairs with the consumer's Release store of `head`, so its reads of the
+        // slots we are about to reuse have finished.
+        let head = self.head.load(Ordering::Acquire);
+        if tail.wrapping_sub(head) > self.mask {
+            return Err(value);
+        }
+        // SAFETY: slot `tail` is outside [head, tail), so the consumer does not read it, and
+        // we are the only producer (caller's contract); it holds no live value (either never
+        // written or already moved out by the consumer before it advanced `head`).
+        unsafe { (*self.slots[tail & self.mask].get()).write(value) };
+        // Release: publishes the slot's contents before the consumer can see the new tail.
+        self.tail.store(tail.wrapping_add(1), Ordering::Release);
+        Ok(())
+    }
+
+    /// Removes the oldest item.
+    ///
+    /// # Safety
+    /// Only one thread at a time may call `pop` on a given ring (the single consumer).
+    pub(crate) unsafe fn pop(&self) -> Option<T> {
+        // Relaxed: only the consumer writes `head`, and consumers are serialised.
+        let head = self.head.load(Ordering::Relaxed);
+        // Acquire: pairs with the producer's Release store of `tail`, making the slot's
+        // contents visible.
+        let tail = self.tail.load(Ordering::Acquire);
+        if head == tail {
+            return None;
+        }
+        // SAFETY: slot `head` is in [head, tail): written and published by the producer,
+        // not yet consumed, and only one consumer runs (caller's contract).
+        let value = unsafe { (*self.slots[head & self.mask].get()).assume_init_read() };
+        // Release: our read of the slot happens before the producer may overwrite it.
+        self.head.store(head.wrapping_add(1), Ordering::Release);
+        Some(value)
+    }
+}
+
+impl<T> Drop for Ring<T> {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self` excludes every producer and consumer.
+        while unsafe { self.pop() }.is_some() {}
+    }
+}
+
+#[cfg(all(test, not(otel_lite_loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn fifo_and_bounded() {
+        let r = Ring::new(3);
+        assert_eq!(r.capacity(), 4);
+        // SAFETY: this test is the only producer and consumer.
+        unsafe {
+            for i in 0..4 {
+                r.push(i).unwrap();
+            }
+            assert_eq!(r.push(9), Err(9));
+            assert_eq!(r.pop(), Some(0));
+            r.push(4).unwrap();
+            assert_eq!((1..5).map(|_| r.pop().unwrap()).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+            assert_eq!(r.pop(), None);
+        }
+    }
+
+    #[test]
+    fn one_producer_one_consumer_lose_nothing() {
+        let r = Arc::new(Ring::new(64));
+        let producer = {
+            let r = Arc::clone(&r);
+            std::thread::spawn(move || {
+                let mut dropped = 0u64;
+                for i in 0..200_000u64 {
+                    // SAFETY: this thread is the only producer.
+                    if unsafe { r.push(i) }.is_err() {
+                        dropped += 1;
+                    }
+                }
+                dropped
+            })
+        };
+        let mut received = Vec::new();
+        while !producer.is_finished() || r.len() > 0 {
+            // SAFETY: this thread is the only consumer.
+            while let Some(v) = unsafe { r.pop() } {
+                received.push(v);
+            }
+        }
+        let dropped = producer.join().unwrap();
+        assert_eq!(received.len() as u64 + dropped, 200_000);
+        assert!(received.windows(2).all(|w| w[0] < w[1]), "in order");
+    }
+
+    #[test]
+    fn drop_releases_queued_values() {
+        let item = Arc::new(());
+        let r = Ring::new(4);
+        // SAFETY: single-threaded use.
+        unsafe { r.push(Arc::clone(&item)).unwrap() };
+        drop(r);
+        assert_eq!(Arc::strong_count(&item), 1);
+    }
+}

@@ -1,0 +1,126 @@
+//! Samplers: which spans are recorded and exported.
+
+use crate::trace::context::SpanContext;
+use crate::trace::id::TraceId;
+
+/// A sampling strategy, named as `OTEL_TRACES_SAMPLER` names them.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Sampler {
+    /// Record every span (`always_on`).
+    AlwaysOn,
+    /// Record nothing (`always_off`); contexts still propagate.
+    AlwaysOff,
+    /// Record a fraction of traces (`traceidratio`), decided from the trace id's 56 random
+    /// bits so that every service sampling at the same ratio agrees.
+    TraceIdRatio(f64),
+    /// Follow the parent's decision; use the inner sampler for root spans
+    /// (`parentbased_*`).
+    ParentBased(Box<Sampler>),
+}
+
+impl Default for Sampler {
+    /// `parentbased_always_on`, the specification's default.
+    fn default() -> Self {
+        Sampler::ParentBased(Box::new(Sampler::AlwaysOn))
+    }
+}
+
+/// An `OTEL_TRACES_SAMPLER` value (or its argument) that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SamplerConfigError {
+    /// The variable's value.
+    pub value: String,
+}
+
+impl std::fmt::Display for SamplerConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unsupported sampler setting {:?}", self.value)
+    }
+}
+impl std::error::Error for SamplerConfigError {}
+
+impl Sampler {
+    /// The sampler for `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` values. A missing or
+    /// invalid ratio argument means 1.0, as the specification says.
+    pub fn from_env_values(name: &str, arg: Option<&str>) -> Result<Sampler, SamplerConfigError> {
+        let ratio = || arg.and_then(|a| a.trim().parse::<f64>().ok()).filter(|r| (0.0..=1.0).contains(r)).unwrap_or(1.0);
+        Ok(match name.trim() {
+            "always_on" => Sampler::AlwaysOn,
+            "always_off" => Sampler::AlwaysOff,
+            "traceidratio" => Sampler::TraceIdRatio(ratio()),
+            "parentbased_always_on" => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+            "parentbased_always_off" => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+            "parentbased_traceidratio" => Sampler::ParentBased(Box::new(Sampler::TraceIdRatio(ratio()))),
+            other => return Err(SamplerConfigError { value: other.to_string() }),
+        })
+    }
+
+    /// Whether a span in `trace_id` with `parent` should be recorded and sampled.
+    #[inline]
+    pub fn should_sample(&self, parent: Option<&SpanContext>, trace_id: TraceId) -> bool {
+        match self {
+            Sampler::AlwaysOn => true,
+            Sampler::AlwaysOff => false,
+            Sampler::TraceIdRatio(ratio) => ratio_sampled(*ratio, trace_id),
+            Sampler::ParentBased(root) => match parent {
+                Some(p) if p.is_valid() => p.is_sampled(),
+                _ => root.should_sample(None, trace_id),
+            },
+        }
+    }
+}
+
+/// Consistent probability sampling: the low 56 bits of the trace id are its randomness `R`;
+/// the span is sampled when `R >= (1 - ratio) * 2^56`.
+fn ratio_sampled(ratio: f64, trace_id: TraceId) -> bool {
+    if ratio >= 1.0 {
+        return true;
+    }
+    if ratio <= 0.0 || ratio.is_nan() {
+        return false;
+    }
+    let bytes = trace_id.to_bytes();
+    let mut low = [0u8; 8];
+    low[1..].copy_from_slice(&bytes[9..]);
+    let randomness = u64::from_be_bytes(low);
+    let threshold = ((1.0 - ratio) * (1u64 << 56) as f64) as u64;
+    randomness >= threshold
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{SpanId, TraceFlags, TraceState};
+
+    #[test]
+    fn env_names() {
+        assert_eq!(Sampler::from_env_values("always_on", None), Ok(Sampler::AlwaysOn));
+        assert_eq!(Sampler::from_env_values("traceidratio", Some("0.25")), Ok(Sampler::TraceIdRatio(0.25)));
+        assert_eq!(Sampler::from_env_values("traceidratio", Some("2")), Ok(Sampler::TraceIdRatio(1.0)));
+        assert_eq!(Sampler::from_env_values("traceidratio", Some("x")), Ok(Sampler::TraceIdRatio(1.0)));
+        assert!(Sampler::from_env_values("sometimes", None).is_err());
+    }
+
+    #[test]
+    fn ratio_is_close_and_consistent() {
+        let s = Sampler::TraceIdRatio(0.25);
+        let ids: Vec<TraceId> = (0..40_000).map(|_| TraceId::random()).collect();
+        let n = ids.iter().filter(|id| s.should_sample(None, **id)).count();
+        assert!((9_000..11_000).contains(&n), "{n}");
+        // Lower ratios sample a subset of what higher ratios sample.
+        let half = Sampler::TraceIdRatio(0.5);
+        assert!(ids.iter().filter(|id| s.should_sample(None, **id)).all(|id| half.should_sample(None, *id)));
+    }
+
+    #[test]
+    fn parent_based_follows_parent() {
+        let s = Sampler::default();
+        let sampled = SpanContext::new(TraceId::random(), SpanId::random(), TraceFlags::SAMPLED, true, TraceState::default());
+        let unsampled = SpanContext::new(TraceId::random(), SpanId::random(), TraceFlags::default(), true, TraceState::default());
+        assert!(s.should_sample(Some(&sampled), sampled.trace_id()));
+        assert!(!s.should_sample(Some(&unsampled), unsampled.trace_id()));
+        assert!(s.should_sample(None, TraceId::random()));
+    }
+}

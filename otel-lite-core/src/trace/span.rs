@@ -1,0 +1,324 @@
+//! Spans: a timed, named operation with attributes, events, links and a status.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use crate::attributes::{KeyValue, SharedStr};
+use crate::metrics::snapshot::InstrumentationScope;
+use crate::trace::clock;
+use crate::trace::context::{Context, ContextGuard, SpanContext};
+use crate::trace::id::SpanId;
+use crate::trace::provider::Pipeline;
+
+/// The role of a span in a trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+#[non_exhaustive]
+pub enum SpanKind {
+    /// An internal operation (the default).
+    #[default]
+    Internal,
+    /// Handling a request from a remote client.
+    Server,
+    /// A request to a remote server.
+    Client,
+    /// Sending a message to a broker.
+    Producer,
+    /// Receiving a message from a broker.
+    Consumer,
+}
+
+/// The outcome of a span.
+#[derive(Clone, Debug, PartialEq, Default)]
+#[non_exhaustive]
+pub enum Status {
+    /// Not set (the default).
+    #[default]
+    Unset,
+    /// Explicitly successful.
+    Ok,
+    /// Failed.
+    Error {
+        /// What went wrong.
+        description: Cow<'static, str>,
+    },
+}
+
+impl Status {
+    /// An error status with a description.
+    pub fn error(description: impl Into<Cow<'static, str>>) -> Self {
+        Status::Error { description: description.into() }
+    }
+}
+
+/// Something that happened during a span.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// The event name.
+    pub name: SharedStr,
+    /// When it happened, ns since the Unix epoch.
+    pub time_unix_nanos: u64,
+    /// Its attributes.
+    pub attributes: Vec<KeyValue>,
+    /// Attributes dropped by the limit.
+    pub dropped_attributes: u32,
+}
+
+/// A link to another span (for example the producer of a message).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Link {
+    /// The linked span.
+    pub span_context: SpanContext,
+    /// Attributes of the link.
+    pub attributes: Vec<KeyValue>,
+    /// Attributes dropped by the limit.
+    pub dropped_attributes: u32,
+}
+
+/// Limits on what one span records; the excess is dropped and counted on the span.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpanLimits {
+    /// Attributes per span (`OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`, default 128).
+    pub max_attributes: u32,
+    /// Events per span (`OTEL_SPAN_EVENT_COUNT_LIMIT`, default 128).
+    pub max_events: u32,
+    /// Links per span (`OTEL_SPAN_LINK_COUNT_LIMIT`, default 128).
+    pub max_links: u32,
+    /// Attributes per event (`OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT`, default 128).
+    pub max_attributes_per_event: u32,
+    /// Attributes per link (`OTEL_LINK_ATTRIBUTE_COUNT_LIMIT`, default 128).
+    pub max_attributes_per_link: u32,
+}
+
+impl Default for SpanLimits {
+    fn default() -> Self {
+        SpanLimits {
+            max_attributes: 128,
+            max_events: 128,
+            max_links: 128,
+            max_attributes_per_event: 128,
+            max_attributes_per_link: 128,
+        }
+    }
+}
+
+/// A finished span, as exporters receive it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpanData {
+    /// The span's identity.
+    pub span_context: SpanContext,
+    /// The parent span id; invalid for a root span.
+    pub parent_span_id: SpanId,
+    /// Whether the parent came from another process.
+    pub parent_is_remote: bool,
+    /// The span name.
+    pub name: SharedStr,
+    /// The kind.
+    pub kind: SpanKind,
+    /// Start, ns since the Unix epoch.
+    pub start_unix_nanos: u64,
+    /// End, ns since the Unix epoch.
+    pub end_unix_nanos: u64,
+    /// Attributes.
+    pub attributes: Vec<KeyValue>,
+    /// Attributes dropped by the limit.
+    pub dropped_attributes: u32,
+    /// Events.
+    pub events: Vec<Event>,
+    /// Events dropped by the limit.
+    pub dropped_events: u32,
+    /// Links.
+    pub links: Vec<Link>,
+    /// Links dropped by the limit.
+    pub dropped_links: u32,
+    /// The status.
+    pub status: Status,
+    /// The instrumentation scope of the tracer that created the span.
+    pub scope: Arc<InstrumentationScope>,
+}
+
+/// A span while it is being recorded: all times are clock ticks until `finish`.
+pub(crate) struct Recording {
+    pub(crate) data: SpanData,
+    pub(crate) pipeline: Arc<Pipeline>,
+}
+
+/// A span recorded in clock ticks, handed to processors; `into_data` converts the times.
+pub(crate) struct FinishedSpan(pub(crate) SpanData);
+
+impl FinishedSpan {
+    pub(crate) fn into_data(mut self) -> SpanData {
+        let d = &mut self.0;
+        d.start_unix_nanos = clock::to_unix_nanos(d.start_unix_nanos);
+        d.end_unix_nanos = clock::to_unix_nanos(d.end_unix_nanos);
+        for e in &mut d.events {
+            e.time_unix_nanos = clock::to_unix_nanos(e.time_unix_nanos);
+        }
+        self.0
+    }
+}
+
+/// A span. It ends when dropped (or at [`Span::end`]); ending twice, or recording after
+/// the end, does nothing.
+///
+/// A span that is not recording (not sampled, or no pipeline installed) still has a valid
+/// context, so it propagates to children and to other processes.
+pub struct Span {
+    context: Context,
+    recording: Option<Recording>,
+}
+
+impl Span {
+    pub(crate) fn new(context: Context, recording: Option<Recording>) -> Self {
+        Span { context, recording }
+    }
+
+    /// A span that records nothing and carries `context`.
+    pub fn non_recording(context: Context) -> Self {
+        Span { context, recording: None }
+    }
+
+    /// The span's identity.
+    pub fn span_context(&self) -> &SpanContext {
+        // A span always carries its own span context.
+        self.context.span_context().unwrap_or_else(|| {
+            static INVALID: std::sync::OnceLock<SpanContext> = std::sync::OnceLock::new();
+            INVALID.get_or_init(SpanContext::default)
+        })
+    }
+
+    /// The context this span is current in: the parent's baggage plus this span.
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+
+    /// Whether attributes, events and status are being recorded.
+    pub fn is_recording(&self) -> bool {
+        self.recording.is_some()
+    }
+
+    /// Makes this span the current one on this thread until the guard drops.
+    pub fn enter(&self) -> ContextGuard {
+        self.context.clone().attach()
+    }
+
+    /// Sets an attribute, replacing an earlier value of the same key.
+    pub fn set_attribute(&mut self, attribute: KeyValue) {
+        if let Some(r) = &mut self.recording {
+            let limit = r.pipeline.limits.max_attributes;
+            let d = &mut r.data;
+            if let Some(existing) = d.attributes.iter_mut().find(|kv| kv.key == attribute.key) {
+                existing.value = attribute.value;
+            } else if (d.attributes.len() as u32) < limit {
+                d.attributes.push(attribute);
+            } else {
+                d.dropped_attributes += 1;
+            }
+        }
+    }
+
+    /// Adds an event happening now.
+    pub fn add_event(&mut self, name: impl Into<SharedStr>, attributes: Vec<KeyValue>) {
+        if let Some(r) = &mut self.recording {
+            let limits = r.pipeline.limits;
+            let d = &mut r.data;
+            if d.events.len() as u32 >= limits.max_events {
+                d.dropped_events += 1;
+                return;
+            }
+            let (attributes, dropped_attributes) = cap(attributes, limits.max_attributes_per_event);
+            d.events.push(Event { name: name.into(), time_unix_nanos: clock::now(), attributes, dropped_attributes });
+        }
+    }
+
+    /// Adds a link to another span.
+    pub fn add_link(&mut self, span_context: SpanContext, attributes: Vec<KeyValue>) {
+        if let Some(r) = &mut self.recording {
+            add_link(&mut r.data, r.pipeline.limits, span_context, attributes);
+        }
+    }
+
+    /// Sets the status. `Ok` is final; `Unset` never overrides another status.
+    pub fn set_status(&mut self, status: Status) {
+        if let Some(r) = &mut self.recording {
+            match (&r.data.status, &status) {
+                (Status::Ok, _) | (_, Status::Unset) => {}
+                _ => r.data.status = status,
+            }
+        }
+    }
+
+    /// Records an error: an `exception` event with its type and message, and an error
+    /// status with the message.
+    pub fn record_error(&mut self, error: &dyn std::error::Error) {
+        if self.recording.is_none() {
+            return;
+        }
+        let message = error.to_string();
+        self.add_event(
+            "exception",
+            vec![
+                KeyValue::new("exception.type", error_type_name(error)),
+                KeyValue::new("exception.message", message.clone()),
+            ],
+        );
+        self.set_status(Status::error(message));
+    }
+
+    /// Renames the span.
+    pub fn update_name(&mut self, name: impl Into<SharedStr>) {
+        if let Some(r) = &mut self.recording {
+            r.data.name = name.into();
+        }
+    }
+
+    /// Ends the span now and hands it to the pipeline.
+    pub fn end(&mut self) {
+        if let Some(mut r) = self.recording.take() {
+            r.data.end_unix_nanos = clock::now();
+            let pipeline = Arc::clone(&r.pipeline);
+            pipeline.on_end(FinishedSpan(r.data));
+        }
+    }
+}
+
+impl Drop for Span {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+impl std::fmt::Debug for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Span")
+            .field("span_context", &self.span_context())
+            .field("recording", &self.is_recording())
+            .finish()
+    }
+}
+
+pub(crate) fn add_link(d: &mut SpanData, limits: SpanLimits, span_context: SpanContext, attributes: Vec<KeyValue>) {
+    if d.links.len() as u32 >= limits.max_links {
+        d.dropped_links += 1;
+        return;
+    }
+    let (attributes, dropped_attributes) = cap(attributes, limits.max_attributes_per_link);
+    d.links.push(Link { span_context, attributes, dropped_attributes });
+}
+
+pub(crate) fn cap(mut attributes: Vec<KeyValue>, limit: u32) -> (Vec<KeyValue>, u32) {
+    let dropped = attributes.len().saturating_sub(limit as usize) as u32;
+    attributes.truncate(limit as usize);
+    (attributes, dropped)
+}
+
+/// A low-cardinality name for an error: its `Debug` variant name when that is a plain
+/// identifier, else the type-erased description `"error"`.
+fn error_type_name(error: &dyn std::error::Error) -> String {
+    let debug = format!("{error:?}");
+    let ident: String = debug.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+    if ident.is_empty() {
+        "error".to_string()
+    } else {
+        ident
+    }
+}
