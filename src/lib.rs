@@ -6,6 +6,8 @@
 //! | feature | default | what |
 //! |---|---|---|
 //! | `prometheus` | yes | [`prometheus`]: a `/metrics` endpoint (text 0.0.4 and OpenMetrics) and the encoders |
+//! | `tokio` | no | [`task`]: `spawn`/`spawn_blocking` that carry the current context into tasks |
+//! | `http` | no | propagation carriers for `http::HeaderMap` |
 //!
 //! # For applications
 //!
@@ -33,6 +35,9 @@
 //! ```
 
 pub use otel_lite_core::*;
+
+#[cfg(feature = "tokio")]
+pub mod task;
 
 #[cfg(feature = "prometheus")]
 pub use otel_lite_exporters::prometheus;

@@ -44,3 +44,63 @@ impl std::fmt::Display for SetRegistryError {
 }
 
 impl std::error::Error for SetRegistryError {}
+
+// --- traces ----------------------------------------------------------------------------
+
+use crate::propagation::{Propagators, TextMapPropagator};
+use crate::trace::{Tracer, TracerProvider};
+
+static TRACER_PROVIDER: OnceLock<TracerProvider> = OnceLock::new();
+static PROPAGATOR: OnceLock<Box<dyn TextMapPropagator>> = OnceLock::new();
+
+/// The installed tracer provider, if any.
+#[inline]
+pub fn tracer_provider() -> Option<&'static TracerProvider> {
+    TRACER_PROVIDER.get()
+}
+
+/// Installs the process-wide tracer provider. Until one is installed, spans started
+/// through [`tracer`] record nothing but still propagate their context.
+pub fn set_tracer_provider(provider: TracerProvider) -> Result<(), SetTracerProviderError> {
+    TRACER_PROVIDER.set(provider).map_err(SetTracerProviderError)
+}
+
+/// A tracer for `scope` from the installed provider, or a non-recording one.
+pub fn tracer(scope: &'static str) -> Tracer {
+    match tracer_provider() {
+        Some(p) => p.tracer(scope),
+        None => noop_provider().tracer(scope),
+    }
+}
+
+pub(crate) fn noop_provider() -> &'static TracerProvider {
+    static NOOP: OnceLock<TracerProvider> = OnceLock::new();
+    NOOP.get_or_init(TracerProvider::noop)
+}
+
+/// The global tracer provider was already set; holds the provider that was not installed.
+#[derive(Debug)]
+pub struct SetTracerProviderError(pub TracerProvider);
+
+impl std::fmt::Display for SetTracerProviderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the global otel-lite tracer provider is already set")
+    }
+}
+impl std::error::Error for SetTracerProviderError {}
+
+/// The process-wide propagator: what [`set_propagator`] installed, else W3C Trace Context
+/// plus Baggage (the `OTEL_PROPAGATORS` default).
+pub fn propagator() -> &'static dyn TextMapPropagator {
+    &**PROPAGATOR.get_or_init(Default::default)
+}
+
+/// Installs the process-wide propagator; fails (handing it back) if one is in place.
+pub fn set_propagator(propagator: Propagators) -> Result<(), Propagators> {
+    let mut slot = Some(propagator);
+    PROPAGATOR.get_or_init(|| Box::new(slot.take().unwrap_or_default()));
+    match slot {
+        None => Ok(()),
+        Some(rejected) => Err(rejected),
+    }
+}
