@@ -35,6 +35,7 @@
 //! ```
 
 pub use otel_lite_core::*;
+pub use otel_lite_macros::instrument;
 
 #[cfg(feature = "tokio")]
 pub mod task;

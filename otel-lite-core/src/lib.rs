@@ -30,6 +30,8 @@
 //! # Ok::<(), otel_lite_core::RegistrationError>(())
 //! ```
 
+#[doc(hidden)]
+pub mod __private;
 pub mod attributes;
 mod error;
 pub mod global;

@@ -88,6 +88,13 @@ pub(crate) fn now() -> Ticks {
     u64::try_from(c.anchor_instant.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// Seconds elapsed since `start` (a [`now`] reading).
+#[inline]
+pub(crate) fn seconds_since(start: Ticks) -> f64 {
+    let c = calibration();
+    now().saturating_sub(start) as f64 * c.nanos_per_tick * 1e-9
+}
+
 /// Converts ticks to nanoseconds since the Unix epoch.
 pub(crate) fn to_unix_nanos(ticks: Ticks) -> u64 {
     let c = calibration();

@@ -24,3 +24,17 @@ pub use provider::{SpanBuilder, Tracer, TracerProvider, TracerProviderBuilder};
 pub use sampler::{Sampler, SamplerConfigError};
 pub use span::{Event, Link, Span, SpanData, SpanKind, SpanLimits, Status};
 pub use trace_state::{TraceState, TraceStateError};
+
+/// The span clock now, in ticks (for `#[instrument]`'s call timer).
+#[doc(hidden)]
+#[inline]
+pub fn clock_now() -> u64 {
+    clock::now()
+}
+
+/// Seconds since a [`clock_now`] reading.
+#[doc(hidden)]
+#[inline]
+pub fn clock_seconds_since(start: u64) -> f64 {
+    clock::seconds_since(start)
+}

@@ -276,10 +276,7 @@ impl BatchProcessor {
     }
 
     #[cold]
-    fn register_ring(
-        &self,
-        rings: &mut Vec<(Weak<Shared>, u64, Arc<Ring<FinishedSpan>>)>,
-    ) -> Arc<Ring<FinishedSpan>> {
+    fn register_ring(&self, rings: &mut Vec<(Weak<Shared>, u64, Arc<Ring<FinishedSpan>>)>) -> Arc<Ring<FinishedSpan>> {
         // Forget rings of processors that are gone.
         rings.retain(|(shared, _, _)| shared.strong_count() > 0);
         let ring = Arc::new(Ring::new(self.shared.config.per_thread_capacity));
@@ -318,7 +315,12 @@ impl BatchProcessor {
             if left.is_zero() {
                 return false;
             }
-            c = self.shared.done.wait_timeout(c, left.min(Duration::from_millis(50))).unwrap_or_else(|p| p.into_inner()).0;
+            c = self
+                .shared
+                .done
+                .wait_timeout(c, left.min(Duration::from_millis(50)))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
         true
     }

@@ -158,7 +158,12 @@ impl TracerProvider {
 
     /// A tracer for a scope with a version.
     pub fn tracer_with_scope(&self, scope: InstrumentationScope) -> Tracer {
-        Tracer { pipeline: Arc::clone(&self.pipeline), scope: Arc::new(scope) }
+        self.tracer_with_scope_arc(Arc::new(scope))
+    }
+
+    /// A tracer for a shared scope (no allocation).
+    pub fn tracer_with_scope_arc(&self, scope: Arc<InstrumentationScope>) -> Tracer {
+        Tracer { pipeline: Arc::clone(&self.pipeline), scope }
     }
 
     /// The resource spans are exported with.
@@ -281,54 +286,71 @@ impl SpanBuilder<'_> {
     /// Starts the span.
     #[inline]
     pub fn start(mut self) -> Span {
+        let tracer = self.tracer;
+        let links = std::mem::take(&mut self.links);
+        let (name, kind, attributes) = (self.name, self.kind, self.attributes);
+        let start =
+            |parent: &Context| start_span(&tracer.pipeline, &tracer.scope, name, kind, attributes, links, parent);
         match self.parent.take() {
-            Some(parent) => self.start_with(&parent),
-            None => with_current(|cx| self.start_with_ref(cx)),
+            Some(parent) => start(&parent),
+            None => with_current(start),
         }
     }
+}
 
-    fn start_with(self, parent: &Context) -> Span {
-        self.start_with_ref(parent)
-    }
-
+impl TracerProvider {
+    /// Starts a span in `scope` as a child of the current context (the `#[instrument]`
+    /// path: no tracer to build, no allocation unless the span records).
     #[inline]
-    fn start_with_ref(self, parent: &Context) -> Span {
-        let pipeline = &self.tracer.pipeline;
-        let parent_span = parent.span_context().filter(|p| p.is_valid());
-        let trace_id = parent_span.map_or_else(TraceId::random, SpanContext::trace_id);
-        let sampled = pipeline.sampler.should_sample(parent_span, trace_id);
-        let flags = match parent_span {
-            Some(p) => p.flags().with_sampled(sampled),
-            None => TraceFlags::RANDOM.with_sampled(sampled),
-        };
-        let state = parent_span.map(|p| p.trace_state().clone()).unwrap_or_default();
-        let span_context = SpanContext::new(trace_id, SpanId::random(), flags, false, state);
-        let context = parent.clone().with_span_context(span_context.clone());
-        if !sampled || pipeline.processors.is_empty() {
-            return Span::new(context, None);
-        }
-        let limits = pipeline.limits;
-        let (attributes, dropped_attributes) = cap(self.attributes, limits.max_attributes);
-        let mut data = SpanData {
-            span_context,
-            parent_span_id: parent_span.map_or(SpanId::INVALID, SpanContext::span_id),
-            parent_is_remote: parent_span.is_some_and(SpanContext::is_remote),
-            name: self.name,
-            kind: self.kind,
-            start_unix_nanos: clock::now(),
-            end_unix_nanos: 0,
-            attributes,
-            dropped_attributes,
-            events: Vec::new(),
-            dropped_events: 0,
-            links: Vec::new(),
-            dropped_links: 0,
-            status: Status::Unset,
-            scope: Arc::clone(&self.tracer.scope),
-        };
-        for (sc, attrs) in self.links {
-            add_link(&mut data, limits, sc, attrs);
-        }
-        Span::new(context, Some(Recording { data, pipeline: Arc::clone(pipeline) }))
+    pub(crate) fn start_in_scope(&self, scope: &Arc<InstrumentationScope>, name: SharedStr, kind: SpanKind) -> Span {
+        with_current(|parent| start_span(&self.pipeline, scope, name, kind, Vec::new(), Vec::new(), parent))
     }
+}
+
+#[inline]
+fn start_span(
+    pipeline: &Arc<Pipeline>,
+    scope: &Arc<InstrumentationScope>,
+    name: SharedStr,
+    kind: SpanKind,
+    attributes: Vec<KeyValue>,
+    links: Vec<(SpanContext, Vec<KeyValue>)>,
+    parent: &Context,
+) -> Span {
+    let parent_span = parent.span_context().filter(|p| p.is_valid());
+    let trace_id = parent_span.map_or_else(TraceId::random, SpanContext::trace_id);
+    let sampled = pipeline.sampler.should_sample(parent_span, trace_id);
+    let flags = match parent_span {
+        Some(p) => p.flags().with_sampled(sampled),
+        None => TraceFlags::RANDOM.with_sampled(sampled),
+    };
+    let state = parent_span.map(|p| p.trace_state().clone()).unwrap_or_default();
+    let span_context = SpanContext::new(trace_id, SpanId::random(), flags, false, state);
+    let context = parent.clone().with_span_context(span_context.clone());
+    if !sampled || pipeline.processors.is_empty() {
+        return Span::new(context, None);
+    }
+    let limits = pipeline.limits;
+    let (attributes, dropped_attributes) = cap(attributes, limits.max_attributes);
+    let mut data = SpanData {
+        span_context,
+        parent_span_id: parent_span.map_or(SpanId::INVALID, SpanContext::span_id),
+        parent_is_remote: parent_span.is_some_and(SpanContext::is_remote),
+        name,
+        kind,
+        start_unix_nanos: clock::now(),
+        end_unix_nanos: 0,
+        attributes,
+        dropped_attributes,
+        events: Vec::new(),
+        dropped_events: 0,
+        links: Vec::new(),
+        dropped_links: 0,
+        status: Status::Unset,
+        scope: Arc::clone(scope),
+    };
+    for (sc, attrs) in links {
+        add_link(&mut data, limits, sc, attrs);
+    }
+    Span::new(context, Some(Recording { data, pipeline: Arc::clone(pipeline) }))
 }

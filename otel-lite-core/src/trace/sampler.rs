@@ -45,7 +45,8 @@ impl Sampler {
     /// The sampler for `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` values. A missing or
     /// invalid ratio argument means 1.0, as the specification says.
     pub fn from_env_values(name: &str, arg: Option<&str>) -> Result<Sampler, SamplerConfigError> {
-        let ratio = || arg.and_then(|a| a.trim().parse::<f64>().ok()).filter(|r| (0.0..=1.0).contains(r)).unwrap_or(1.0);
+        let ratio =
+            || arg.and_then(|a| a.trim().parse::<f64>().ok()).filter(|r| (0.0..=1.0).contains(r)).unwrap_or(1.0);
         Ok(match name.trim() {
             "always_on" => Sampler::AlwaysOn,
             "always_off" => Sampler::AlwaysOff,
@@ -117,8 +118,10 @@ mod tests {
     #[test]
     fn parent_based_follows_parent() {
         let s = Sampler::default();
-        let sampled = SpanContext::new(TraceId::random(), SpanId::random(), TraceFlags::SAMPLED, true, TraceState::default());
-        let unsampled = SpanContext::new(TraceId::random(), SpanId::random(), TraceFlags::default(), true, TraceState::default());
+        let sampled =
+            SpanContext::new(TraceId::random(), SpanId::random(), TraceFlags::SAMPLED, true, TraceState::default());
+        let unsampled =
+            SpanContext::new(TraceId::random(), SpanId::random(), TraceFlags::default(), true, TraceState::default());
         assert!(s.should_sample(Some(&sampled), sampled.trace_id()));
         assert!(!s.should_sample(Some(&unsampled), unsampled.trace_id()));
         assert!(s.should_sample(None, TraceId::random()));

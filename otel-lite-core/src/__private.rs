@@ -1,0 +1,293 @@
+//! Support for `#[instrument]`'s generated code. Not a public API: it may change in any
+//! release. Everything a call does after the first is one load per cached handle plus
+//! the span and the metric updates themselves.
+
+use std::sync::{Arc, OnceLock};
+
+use crate::attributes::{KeyValue, SharedStr};
+use crate::metrics::snapshot::InstrumentationScope;
+use crate::metrics::{BoundCounter, BoundHistogram, BoundUpDownCounter};
+use crate::trace::{Context, ContextGuard, Span, SpanKind, Status};
+
+pub use crate::trace::SpanKind as Kind;
+
+/// Runs `future` with `context` current on every poll.
+#[inline]
+pub fn with_context<F: std::future::Future>(future: F, context: Context) -> crate::trace::WithContext<F> {
+    crate::trace::FutureExt::with_context(future, context)
+}
+
+/// Names of the per-function metrics (autometrics-compatible).
+pub const CALLS: &str = "function.calls";
+/// Duration histogram name.
+pub const DURATION: &str = "function.calls.duration";
+/// In-flight gauge name.
+pub const CONCURRENT: &str = "function.calls.concurrent";
+
+/// One instrumented function.
+pub struct Callsite {
+    name: &'static str,
+    span_name: &'static str,
+    module: &'static str,
+    qualified: &'static str,
+    kind: SpanKind,
+    span: bool,
+    metrics: bool,
+    in_flight: bool,
+    scope: OnceLock<Arc<InstrumentationScope>>,
+    handles: OnceLock<Option<Handles>>,
+    error_counter: OnceLock<Option<BoundCounter<u64>>>,
+}
+
+struct Handles {
+    ok: BoundCounter<u64>,
+    duration: BoundHistogram,
+    in_flight: Option<BoundUpDownCounter<i64>>,
+}
+
+impl Callsite {
+    /// A callsite; `const` so it can live in a `static`.
+    #[allow(clippy::too_many_arguments)]
+    pub const fn new(
+        name: &'static str,
+        span_name: &'static str,
+        module: &'static str,
+        qualified: &'static str,
+        kind: SpanKind,
+        span: bool,
+        metrics: bool,
+        in_flight: bool,
+    ) -> Self {
+        Callsite {
+            name,
+            span_name,
+            module,
+            qualified,
+            kind,
+            span,
+            metrics,
+            in_flight,
+            scope: OnceLock::new(),
+            handles: OnceLock::new(),
+            error_counter: OnceLock::new(),
+        }
+    }
+
+    fn labels(&self) -> [KeyValue; 2] {
+        [KeyValue::new("function", self.name), KeyValue::new("module", self.module)]
+    }
+
+    fn handles(&'static self) -> Option<&'static Handles> {
+        if !self.metrics {
+            return None;
+        }
+        self.handles.get_or_init(|| self.register()).as_ref()
+    }
+
+    #[cold]
+    fn register(&'static self) -> Option<Handles> {
+        let registry = crate::global::registry();
+        let result = (|| {
+            let calls = registry
+                .counter::<u64>(CALLS)
+                .unit("{call}")
+                .description("Calls of instrumented functions, by function, module and result.")
+                .build()?;
+            let duration = registry
+                .histogram(DURATION)
+                .unit("s")
+                .description("Duration of calls of instrumented functions.")
+                .build()?;
+            let [f, m] = self.labels();
+            let ok = calls.bind(&[f.clone(), m.clone(), KeyValue::new("result", "ok")]);
+            let duration = duration.bind(&[f.clone(), m.clone()]);
+            let in_flight = if self.in_flight {
+                let c = registry
+                    .up_down_counter::<i64>(CONCURRENT)
+                    .unit("{call}")
+                    .description("Calls of instrumented functions in progress.")
+                    .build()?;
+                Some(c.bind(&[f, m]))
+            } else {
+                None
+            };
+            Ok::<_, crate::RegistrationError>(Handles { ok, duration, in_flight })
+        })();
+        match result {
+            Ok(h) => Some(h),
+            Err(e) => {
+                eprintln!("otel-lite: #[instrument] metrics for {} are disabled: {e}", self.qualified);
+                None
+            }
+        }
+    }
+
+    #[cold]
+    fn error_counter(&'static self, error_type: &'static str) -> Option<&'static BoundCounter<u64>> {
+        self.error_counter
+            .get_or_init(|| {
+                let calls = crate::global::registry().counter::<u64>(CALLS).unit("{call}").build().ok()?;
+                let [f, m] = self.labels();
+                Some(calls.bind(&[f, m, KeyValue::new("result", "error"), KeyValue::new("error.type", error_type)]))
+            })
+            .as_ref()
+    }
+
+    fn scope(&'static self) -> &'static Arc<InstrumentationScope> {
+        self.scope
+            .get_or_init(|| Arc::new(InstrumentationScope { name: SharedStr::from_static(self.module), version: None }))
+    }
+
+    /// Starts a call: the span (child of the current context), the timer, in-flight + 1.
+    #[inline]
+    pub fn start(&'static self) -> Call {
+        let span = if self.span {
+            let provider = crate::global::tracer_provider().unwrap_or_else(crate::global::noop_provider);
+            let mut span = provider.start_in_scope(self.scope(), SharedStr::from_static(self.span_name), self.kind);
+            if span.is_recording() {
+                span.set_attribute(KeyValue::new("code.function.name", self.qualified));
+            }
+            Some(span)
+        } else {
+            None
+        };
+        let handles = self.handles();
+        if let Some(g) = handles.and_then(|h| h.in_flight.as_ref()) {
+            g.add(1);
+        }
+        Call { callsite: self, span, handles, started: crate::trace::clock_now(), finished: false }
+    }
+}
+
+/// One call in progress. Dropping it without `finish_*` counts the call as `ok`, or as an
+/// `error` with `error.type = "panic"` when the thread is panicking.
+pub struct Call {
+    callsite: &'static Callsite,
+    span: Option<Span>,
+    handles: Option<&'static Handles>,
+    started: u64,
+    finished: bool,
+}
+
+impl Call {
+    /// Makes the call's span current on this thread until the guard drops.
+    #[inline]
+    pub fn enter(&self) -> Option<ContextGuard> {
+        self.span.as_ref().map(Span::enter)
+    }
+
+    /// The context the call's body runs in (for async bodies).
+    #[inline]
+    pub fn context(&self) -> Context {
+        self.span.as_ref().map_or_else(Context::current, |s| s.context().clone())
+    }
+
+    /// Records an attribute on the span (only evaluated by the caller when recording).
+    #[inline]
+    pub fn is_recording(&self) -> bool {
+        self.span.as_ref().is_some_and(Span::is_recording)
+    }
+
+    /// Sets an attribute on the span.
+    pub fn set_attribute(&mut self, kv: KeyValue) {
+        if let Some(s) = &mut self.span {
+            s.set_attribute(kv);
+        }
+    }
+
+    /// Ends a call that returned normally.
+    #[inline]
+    pub fn finish_ok(mut self) {
+        self.complete(None);
+    }
+
+    /// Ends a call that returned a `Result`; with `record_error`, an `Err` is also recorded
+    /// on the span (exception event, error status).
+    #[inline]
+    pub fn finish_result<T, E: ErrorDetails>(mut self, result: &Result<T, E>, record_error: bool) {
+        match result {
+            Ok(_) => self.complete(None),
+            Err(e) => {
+                if record_error {
+                    if let Some(span) = &mut self.span {
+                        if span.is_recording() {
+                            e.record_on(span);
+                        }
+                    }
+                }
+                self.complete(Some(std::any::type_name::<E>()));
+            }
+        }
+    }
+
+    #[inline]
+    fn complete(&mut self, error_type: Option<&'static str>) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let elapsed = crate::trace::clock_seconds_since(self.started);
+        if let Some(h) = self.handles {
+            h.duration.record(elapsed);
+            match error_type {
+                None => h.ok.add(1),
+                Some(t) => {
+                    if let Some(c) = self.callsite.error_counter(t) {
+                        c.add(1);
+                    }
+                }
+            }
+            if let Some(g) = &h.in_flight {
+                g.add(-1);
+            }
+        }
+        if let (Some(t), Some(span)) = (error_type, &mut self.span) {
+            span.set_attribute(KeyValue::new("error.type", t));
+        }
+        if let Some(mut span) = self.span.take() {
+            span.end();
+        }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if !self.finished {
+            if std::thread::panicking() {
+                if let Some(span) = &mut self.span {
+                    span.set_status(Status::error("panic"));
+                }
+                self.complete(Some("panic"));
+            } else {
+                self.complete(None);
+            }
+        }
+    }
+}
+
+/// How an error value is recorded on a span. Implemented for every `Display + Debug`
+/// type, so any `Result` error works, including `Box<dyn Error>` and `anyhow::Error`.
+pub trait ErrorDetails {
+    /// Adds an `exception` event and sets the error status.
+    fn record_on(&self, span: &mut Span);
+}
+
+impl<E: std::fmt::Display + std::fmt::Debug> ErrorDetails for E {
+    fn record_on(&self, span: &mut Span) {
+        let message = self.to_string();
+        span.add_event(
+            "exception",
+            vec![
+                KeyValue::new("exception.type", std::any::type_name::<E>()),
+                KeyValue::new("exception.message", message.clone()),
+            ],
+        );
+        span.set_status(Status::error(message));
+    }
+}
+
+/// Makes a `KeyValue` from any `Debug` value, for `fields(...)`: `Value`-convertible types
+/// keep their type, everything else is formatted with `{:?}`.
+pub fn field<T: std::fmt::Debug + ?Sized>(key: &'static str, value: &T) -> KeyValue {
+    KeyValue::new(key, format!("{value:?}"))
+}

@@ -1,0 +1,272 @@
+//! `#[instrument]` end to end: spans (names, parents, attributes, status) and the
+//! per-function metrics in the global registry, for every kind of function it supports.
+
+use std::sync::OnceLock;
+
+use otel_lite::metrics::snapshot::{MetricData, Number};
+use otel_lite::trace::{InMemorySpanExporter, SpanData, SpanKind, Status, TracerProvider};
+use otel_lite::{global, instrument, KeyValue};
+
+fn exporter() -> &'static InMemorySpanExporter {
+    static EXPORTER: OnceLock<InMemorySpanExporter> = OnceLock::new();
+    EXPORTER.get_or_init(|| {
+        let exporter = InMemorySpanExporter::default();
+        let provider = TracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+        global::set_tracer_provider(provider).expect("only this test binary sets the provider");
+        exporter
+    })
+}
+
+fn spans_named(name: &str) -> Vec<SpanData> {
+    exporter().spans().into_iter().filter(|s| s.name.as_str() == name).collect()
+}
+
+/// The value of `function.calls{function, result}` (and `error.type` when given).
+fn calls(function: &str, result: &str, error_type: Option<&str>) -> u64 {
+    let snapshot = global::registry().collect();
+    let mut total = 0;
+    for scope in &snapshot.scopes {
+        for m in scope.metrics.iter().filter(|m| m.name.as_str() == "function.calls") {
+            let MetricData::Sum(sum) = &m.data else { panic!("function.calls is a sum") };
+            for p in &sum.points {
+                let a = &p.attributes;
+                let matches = a.get("function").map(|v| v.to_string()) == Some(function.to_string())
+                    && a.get("result").map(|v| v.to_string()) == Some(result.to_string())
+                    && error_type.is_none_or(|t| a.get("error.type").map(|v| v.to_string()) == Some(t.to_string()));
+                if matches {
+                    let Number::U64(v) = p.value else { panic!("u64 counter") };
+                    total += v;
+                }
+            }
+        }
+    }
+    total
+}
+
+fn duration_count(function: &str) -> u64 {
+    let snapshot = global::registry().collect();
+    snapshot
+        .scopes
+        .iter()
+        .flat_map(|s| &s.metrics)
+        .filter(|m| m.name.as_str() == "function.calls.duration")
+        .flat_map(|m| match &m.data {
+            MetricData::Histogram(points) => points.clone(),
+            _ => panic!("duration is a histogram"),
+        })
+        .filter(|p| p.attributes.get("function").map(|v| v.to_string()) == Some(function.to_string()))
+        .map(|p| p.count)
+        .sum()
+}
+
+#[derive(Debug)]
+struct NotFound;
+impl std::fmt::Display for NotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not found")
+    }
+}
+impl std::error::Error for NotFound {}
+
+#[instrument]
+fn plain_sync(x: u32) -> u32 {
+    if x == 0 {
+        return 0;
+    }
+    x * 2
+}
+
+#[instrument(err, fields(user.id = id, id))]
+fn lookup(id: u64) -> Result<&'static str, NotFound> {
+    if id == 7 {
+        Ok("alice")
+    } else {
+        Err(NotFound)
+    }
+}
+
+#[instrument(name = "outer.work", kind = server)]
+fn outer() {
+    inner();
+}
+
+#[instrument]
+fn inner() {}
+
+#[test]
+fn sync_functions_get_spans_and_metrics() {
+    exporter();
+    assert_eq!(plain_sync(0), 0);
+    assert_eq!(plain_sync(2), 4);
+    assert_eq!(calls("plain_sync", "ok", None), 2);
+    assert_eq!(duration_count("plain_sync"), 2);
+    let spans = spans_named("plain_sync");
+    assert_eq!(spans.len(), 2);
+    let qualified = spans[0].attributes.iter().find(|kv| kv.key.as_str() == "code.function.name").unwrap();
+    assert_eq!(qualified.value.to_string(), "instrument::plain_sync");
+    assert!(spans[0].attributes.iter().all(|kv| kv.key.as_str() != "x"), "arguments are not recorded by default");
+}
+
+#[test]
+fn results_count_errors_by_type_and_record_them_on_the_span() {
+    exporter();
+    assert_eq!(lookup(7).unwrap(), "alice");
+    assert!(lookup(8).is_err());
+    assert!(lookup(9).is_err());
+    assert_eq!(calls("lookup", "ok", None), 1);
+    assert_eq!(calls("lookup", "error", Some("instrument::NotFound")), 2);
+    let spans = spans_named("lookup");
+    assert_eq!(spans.len(), 3);
+    let failed: Vec<_> = spans.iter().filter(|s| s.status != Status::Unset).collect();
+    assert_eq!(failed.len(), 2);
+    assert_eq!(failed[0].status, Status::error("not found"));
+    assert_eq!(failed[0].events[0].name.as_str(), "exception");
+    let ok = spans.iter().find(|s| s.status == Status::Unset).unwrap();
+    assert!(ok.attributes.contains(&KeyValue::new("user.id", "7")));
+    assert!(ok.attributes.contains(&KeyValue::new("id", "7")));
+}
+
+#[test]
+fn nested_calls_are_parent_and_child() {
+    exporter();
+    outer();
+    let outer = spans_named("outer.work").pop().unwrap();
+    let inner = spans_named("inner").pop().unwrap();
+    assert_eq!(outer.kind, SpanKind::Server);
+    assert_eq!(inner.parent_span_id, outer.span_context.span_id());
+    assert_eq!(inner.span_context.trace_id(), outer.span_context.trace_id());
+}
+
+struct Store {
+    hits: u32,
+}
+
+impl Store {
+    #[instrument]
+    fn get(&self) -> u32 {
+        self.hits
+    }
+
+    #[instrument(metrics = false)]
+    fn bump(&mut self) {
+        self.hits += 1;
+    }
+
+    #[instrument(span = false)]
+    fn into_hits(self) -> u32 {
+        self.hits
+    }
+
+    #[instrument]
+    fn generic<T: std::fmt::Display>(&self, value: T) -> String {
+        format!("{value}{}", self.hits)
+    }
+
+    #[instrument]
+    fn iter(&self) -> impl Iterator<Item = u32> {
+        0..self.hits
+    }
+
+    #[instrument(err)]
+    fn parse(&self, s: &str) -> Result<impl std::fmt::Debug, std::num::ParseIntError> {
+        s.parse::<u32>()
+    }
+}
+
+#[test]
+fn methods_generics_and_impl_trait() {
+    exporter();
+    let mut store = Store { hits: 1 };
+    store.bump();
+    assert_eq!(store.get(), 2);
+    assert_eq!(store.generic("x"), "x2");
+    assert_eq!(store.iter().count(), 2);
+    assert!(store.parse("12").is_ok());
+    assert!(store.parse("nope").is_err());
+    assert_eq!(store.into_hits(), 2);
+    assert_eq!(spans_named("bump").len(), 1, "span = true by default");
+    assert_eq!(calls("bump", "ok", None), 0, "metrics = false");
+    assert_eq!(spans_named("into_hits").len(), 0, "span = false");
+    assert_eq!(calls("into_hits", "ok", None), 1);
+    assert_eq!(calls("parse", "error", Some("core::num::error::ParseIntError")), 1);
+}
+
+trait Repository {
+    async fn load(&self, id: u32) -> Result<u32, NotFound>;
+}
+
+struct Memory;
+
+impl Repository for Memory {
+    #[instrument(err, kind = client)]
+    async fn load(&self, id: u32) -> Result<u32, NotFound> {
+        tokio::task::yield_now().await;
+        child_async(id).await;
+        if id > 10 {
+            return Err(NotFound);
+        }
+        Ok(id)
+    }
+}
+
+#[instrument]
+async fn child_async(id: u32) -> u32 {
+    tokio::task::yield_now().await;
+    id
+}
+
+#[instrument]
+async fn panics_sometimes(fail: bool) {
+    tokio::task::yield_now().await;
+    assert!(!fail, "asked to fail");
+}
+
+#[test]
+fn async_functions_and_trait_methods() {
+    exporter();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut handles = Vec::new();
+        for id in 0..40u32 {
+            handles.push(tokio::spawn(async move { Memory.load(id).await }));
+        }
+        for (id, h) in handles.into_iter().enumerate() {
+            assert_eq!(h.await.unwrap().is_ok(), id <= 10);
+        }
+    });
+    assert_eq!(calls("load", "ok", None), 11);
+    assert_eq!(calls("load", "error", None), 29);
+    let loads = spans_named("load");
+    let children = spans_named("child_async");
+    assert_eq!((loads.len(), children.len()), (40, 40));
+    for child in &children {
+        let parent = loads.iter().find(|l| l.span_context.span_id() == child.parent_span_id);
+        assert!(parent.is_some(), "each child_async span has its load span as parent");
+        assert_eq!(parent.unwrap().kind, SpanKind::Client);
+    }
+    // A panic inside an instrumented async fn counts as an error of type "panic".
+    let result = runtime.block_on(async { tokio::spawn(panics_sometimes(true)).await });
+    assert!(result.is_err());
+    runtime.block_on(panics_sometimes(false));
+    assert_eq!(calls("panics_sometimes", "error", Some("panic")), 1);
+    assert_eq!(calls("panics_sometimes", "ok", None), 1);
+}
+
+#[test]
+fn fields_are_not_evaluated_when_the_span_does_not_record() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static EVALUATED: AtomicUsize = AtomicUsize::new(0);
+    fn expensive() -> u32 {
+        EVALUATED.fetch_add(1, Ordering::Relaxed);
+        1
+    }
+    #[instrument(span = false, fields(cost = expensive()))]
+    fn unrecorded() {}
+    #[instrument(fields(cost = expensive()))]
+    fn recorded() {}
+    exporter();
+    unrecorded();
+    assert_eq!(EVALUATED.load(Ordering::Relaxed), 0);
+    recorded();
+    assert_eq!(EVALUATED.load(Ordering::Relaxed), 1);
+}

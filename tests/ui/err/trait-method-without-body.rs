@@ -1,0 +1,6 @@
+trait Store {
+    #[otel_lite::instrument]
+    fn get(&self) -> u32;
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[otel_lite::instrument(level = "info")]
+fn f() {}
+
+fn main() {
+    f();
+}

@@ -1,0 +1,6 @@
+#[otel_lite::instrument(kind = backend)]
+fn f() {}
+
+fn main() {
+    f();
+}
