@@ -137,8 +137,7 @@ fn spans_record_attributes_events_status_and_limits() {
 fn unsampled_spans_propagate_but_are_not_exported() {
     use otel_lite::trace::Sampler;
     let exporter = InMemorySpanExporter::default();
-    let provider =
-        TracerProvider::builder().sampler(Sampler::AlwaysOff).with_simple_exporter(exporter.clone()).build();
+    let provider = TracerProvider::builder().sampler(Sampler::AlwaysOff).with_simple_exporter(exporter.clone()).build();
     let tracer = provider.tracer("off");
     let span = tracer.start("quiet");
     assert!(!span.is_recording());

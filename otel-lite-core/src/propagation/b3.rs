@@ -117,7 +117,10 @@ mod tests {
     #[test]
     fn single_header_forms() {
         let p = B3Propagator::default();
-        let cx = p.extract(Context::new(), &map(&[("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90")]));
+        let cx = p.extract(
+            Context::new(),
+            &map(&[("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90")]),
+        );
         let sc = cx.span_context().unwrap();
         assert_eq!(sc.trace_id().to_string(), "80f198ee56343ba864fe8b2a57d3eff7");
         assert!(sc.is_sampled());
