@@ -15,6 +15,20 @@ use serde_json::Value as Json;
 
 use peers::{free_port, http_get, python, require_binary, run_with_stdin, try_http_get, wait_for, Guard};
 
+const EXEMPLAR_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const EXEMPLAR_SPAN: &str = "00f067aa0ba902b7";
+
+fn exemplar_span() -> otel_lite::trace::SpanContext {
+    use otel_lite::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    SpanContext::new(
+        TraceId::from_hex(EXEMPLAR_TRACE).unwrap(),
+        SpanId::from_hex(EXEMPLAR_SPAN).unwrap(),
+        TraceFlags::SAMPLED,
+        false,
+        TraceState::default(),
+    )
+}
+
 /// A registry with known values in every instrument kind.
 fn fixture() -> Registry {
     let registry = Registry::builder()
@@ -29,7 +43,8 @@ fn fixture() -> Registry {
         .description("Requests with \"quotes\", a backslash \\ and a\nnewline.")
         .build()
         .unwrap();
-    requests.add(7, &[KeyValue::new("route", "/a")]);
+    requests.add(6, &[KeyValue::new("route", "/a")]);
+    requests.add_with_exemplar(1, &[KeyValue::new("route", "/a")], &exemplar_span());
     requests.add(3, &[KeyValue::new("route", "/b \"q\" \\ \n")]);
     registry.counter::<f64>("test.bytes").unit("By").build().unwrap().add(2.5, &[]);
     let inflight = registry.up_down_counter::<i64>("test.inflight").build().unwrap();
@@ -37,9 +52,10 @@ fn fixture() -> Registry {
     inflight.add(-7, &[]);
     registry.gauge::<f64>("test.temperature").unit("Cel").build().unwrap().set(21.5, &[]);
     let latency = registry.histogram("test.latency").unit("s").buckets(vec![0.1, 0.5, 1.0]).build().unwrap();
-    for v in [0.05, 0.1, 0.3, 0.7, 2.0] {
+    for v in [0.05, 0.1, 0.3, 2.0] {
         latency.record(v, &[KeyValue::new("route", "/a")]);
     }
+    latency.record_with_exemplar(0.7, &[KeyValue::new("route", "/a")], &exemplar_span());
     registry.meter("test.events").build().unwrap().mark(42, &[]);
     let sizes = registry.exponential_histogram("test.sizes").unit("By").build().unwrap();
     for v in [1.0, 2.0, 4.0] {
@@ -95,7 +111,8 @@ fn check_fixture_values(s: &Samples) {
     expect(s, "test_latency_seconds_bucket{le=1.0,route=/a}", 4.0);
     expect(s, "test_latency_seconds_bucket{le=+Inf,route=/a}", 5.0);
     expect(s, "test_latency_seconds_count{route=/a}", 5.0);
-    expect(s, "test_latency_seconds_sum{route=/a}", 0.05 + 0.1 + 0.3 + 0.7 + 2.0);
+    // Summed in recording order, as the histogram does.
+    expect(s, "test_latency_seconds_sum{route=/a}", 0.05 + 0.1 + 0.3 + 2.0 + 0.7);
     expect(s, "test_events_total{}", 42.0);
     expect(s, "test_sizes_bytes_count{}", 3.0);
     expect(s, "test_sizes_bytes_bucket{le=+Inf}", 3.0);
@@ -115,6 +132,22 @@ fn strict_openmetrics_parser_accepts_and_reads_back_the_values() {
     assert_eq!(family("test_latency_seconds")["unit"], "seconds");
     assert_eq!(family("target")["type"], "info");
     assert_eq!(family("test_events_rate")["type"], "gauge");
+    // Exemplars: on the counter sample and on the bucket the value fell in (le=1.0).
+    let exemplar_of = |name: &str, le: Option<&str>| {
+        rows.iter()
+            .find(|r| r["name"] == name && le.is_none_or(|le| r["labels"]["le"] == le) && !r["exemplar"].is_null())
+            .map(|r| r["exemplar"].clone())
+    };
+    let counter_ex = exemplar_of("test_requests_total", None).expect("counter exemplar");
+    assert_eq!(counter_ex["labels"]["trace_id"], EXEMPLAR_TRACE);
+    assert_eq!(counter_ex["labels"]["span_id"], EXEMPLAR_SPAN);
+    assert_eq!(counter_ex["value"], 1.0);
+    let bucket_ex = exemplar_of("test_latency_seconds_bucket", Some("1.0")).expect("bucket exemplar");
+    assert_eq!(bucket_ex["value"], 0.7);
+    assert!(bucket_ex["timestamp"].as_f64().unwrap() > 1.6e9);
+    let with_exemplars = rows.iter().filter(|r| !r["exemplar"].is_null()).count();
+    assert_eq!(with_exemplars, 2, "exactly the two recorded exemplars");
+
     // Exponential buckets become cumulative classic buckets with increasing bounds.
     let mut sizes: Vec<(f64, f64)> = rows
         .iter()
@@ -254,6 +287,7 @@ fn real_prometheus_scrapes_both_formats_and_returns_the_recorded_values() {
         .arg(format!("--config.file={}", config.display()))
         .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
         .arg(format!("--web.listen-address={prom}"))
+        .arg("--enable-feature=exemplar-storage")
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
@@ -289,6 +323,19 @@ fn real_prometheus_scrapes_both_formats_and_returns_the_recorded_values() {
             wait_for(Duration::from_secs(10), "latency sum", || single(&prom, &sel("test_latency_seconds_sum", "")));
         assert!((sum - 3.15).abs() < 1e-12, "sum {sum}");
     }
+    // Prometheus stored the bucket exemplar from the OpenMetrics scrape.
+    let exemplars = wait_for(Duration::from_secs(10), "stored exemplars", || {
+        let q = "test_latency_seconds_bucket%7Bjob%3D%22openmetrics%22%7D";
+        let (status, _, body) =
+            try_http_get(&prom, &format!("/api/v1/query_exemplars?query={q}&start=0&end=9999999999"), &[]).ok()?;
+        let json: Json = serde_json::from_slice(&body).ok()?;
+        let data = json["data"].as_array()?;
+        (status == 200 && !data.is_empty()).then(|| data.clone())
+    });
+    let ex = &exemplars[0]["exemplars"][0];
+    assert_eq!(ex["labels"]["trace_id"], EXEMPLAR_TRACE);
+    assert_eq!(ex["value"], "0.7");
+
     // Both formats produce the same series: one per job for every bucket.
     let buckets = query(&prom, "count by (le) (test_latency_seconds_bucket)").unwrap();
     assert_eq!(buckets.len(), 4, "{buckets:?}");

@@ -228,11 +228,23 @@ impl Call {
         self.finished = true;
         let elapsed = crate::trace::clock_seconds_since(self.started);
         if let Some(h) = self.handles {
-            h.duration.record(elapsed);
-            match error_type {
-                None => h.ok.add(1),
-                Some(t) => {
-                    if let Some(c) = self.callsite.error_counter(t) {
+            // Inside a sampled span the bucket and the counter keep this call as their
+            // exemplar, linking the metric to the trace.
+            let span = self.span.as_ref().map(Span::span_context).filter(|sc| sc.is_sampled());
+            let counter = match error_type {
+                None => Some(&h.ok),
+                Some(t) => self.callsite.error_counter(t),
+            };
+            match span {
+                Some(sc) => {
+                    h.duration.record_with_exemplar(elapsed, sc);
+                    if let Some(c) = counter {
+                        c.add_with_exemplar(1, sc);
+                    }
+                }
+                None => {
+                    h.duration.record(elapsed);
+                    if let Some(c) = counter {
                         c.add(1);
                     }
                 }

@@ -6,13 +6,13 @@
 
 #[cfg(not(otel_lite_loom))]
 pub(crate) use std::sync::{
-    atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering},
+    atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering},
     Mutex, MutexGuard,
 };
 
 #[cfg(otel_lite_loom)]
 pub(crate) use loom::sync::{
-    atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering},
+    atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering},
     Mutex, MutexGuard,
 };
 
@@ -71,11 +71,13 @@ pub(crate) fn thread_stripe_hint() -> usize {
 
 #[cfg(otel_lite_loom)]
 pub(crate) fn thread_stripe_hint() -> usize {
-    // loom numbers its threads 0.., which is exactly the hand-out order we want to model.
-    loom::thread::current().name().and_then(|n| n.parse().ok()).unwrap_or_else(|| {
-        let id = format!("{:?}", loom::thread::current().id());
-        id.bytes().map(usize::from).sum()
-    })
+    // loom numbers its threads 0.. in spawn order (the model's main thread is 0), which is
+    // exactly the hand-out order we want to model. loom exposes the number only through
+    // `ThreadId`'s `Debug` form, `ThreadId(<n>)`, so parse the digits out of it: consecutive
+    // loom threads then land on consecutive (hence, with 2 stripes, distinct) stripes.
+    let id = format!("{:?}", loom::thread::current().id());
+    let digits: String = id.chars().filter(char::is_ascii_digit).collect();
+    digits.parse().expect("loom ThreadId's Debug form carries the thread number")
 }
 
 /// How many stripes a contended cell grows to: the available parallelism rounded up to a

@@ -75,7 +75,7 @@ pub(crate) fn expand(args: Args, mut f: ItemFn) -> syn::Result<TokenStream> {
             ),
             None => {
                 let ident = Ident::new(key, field.key_span);
-                if key.contains('.') || !names.iter().any(|n| *n == ident) {
+                if key.contains('.') || !names.contains(&ident) {
                     return Err(syn::Error::new(
                         field.key_span,
                         format!("`fields`: `{key}` is not an argument; write `{key} = <expression>`"),
@@ -169,6 +169,6 @@ pub(crate) fn expand(args: Args, mut f: ItemFn) -> syn::Result<TokenStream> {
             #(#stmts)*
         }}
     };
-    f.block = Box::new(syn::parse2(body)?);
+    *f.block = syn::parse2(body)?;
     Ok(quote!(#f))
 }

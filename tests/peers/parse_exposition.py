@@ -26,6 +26,11 @@ def main():
                 "name": s.name,
                 "labels": s.labels,
                 "value": s.value,
+                "exemplar": None if getattr(s, "exemplar", None) is None else {
+                    "labels": s.exemplar.labels,
+                    "value": s.exemplar.value,
+                    "timestamp": None if s.exemplar.timestamp is None else float(s.exemplar.timestamp),
+                },
             }))
 
 

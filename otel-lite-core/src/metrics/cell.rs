@@ -35,6 +35,7 @@ pub struct Striped<S> {
 }
 
 impl<S: Shard> Striped<S> {
+    /// An empty, uninflated cell.
     pub fn new(config: &S::Config) -> Self {
         Striped { base: S::new(config), stripes: AtomicPtr::new(std::ptr::null_mut()) }
     }
@@ -92,7 +93,7 @@ impl<S: Shard> Striped<S> {
     }
 
     /// Whether contention has been seen and stripes allocated.
-    #[cfg(test)]
+    #[cfg(all(test, not(otel_lite_loom)))]
     pub(crate) fn is_inflated(&self) -> bool {
         !self.stripes.load(Ordering::Acquire).is_null()
     }
@@ -227,7 +228,9 @@ pub struct HistogramShard {
 /// A measurement and the index of the bucket it falls in.
 #[derive(Clone, Copy)]
 pub struct Observation {
+    /// The measurement.
     pub value: f64,
+    /// The index of its bucket.
     pub bucket: usize,
 }
 
@@ -278,14 +281,20 @@ impl HistogramShard {
 /// The merged state of all shards of a histogram.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistogramTotals {
+    /// Per-bucket counts.
     pub buckets: Vec<u64>,
+    /// The number of measurements (the sum of `buckets`).
     pub count: u64,
+    /// The sum of measurements.
     pub sum: f64,
+    /// The smallest measurement (`+inf` if none).
     pub min: f64,
+    /// The largest measurement (`-inf` if none).
     pub max: f64,
 }
 
 impl Striped<HistogramShard> {
+    /// The merged state of all shards; `buckets` is the bucket count the shards were made with.
     pub fn totals(&self, buckets: usize) -> HistogramTotals {
         let mut t = HistogramTotals {
             buckets: vec![0; buckets],

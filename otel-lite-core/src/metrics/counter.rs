@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use crate::attributes::KeyValue;
 use crate::metrics::cell::{F64Sum, Striped, U64Sum};
+use crate::metrics::exemplar::{Exemplar, Exemplars};
 use crate::metrics::instrument::{Collect, Core, Descriptor, Health};
 use crate::metrics::series::Series;
 use crate::metrics::snapshot::{Metric, MetricData, Number, NumberPoint, Sum};
+use crate::trace::SpanContext;
 
 pub(crate) mod sealed {
     use crate::metrics::snapshot::Number;
@@ -20,6 +22,8 @@ pub(crate) mod sealed {
         /// Applies `v`; `false` if `v` was rejected and nothing was applied.
         fn add(cell: &Self::Cell, v: Self) -> bool;
         fn read(cell: &Self::Cell) -> Number;
+        fn exemplars(cell: &Self::Cell) -> &crate::metrics::exemplar::Exemplars;
+        fn as_f64(self) -> f64;
     }
 }
 
@@ -29,17 +33,17 @@ pub trait CounterValue: sealed::SumValue {}
 pub trait UpDownValue: sealed::SumValue {}
 
 /// `u64` counter cell.
-pub struct U64Cell(Striped<U64Sum>);
+pub struct U64Cell(Striped<U64Sum>, Exemplars);
 /// `i64` up/down cell: the same wrapping sum, read as two's complement.
-pub struct I64Cell(Striped<U64Sum>);
+pub struct I64Cell(Striped<U64Sum>, Exemplars);
 /// `f64` sum cell.
-pub struct F64Cell(Striped<F64Sum>);
+pub struct F64Cell(Striped<F64Sum>, Exemplars);
 
 impl sealed::SumValue for u64 {
     type Cell = U64Cell;
     const NUMBER: &'static str = "u64";
     fn new_cell() -> U64Cell {
-        U64Cell(Striped::new(&()))
+        U64Cell(Striped::new(&()), Exemplars::new(1))
     }
     #[inline]
     fn add(cell: &U64Cell, v: u64) -> bool {
@@ -49,6 +53,12 @@ impl sealed::SumValue for u64 {
     fn read(cell: &U64Cell) -> Number {
         Number::U64(cell.0.sum())
     }
+    fn exemplars(cell: &U64Cell) -> &Exemplars {
+        &cell.1
+    }
+    fn as_f64(self) -> f64 {
+        self as f64
+    }
 }
 impl CounterValue for u64 {}
 
@@ -56,7 +66,7 @@ impl sealed::SumValue for i64 {
     type Cell = I64Cell;
     const NUMBER: &'static str = "i64";
     fn new_cell() -> I64Cell {
-        I64Cell(Striped::new(&()))
+        I64Cell(Striped::new(&()), Exemplars::new(1))
     }
     #[inline]
     fn add(cell: &I64Cell, v: i64) -> bool {
@@ -67,6 +77,12 @@ impl sealed::SumValue for i64 {
     fn read(cell: &I64Cell) -> Number {
         Number::I64(cell.0.sum() as i64)
     }
+    fn exemplars(cell: &I64Cell) -> &Exemplars {
+        &cell.1
+    }
+    fn as_f64(self) -> f64 {
+        self as f64
+    }
 }
 impl UpDownValue for i64 {}
 
@@ -74,7 +90,7 @@ impl sealed::SumValue for f64 {
     type Cell = F64Cell;
     const NUMBER: &'static str = "f64";
     fn new_cell() -> F64Cell {
-        F64Cell(Striped::new(&()))
+        F64Cell(Striped::new(&()), Exemplars::new(1))
     }
     #[inline]
     fn add(cell: &F64Cell, v: f64) -> bool {
@@ -86,6 +102,12 @@ impl sealed::SumValue for f64 {
     }
     fn read(cell: &F64Cell) -> Number {
         Number::F64(cell.0.sum())
+    }
+    fn exemplars(cell: &F64Cell) -> &Exemplars {
+        &cell.1
+    }
+    fn as_f64(self) -> f64 {
+        self
     }
 }
 impl UpDownValue for f64 {}
@@ -170,6 +192,15 @@ macro_rules! sum_instrument {
                 add_checked(&self.core, &series.data, value);
             }
 
+            /// Adds `value` and, when `span` is sampled, keeps it as the series' exemplar
+            /// (shown next to the sample in OpenMetrics).
+            #[inline]
+            pub fn add_with_exemplar(&self, value: T, attributes: &[KeyValue], span: &SpanContext) {
+                let series = self.core.series.get_or_create(attributes, T::new_cell);
+                add_checked(&self.core, &series.data, value);
+                T::exemplars(&series.data).offer(0, value.as_f64(), span);
+            }
+
             /// A handle for one attribute set: adding through it needs no lookup.
             pub fn bind(&self, attributes: &[KeyValue]) -> $bound<T> {
                 $bound { core: Arc::clone(&self.core), series: self.core.series.bind(attributes, T::new_cell) }
@@ -181,6 +212,13 @@ macro_rules! sum_instrument {
             #[inline]
             pub fn add(&self, value: T) {
                 add_checked(&self.core, &self.series.data, value);
+            }
+
+            /// Adds `value` and, when `span` is sampled, keeps it as the series' exemplar.
+            #[inline]
+            pub fn add_with_exemplar(&self, value: T, span: &SpanContext) {
+                add_checked(&self.core, &self.series.data, value);
+                T::exemplars(&self.series.data).offer(0, value.as_f64(), span);
             }
 
             /// The current total of this series.
@@ -251,20 +289,33 @@ pub(crate) fn new_sum_core<T: sealed::SumValue>(descriptor: Descriptor, monotoni
 pub trait ReadNumber: Send + Sync + 'static {
     /// The current value.
     fn read(&self) -> Number;
+    /// The exemplars kept for this series.
+    fn exemplars(&self) -> Vec<Exemplar> {
+        Vec::new()
+    }
 }
 impl ReadNumber for U64Cell {
     fn read(&self) -> Number {
         <u64 as sealed::SumValue>::read(self)
+    }
+    fn exemplars(&self) -> Vec<Exemplar> {
+        self.1.read_all()
     }
 }
 impl ReadNumber for I64Cell {
     fn read(&self) -> Number {
         <i64 as sealed::SumValue>::read(self)
     }
+    fn exemplars(&self) -> Vec<Exemplar> {
+        self.1.read_all()
+    }
 }
 impl ReadNumber for F64Cell {
     fn read(&self) -> Number {
         <f64 as sealed::SumValue>::read(self)
+    }
+    fn exemplars(&self) -> Vec<Exemplar> {
+        self.1.read_all()
     }
 }
 
@@ -278,6 +329,7 @@ pub(crate) fn number_points<C: ReadNumber, X>(core: &Core<C, X>, now: u64) -> Ve
             start_unix_nanos: s.start_unix_nanos,
             time_unix_nanos: now,
             value: s.data.read(),
+            exemplars: s.data.exemplars(),
         })
         .collect()
 }

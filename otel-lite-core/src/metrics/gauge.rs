@@ -372,6 +372,7 @@ impl<T: GaugeValue> Collect for ObservableCore<T> {
                     start_unix_nanos: self.start_unix_nanos,
                     time_unix_nanos: now,
                     value: number,
+                    exemplars: Vec::new(),
                 });
             } else {
                 // Relaxed: a reported count.
@@ -389,6 +390,7 @@ impl<T: GaugeValue> Collect for ObservableCore<T> {
                 start_unix_nanos: self.start_unix_nanos,
                 time_unix_nanos: now,
                 value: v.into(),
+                exemplars: Vec::new(),
             });
         }
         if points.is_empty() {

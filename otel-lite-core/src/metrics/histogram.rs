@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use crate::attributes::KeyValue;
 use crate::metrics::cell::{HistogramShard, Observation, Striped};
+use crate::metrics::exemplar::Exemplars;
 use crate::metrics::instrument::{Collect, Core, Descriptor, Health};
 use crate::metrics::series::Series;
 use crate::metrics::snapshot::{HistogramPoint, Metric, MetricData};
+use crate::trace::SpanContext;
 
 /// The default boundaries, in seconds: the OpenTelemetry HTTP duration advisory.
 pub const DEFAULT_BUCKETS: [f64; 14] =
@@ -40,7 +42,17 @@ pub(crate) fn valid_boundaries(b: &[f64]) -> bool {
     b.iter().all(|v| v.is_finite()) && b.windows(2).all(|w| w[0] < w[1])
 }
 
-pub(crate) type HistogramCell = Striped<HistogramShard>;
+/// A histogram series: the striped counts plus one exemplar slot per bucket.
+pub(crate) struct HistogramCell {
+    counts: Striped<HistogramShard>,
+    exemplars: Exemplars,
+}
+
+impl HistogramCell {
+    fn new(buckets: usize) -> Self {
+        HistogramCell { counts: Striped::new(&buckets), exemplars: Exemplars::new(buckets) }
+    }
+}
 type HistogramCore = Core<HistogramCell, HistogramConfig>;
 
 pub(crate) fn new_histogram_core(d: Descriptor, boundaries: Arc<[f64]>, limit: usize) -> HistogramCore {
@@ -82,8 +94,18 @@ impl Histogram {
     #[inline]
     pub fn record(&self, value: f64, attributes: &[KeyValue]) {
         let core = &*self.core;
-        let series = core.series.get_or_create(attributes, || Striped::new(&core.config.buckets()));
+        let series = core.series.get_or_create(attributes, || HistogramCell::new(core.config.buckets()));
         record(core, &series.data, value);
+    }
+
+    /// Records `value` and, when `span` is sampled, keeps it as its bucket's exemplar.
+    #[inline]
+    pub fn record_with_exemplar(&self, value: f64, attributes: &[KeyValue], span: &SpanContext) {
+        let core = &*self.core;
+        let series = core.series.get_or_create(attributes, || HistogramCell::new(core.config.buckets()));
+        if let Some(bucket) = record(core, &series.data, value) {
+            series.data.exemplars.offer(bucket, value, span);
+        }
     }
 
     /// A handle for one attribute set.
@@ -91,7 +113,7 @@ impl Histogram {
         let core = &*self.core;
         BoundHistogram {
             core: Arc::clone(&self.core),
-            series: core.series.bind(attributes, || Striped::new(&core.config.buckets())),
+            series: core.series.bind(attributes, || HistogramCell::new(core.config.buckets())),
         }
     }
 
@@ -107,16 +129,26 @@ impl BoundHistogram {
     pub fn record(&self, value: f64) {
         record(&self.core, &self.series.data, value);
     }
+
+    /// Records `value` and, when `span` is sampled, keeps it as its bucket's exemplar.
+    #[inline]
+    pub fn record_with_exemplar(&self, value: f64, span: &SpanContext) {
+        if let Some(bucket) = record(&self.core, &self.series.data, value) {
+            self.series.data.exemplars.offer(bucket, value, span);
+        }
+    }
 }
 
+/// Records `value`; returns its bucket, or `None` if the value was rejected.
 #[inline]
-fn record(core: &HistogramCore, cell: &HistogramCell, value: f64) {
+fn record(core: &HistogramCore, cell: &HistogramCell, value: f64) -> Option<usize> {
     if !value.is_finite() {
         core.reject();
-        return;
+        return None;
     }
     let bucket = core.config.bucket_of(value);
-    cell.apply(&core.config.buckets(), Observation { value, bucket });
+    cell.counts.apply(&core.config.buckets(), Observation { value, bucket });
+    Some(bucket)
 }
 
 impl Collect for HistogramCore {
@@ -129,7 +161,7 @@ impl Collect for HistogramCore {
             .series()
             .into_iter()
             .map(|s| {
-                let t = s.data.totals(self.config.buckets());
+                let t = s.data.counts.totals(self.config.buckets());
                 HistogramPoint {
                     attributes: s.attributes.clone(),
                     start_unix_nanos: s.start_unix_nanos,
@@ -140,6 +172,7 @@ impl Collect for HistogramCore {
                     min: (t.count > 0).then_some(t.min),
                     max: (t.count > 0).then_some(t.max),
                     bucket_counts: t.buckets,
+                    exemplars: s.data.exemplars.read_all(),
                 }
             })
             .collect();

@@ -55,8 +55,11 @@ impl MeterCell {
 
     /// `(count, mean, m1, m5, m15)` as of `now`, ticking the averages forward.
     pub fn read(&self, now: Instant) -> (u64, f64, [f64; 3]) {
-        let count = self.count();
         let mut r = lock(&self.rates);
+        // Read under the lock: reads are then ordered with the ticks they apply, so the count
+        // never goes below `count_at_last_tick` (a stale count read before another reader's
+        // tick would make `delta` wrap around to ~2^64).
+        let count = self.count();
         let elapsed = now.saturating_duration_since(r.last_tick);
         let ticks = (elapsed.as_nanos() / TICK.as_nanos()) as u64;
         if ticks > 0 {

@@ -12,6 +12,7 @@
 
 mod cell;
 mod counter;
+mod exemplar;
 mod exp_histogram;
 mod gauge;
 mod histogram;
@@ -22,6 +23,7 @@ mod series;
 pub mod snapshot;
 
 pub use counter::{BoundCounter, BoundUpDownCounter, Counter, CounterValue, UpDownCounter, UpDownValue};
+pub use exemplar::Exemplar;
 pub use exp_histogram::{BoundExponentialHistogram, ExponentialHistogram};
 pub use gauge::{BoundGauge, Gauge, GaugeValue, ObservableHandle, Observer};
 pub use histogram::{BoundHistogram, Histogram, DEFAULT_BUCKETS};
@@ -36,4 +38,5 @@ pub mod __loom {
     //! Cells exposed to the loom models in `tests/loom.rs`.
     pub use super::cell::*;
     pub use super::meter::MeterCell;
+    pub use super::series::{Series, SeriesMap};
 }

@@ -146,6 +146,7 @@ impl Registry {
                 start_unix_nanos: 0,
                 time_unix_nanos: now,
                 value: Number::U64(v),
+                exemplars: Vec::new(),
             };
             if health.overflow_records > 0 {
                 overflow.push(point(health.overflow_records));

@@ -22,8 +22,10 @@ pub const OVERFLOW_ATTRIBUTE: &str = "otel.metric.overflow";
 
 /// One attribute set's data.
 pub struct Series<D> {
-    pub(crate) attributes: AttributeSet,
-    pub(crate) data: D,
+    /// The attribute set, normalised (sorted, unique keys).
+    pub attributes: AttributeSet,
+    /// The recording cell.
+    pub data: D,
     /// When the series was created, in nanoseconds since the Unix epoch: the start of its
     /// cumulative values.
     pub(crate) start_unix_nanos: u64,
@@ -57,7 +59,9 @@ struct Writer<D> {
     indexes: Vec<*mut Index<D>>,
 }
 
-pub(crate) struct SeriesMap<D> {
+/// The lock-free map from attribute set to [`Series`] of one instrument (crate-private;
+/// `pub` only so that the loom models can reach it through `metrics::__loom`).
+pub struct SeriesMap<D> {
     index: AtomicPtr<Index<D>>,
     /// Newest series first; each links to the one created before it.
     newest: AtomicPtr<Series<D>>,
@@ -81,7 +85,7 @@ unsafe impl<D: Send + Sync> Sync for SeriesMap<D> {}
 
 impl<D> SeriesMap<D> {
     /// A map holding at most `limit` series, one of which is reserved for overflow.
-    pub(crate) fn new(limit: usize) -> Self {
+    pub fn new(limit: usize) -> Self {
         let first = Box::into_raw(Box::new(Index::with_capacity(8)));
         SeriesMap {
             index: AtomicPtr::new(first),
@@ -97,7 +101,7 @@ impl<D> SeriesMap<D> {
 
     /// The series for `attrs`, created with `make` the first time it is seen.
     #[inline]
-    pub(crate) fn get_or_create(&self, attrs: &[KeyValue], make: impl FnOnce() -> D) -> &Series<D> {
+    pub fn get_or_create(&self, attrs: &[KeyValue], make: impl FnOnce() -> D) -> &Series<D> {
         if attrs.is_empty() {
             // Acquire: pairs with the Release store that published the series.
             let p = self.empty.load(Ordering::Acquire);
@@ -252,13 +256,13 @@ impl<D> SeriesMap<D> {
     }
 
     /// How many records went to the overflow series because the limit was reached.
-    pub(crate) fn overflow_records(&self) -> u64 {
+    pub fn overflow_records(&self) -> u64 {
         // Relaxed: a reported count.
         self.overflow_records.load(Ordering::Relaxed)
     }
 
     /// Every series, oldest first. Takes no lock.
-    pub(crate) fn series(&self) -> Vec<&Series<D>> {
+    pub fn series(&self) -> Vec<&Series<D>> {
         let mut out = Vec::new();
         // Acquire: pairs with the Release store in `publish`; each series' `older` link was
         // written before that store.

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use crate::attributes::{AttributeSet, SharedStr};
+pub use crate::metrics::exemplar::Exemplar;
 use crate::resource::Resource;
 
 /// Everything collected from a registry at one moment.
@@ -114,6 +115,8 @@ pub struct NumberPoint {
     pub time_unix_nanos: u64,
     /// The value.
     pub value: Number,
+    /// Recent measurements with the spans they were recorded in (counters only).
+    pub exemplars: Vec<Exemplar>,
 }
 
 /// One attribute set's explicit-bucket histogram.
@@ -137,6 +140,8 @@ pub struct HistogramPoint {
     pub min: Option<f64>,
     /// The largest measurement, if any.
     pub max: Option<f64>,
+    /// At most one recent exemplar per bucket, in bucket order.
+    pub exemplars: Vec<Exemplar>,
 }
 
 /// Buckets of an exponential histogram on one side of zero.

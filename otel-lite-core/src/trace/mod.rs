@@ -32,6 +32,12 @@ pub fn clock_now() -> u64 {
     clock::now()
 }
 
+/// Converts a [`clock_now`] reading to ns since the Unix epoch.
+#[doc(hidden)]
+pub fn clock_to_unix_nanos(ticks: u64) -> u64 {
+    clock::to_unix_nanos(ticks)
+}
+
 /// Seconds since a [`clock_now`] reading.
 #[doc(hidden)]
 #[inline]

@@ -202,9 +202,13 @@ pub(crate) struct BatchProcessor {
     worker: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
+/// A thread's ring for one processor: the processor (to forget rings of dropped ones), its
+/// id, and the ring.
+type ThreadRing = (Weak<Shared>, u64, Arc<Ring<FinishedSpan>>);
+
 thread_local! {
     /// This thread's ring for each batch processor it has recorded into.
-    static RINGS: RefCell<Vec<(Weak<Shared>, u64, Arc<Ring<FinishedSpan>>)>> = const { RefCell::new(Vec::new()) };
+    static RINGS: RefCell<Vec<ThreadRing>> = const { RefCell::new(Vec::new()) };
 }
 
 fn next_processor_id() -> u64 {
@@ -276,7 +280,7 @@ impl BatchProcessor {
     }
 
     #[cold]
-    fn register_ring(&self, rings: &mut Vec<(Weak<Shared>, u64, Arc<Ring<FinishedSpan>>)>) -> Arc<Ring<FinishedSpan>> {
+    fn register_ring(&self, rings: &mut Vec<ThreadRing>) -> Arc<Ring<FinishedSpan>> {
         // Forget rings of processors that are gone.
         rings.retain(|(shared, _, _)| shared.strong_count() > 0);
         let ring = Arc::new(Ring::new(self.shared.config.per_thread_capacity));

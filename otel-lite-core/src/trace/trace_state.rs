@@ -126,7 +126,8 @@ impl TraceState {
         if s.len() <= MAX_HEADER_LEN {
             return s;
         }
-        members.retain(|(k, v)| k.len() + v.len() + 1 <= LONG_MEMBER);
+        // `key=value` must fit in LONG_MEMBER characters.
+        members.retain(|(k, v)| k.len() + v.len() < LONG_MEMBER);
         s = join(&members);
         while s.len() > MAX_HEADER_LEN {
             members.pop();

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use otel_lite_core::metrics::snapshot::{
-    ExponentialHistogramPoint, HistogramPoint, InstrumentationScope, MeterPoint, Metric, MetricData, Number,
+    Exemplar, ExponentialHistogramPoint, HistogramPoint, InstrumentationScope, MeterPoint, Metric, MetricData, Number,
     NumberPoint, ResourceMetrics,
 };
 use otel_lite_core::{AttributeSet, KeyValue, Value};
@@ -124,11 +124,18 @@ pub fn encode(metrics: &ResourceMetrics, format: Format, out: &mut String) {
         for (scope_labels, part) in &f.members {
             match *part {
                 Part::Numbers(points) => {
-                    let suffix = if f.kind == FamilyType::Counter { "_total" } else { "" };
+                    let counter = f.kind == FamilyType::Counter;
+                    let suffix = if counter { "_total" } else { "" };
                     for p in points {
                         let labels = series_labels(&p.attributes);
                         write_labels(out, &f.name, suffix, &[labels, scope_labels]);
                         write_number(out, p.value, &mut number, &mut int);
+                        // OpenMetrics allows exemplars on counters (and buckets) only.
+                        if let (true, true, Some(e)) = (om, counter, p.exemplars.first()) {
+                            out.pop();
+                            write_exemplar(out, e, &mut number);
+                            out.push('\n');
+                        }
                     }
                 }
                 Part::MeterCounts(points) => {
@@ -158,14 +165,37 @@ pub fn encode(metrics: &ResourceMetrics, format: Format, out: &mut String) {
                     });
                     for p in points {
                         let labels = series_labels(&p.attributes);
+                        // The exemplar of each bucket, found by its value.
+                        let mut exemplars: Vec<Option<&Exemplar>> = vec![None; p.bucket_counts.len()];
+                        if om {
+                            for e in &p.exemplars {
+                                let bucket =
+                                    p.boundaries.iter().position(|&b| e.value <= b).unwrap_or(p.boundaries.len());
+                                exemplars[bucket] = Some(e);
+                            }
+                        }
                         let mut cumulative = 0u64;
-                        for (le, count) in les.iter().zip(&p.bucket_counts) {
+                        for (i, (le, count)) in les.iter().zip(&p.bucket_counts).enumerate() {
                             cumulative += count;
                             write_labels(out, &f.name, "_bucket", &[labels, scope_labels, le]);
                             out.push_str(int.format(cumulative));
+                            if let Some(e) = exemplars[i] {
+                                write_exemplar(out, e, &mut number);
+                            }
                             out.push('\n');
                         }
-                        write_histogram_tail(out, &f.name, labels, scope_labels, p.count, p.sum, &mut number, &mut int);
+                        let inf = exemplars.last().copied().flatten();
+                        write_histogram_tail(
+                            out,
+                            &f.name,
+                            labels,
+                            scope_labels,
+                            p.count,
+                            p.sum,
+                            inf,
+                            &mut number,
+                            &mut int,
+                        );
                     }
                 }
                 Part::Exponential(points) => {
@@ -179,7 +209,17 @@ pub fn encode(metrics: &ResourceMetrics, format: Format, out: &mut String) {
                             out.push_str(int.format(cumulative));
                             out.push('\n');
                         }
-                        write_histogram_tail(out, &f.name, labels, scope_labels, p.count, p.sum, &mut number, &mut int);
+                        write_histogram_tail(
+                            out,
+                            &f.name,
+                            labels,
+                            scope_labels,
+                            p.count,
+                            p.sum,
+                            None,
+                            &mut number,
+                            &mut int,
+                        );
                     }
                 }
             }
@@ -267,11 +307,15 @@ fn write_histogram_tail(
     scope_labels: &str,
     count: u64,
     sum: f64,
+    inf_exemplar: Option<&Exemplar>,
     number: &mut ryu::Buffer,
     int: &mut itoa::Buffer,
 ) {
     write_labels(out, name, "_bucket", &[labels, scope_labels, "le=\"+Inf\""]);
     out.push_str(int.format(count));
+    if let Some(e) = inf_exemplar {
+        write_exemplar(out, e, number);
+    }
     out.push('\n');
     write_labels(out, name, "_sum", &[labels, scope_labels]);
     write_float(out, sum, number);
@@ -307,6 +351,25 @@ fn write_number(out: &mut String, n: Number, number: &mut ryu::Buffer, int: &mut
         }
     }
     out.push('\n');
+}
+
+/// Appends ` # {trace_id="..",span_id=".."} value timestamp` (OpenMetrics exemplar; the
+/// label set is 68 characters, well within the 128 allowed).
+fn write_exemplar(out: &mut String, e: &Exemplar, number: &mut ryu::Buffer) {
+    out.push_str(" # {trace_id=\"");
+    e.trace_id.write_hex(out);
+    out.push_str("\",span_id=\"");
+    e.span_id.write_hex(out);
+    out.push_str("\"} ");
+    if e.value.is_finite() {
+        out.push_str(number.format_finite(e.value));
+    } else {
+        out.push_str(&canonical_float(e.value));
+    }
+    out.push(' ');
+    let secs = e.time_unix_nanos / 1_000_000_000;
+    let millis = (e.time_unix_nanos % 1_000_000_000) / 1_000_000;
+    let _ = write!(out, "{secs}.{millis:03}");
 }
 
 /// Writes a sample value and the line end. Any float syntax Go and OpenMetrics accept is

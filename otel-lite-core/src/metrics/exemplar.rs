@@ -1,0 +1,229 @@
+//! Exemplars: a recent measurement per bucket (or per counter) with the trace and span it
+//! was recorded in, so a dashboard can jump from a latency bucket to a trace.
+//!
+//! Each slot is a seqlock whose writers never wait: a writer that finds the slot busy
+//! skips its exemplar (exemplars are samples; losing one is fine, blocking is not).
+//! Slots are allocated the first time an exemplar is offered, so instruments that never
+//! see a sampled span pay one null pointer per series.
+
+use crate::sync::{AtomicPtr, AtomicU64, Ordering};
+use crate::trace::{SpanContext, SpanId, TraceId};
+
+/// A measurement linked to the span it was recorded in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Exemplar {
+    /// The measured value.
+    pub value: f64,
+    /// When it was recorded, ns since the Unix epoch.
+    pub time_unix_nanos: u64,
+    /// The trace it was recorded in.
+    pub trace_id: TraceId,
+    /// The span it was recorded in.
+    pub span_id: SpanId,
+}
+
+struct Slot {
+    /// Even: stable (0 = never written); odd: a write is in progress.
+    seq: AtomicU64,
+    value: AtomicU64,
+    trace_hi: AtomicU64,
+    trace_lo: AtomicU64,
+    span: AtomicU64,
+    ticks: AtomicU64,
+}
+
+/// `n` exemplar slots, allocated on first use (internal; not reachable outside the crate).
+pub struct Exemplars {
+    slots: AtomicPtr<Slot>,
+    n: usize,
+}
+
+impl Exemplars {
+    pub(crate) fn new(n: usize) -> Self {
+        Exemplars { slots: AtomicPtr::new(std::ptr::null_mut()), n }
+    }
+
+    fn slots(&self) -> Option<&[Slot]> {
+        // Acquire: pairs with the Release in `allocate`, so the slots are initialised.
+        let p = self.slots.load(Ordering::Acquire);
+        // SAFETY: non-null means `allocate` published an array of `self.n` slots that
+        // lives until `self` is dropped.
+        (!p.is_null()).then(|| unsafe { std::slice::from_raw_parts(p, self.n) })
+    }
+
+    #[cold]
+    fn allocate(&self) -> &[Slot] {
+        let fresh: Box<[Slot]> = (0..self.n)
+            .map(|_| Slot {
+                seq: AtomicU64::new(0),
+                value: AtomicU64::new(0),
+                trace_hi: AtomicU64::new(0),
+                trace_lo: AtomicU64::new(0),
+                span: AtomicU64::new(0),
+                ticks: AtomicU64::new(0),
+            })
+            .collect();
+        let fresh = Box::into_raw(fresh).cast::<Slot>();
+        // AcqRel: Release publishes our slots; Acquire (on failure) sees the winner's.
+        match self.slots.compare_exchange(std::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {}
+            Err(_) => {
+                // SAFETY: `fresh` came from `Box::into_raw` above and was never shared.
+                drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(fresh, self.n)) });
+            }
+        }
+        self.slots().unwrap_or(&[])
+    }
+
+    /// Offers `value` recorded in `span` as the exemplar of slot `index`. Only sampled
+    /// spans make exemplars (the OpenTelemetry `trace_based` filter).
+    #[inline]
+    pub(crate) fn offer(&self, index: usize, value: f64, span: &SpanContext) {
+        if !span.is_sampled() || !span.is_valid() {
+            return;
+        }
+        let slots = match self.slots() {
+            Some(s) => s,
+            None => self.allocate(),
+        };
+        let Some(slot) = slots.get(index) else { return };
+        // Relaxed load, then an Acquire CAS to odd: claims the slot; the field stores below
+        // cannot move before the claim. A busy slot (odd, or a lost race) is skipped.
+        let seq = slot.seq.load(Ordering::Relaxed);
+        if seq & 1 == 1 || slot.seq.compare_exchange(seq, seq + 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            return;
+        }
+        let trace = span.trace_id().to_bytes();
+        let mut hi = [0u8; 8];
+        let mut lo = [0u8; 8];
+        hi.copy_from_slice(&trace[..8]);
+        lo.copy_from_slice(&trace[8..]);
+        // Relaxed stores: ordered before readers by the Release store of `seq` below.
+        slot.value.store(value.to_bits(), Ordering::Relaxed);
+        slot.trace_hi.store(u64::from_be_bytes(hi), Ordering::Relaxed);
+        slot.trace_lo.store(u64::from_be_bytes(lo), Ordering::Relaxed);
+        slot.span.store(u64::from_be_bytes(span.span_id().to_bytes()), Ordering::Relaxed);
+        slot.ticks.store(crate::trace::clock_now(), Ordering::Relaxed);
+        // Release: publishes the fields with the new even sequence.
+        slot.seq.store(seq + 2, Ordering::Release);
+    }
+
+    /// The exemplar in slot `index`, if one was recorded and could be read consistently.
+    pub(crate) fn read(&self, index: usize) -> Option<Exemplar> {
+        let slot = self.slots()?.get(index)?;
+        // A few attempts: a writer holds the slot for a handful of stores.
+        for _ in 0..4 {
+            // Acquire: pairs with the writer's Release store of `seq`.
+            let before = slot.seq.load(Ordering::Acquire);
+            if before == 0 {
+                return None;
+            }
+            if before & 1 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            // Relaxed field loads, then an Acquire fence so they complete before the
+            // second `seq` load (the standard seqlock read).
+            let value = slot.value.load(Ordering::Relaxed);
+            let hi = slot.trace_hi.load(Ordering::Relaxed);
+            let lo = slot.trace_lo.load(Ordering::Relaxed);
+            let span = slot.span.load(Ordering::Relaxed);
+            let ticks = slot.ticks.load(Ordering::Relaxed);
+            crate::sync::fence(Ordering::Acquire);
+            if slot.seq.load(Ordering::Relaxed) == before {
+                let mut trace = [0u8; 16];
+                trace[..8].copy_from_slice(&hi.to_be_bytes());
+                trace[8..].copy_from_slice(&lo.to_be_bytes());
+                return Some(Exemplar {
+                    value: f64::from_bits(value),
+                    time_unix_nanos: crate::trace::clock_to_unix_nanos(ticks),
+                    trace_id: TraceId::from_bytes(trace),
+                    span_id: SpanId::from_bytes(span.to_be_bytes()),
+                });
+            }
+        }
+        None
+    }
+
+    /// Every recorded exemplar, in slot order.
+    pub(crate) fn read_all(&self) -> Vec<Exemplar> {
+        if self.slots().is_none() {
+            return Vec::new();
+        }
+        (0..self.n).filter_map(|i| self.read(i)).collect()
+    }
+}
+
+impl Drop for Exemplars {
+    fn drop(&mut self) {
+        // Acquire: `&mut self` excludes other threads; the ordering matters only to loom.
+        let p = self.slots.load(Ordering::Acquire);
+        if !p.is_null() {
+            // SAFETY: `p` came from `Box::into_raw` of `self.n` slots in `allocate`, and
+            // `&mut self` means nobody else can use it.
+            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, self.n)) });
+        }
+    }
+}
+
+#[cfg(all(test, not(otel_lite_loom)))]
+mod tests {
+    use super::*;
+    use crate::trace::{TraceFlags, TraceState};
+
+    fn sc(sampled: bool) -> SpanContext {
+        SpanContext::new(
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+            TraceFlags::default().with_sampled(sampled),
+            false,
+            TraceState::default(),
+        )
+    }
+
+    #[test]
+    fn offers_only_sampled_and_reads_back() {
+        let e = Exemplars::new(3);
+        e.offer(1, 0.5, &sc(false));
+        assert!(e.read_all().is_empty());
+        e.offer(1, 0.25, &sc(true));
+        let all = e.read_all();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].value, 0.25);
+        assert_eq!(all[0].trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(all[0].span_id.to_string(), "00f067aa0ba902b7");
+        assert!(all[0].time_unix_nanos > 1_600_000_000_000_000_000);
+        e.offer(9, 1.0, &sc(true));
+        assert_eq!(e.read_all().len(), 1, "out-of-range slots are ignored");
+    }
+
+    #[test]
+    fn concurrent_writers_never_tear() {
+        let e = Exemplars::new(1);
+        std::thread::scope(|s| {
+            for t in 0..4u8 {
+                let e = &e;
+                s.spawn(move || {
+                    let sc = SpanContext::new(
+                        TraceId::from_bytes([t + 1; 16]),
+                        SpanId::from_bytes([t + 1; 8]),
+                        TraceFlags::SAMPLED,
+                        false,
+                        TraceState::default(),
+                    );
+                    for _ in 0..20_000 {
+                        e.offer(0, f64::from(t + 1), &sc);
+                    }
+                });
+            }
+            for _ in 0..20_000 {
+                if let Some(x) = e.read(0) {
+                    let t = x.trace_id.to_bytes()[0];
+                    assert_eq!(x.trace_id.to_bytes(), [t; 16]);
+                    assert_eq!(x.span_id.to_bytes(), [t; 8]);
+                    assert_eq!(x.value, f64::from(t));
+                }
+            }
+        });
+    }
+}
