@@ -175,12 +175,14 @@ fn text_parser_reads_back_the_same_values() {
 #[test]
 fn promtool_check_metrics_is_silent_on_the_quickstart_output() {
     let promtool = require_binary("promtool", "PROMTOOL");
-    let registry = Registry::builder().resource(Resource::new(&[KeyValue::new("service.name", "quickstart")])).build();
-    let service = service::Service::start(&registry, Duration::from_millis(1)).unwrap();
+    // The quickstart records into the global registry (its #[instrument] metrics go there).
+    let registry = otel_lite::global::registry().clone();
+    let service = service::Service::start(&registry, Duration::from_millis(1), 0.0).unwrap();
     // Let the simulated traffic touch every series (bounded wait).
     wait_for(Duration::from_secs(10), "traffic on every route", || {
         let text = encoded(&registry, Format::Text);
-        (text.matches("http_server_requests_total{").count() >= 9).then_some(())
+        let errors = text.matches("function_calls_total{").filter(|_| text.contains("result=\"error\"")).count();
+        (text.matches("http_server_requests_total{").count() >= 9 && errors > 0).then_some(())
     });
     service.stop();
     let text = encoded(&registry, Format::Text);

@@ -13,11 +13,41 @@ mod service;
 use std::time::Duration;
 
 use otel_lite::prometheus::PrometheusServer;
+use otel_lite::trace::{BatchConfig, ExportError, SpanData, SpanExporter, TracerProvider};
 use otel_lite::{global, Registry};
+
+/// Keeps the slowest request of each export batch and prints it: the trace id it shows is
+/// the one the latency bucket's exemplar on /metrics points to.
+struct SlowestRequest;
+
+impl SpanExporter for SlowestRequest {
+    fn export(&mut self, batch: Vec<SpanData>) -> Result<(), ExportError> {
+        let slowest = batch
+            .iter()
+            .filter(|s| s.name.as_str() == "handle_request")
+            .max_by_key(|s| s.end_unix_nanos.saturating_sub(s.start_unix_nanos));
+        if let Some(s) = slowest {
+            let children = batch.iter().filter(|c| c.parent_span_id == s.span_context.span_id()).count();
+            println!(
+                "slowest request of the last {} spans: {:.0} ms, trace {} ({} child span{})",
+                batch.len(),
+                (s.end_unix_nanos - s.start_unix_nanos) as f64 / 1e6,
+                s.span_context.trace_id(),
+                children,
+                if children == 1 { "" } else { "s" },
+            );
+        }
+        Ok(())
+    }
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let registry: Registry = global::registry().clone();
-    let service = service::Service::start(&registry, Duration::from_millis(5))?;
+    let config = BatchConfig { scheduled_delay: Duration::from_secs(10), ..BatchConfig::default() };
+    let provider = TracerProvider::builder().with_batch_exporter(SlowestRequest, config).build();
+    provider.register_self_metrics(&registry)?;
+    global::set_tracer_provider(provider.clone())?;
+    let service = service::Service::start(&registry, Duration::from_millis(5), 0.1)?;
     // The endpoint binds loopback unless OTEL_EXPORTER_PROMETHEUS_HOST says otherwise.
     let server = match PrometheusServer::builder(registry).host("127.0.0.1").from_env().start() {
         Ok(s) => s,
@@ -28,7 +58,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let url = format!("http://{}/metrics", server.local_addr());
     println!("otel-lite quickstart: serving metrics at {url}");
-    println!("look at: curl -s {url} | grep -E 'http_server_request_duration_seconds_bucket|app_heartbeat_rate'");
+    println!("look at: curl -s {url} | grep -E 'function_calls|app_heartbeat_rate'");
+    println!("   and:  curl -s -H 'Accept: application/openmetrics-text' {url} | grep trace_id   (exemplars)");
     println!("press Ctrl-C to stop");
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -43,6 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
     service.stop();
+    provider.shutdown(Duration::from_secs(5));
     server.shutdown();
     println!("stopped cleanly");
     Ok(())

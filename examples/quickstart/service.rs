@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use otel_lite::{KeyValue, RegistrationError, Registry};
+use otel_lite::{instrument, KeyValue, RegistrationError, Registry};
 
 /// The routes the simulated clients call, with their typical latency in seconds.
 const ROUTES: [(&str, f64); 3] = [("/api/users", 0.02), ("/api/orders", 0.08), ("/api/search", 0.3)];
@@ -19,8 +19,9 @@ pub struct Service {
 
 impl Service {
     /// Registers the instruments in `registry` and starts serving simulated requests,
-    /// sleeping `pace` between them.
-    pub fn start(registry: &Registry, pace: Duration) -> Result<Service, RegistrationError> {
+    /// sleeping `pace` between them. `work_scale` scales the real time the traced handler
+    /// spends (0 for tests that only need the series).
+    pub fn start(registry: &Registry, pace: Duration, work_scale: f64) -> Result<Service, RegistrationError> {
         let requests = registry
             .counter::<u64>("http.server.requests")
             .unit("{request}")
@@ -81,6 +82,9 @@ impl Service {
                     in_flight.add(1);
                     // Latency: the typical value scaled by a factor in [0.5, 2.5).
                     let latency = typical * (0.5 + (next(&mut rng) % 2000) as f64 / 1000.0);
+                    // The traced part of the request: a span per call with its children,
+                    // and function_calls_* metrics with exemplars linking to the trace.
+                    let _ = handle_request(route, status, latency * work_scale);
                     let attrs = [
                         KeyValue::new("http.route", route),
                         KeyValue::new("http.request.method", method),
@@ -116,6 +120,42 @@ impl Drop for Service {
     fn drop(&mut self) {
         self.join();
     }
+}
+
+/// Why a simulated request failed.
+#[derive(Debug)]
+pub enum RequestError {
+    /// The handler failed.
+    Internal,
+    /// Nothing at that route.
+    NotFound,
+}
+
+impl std::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RequestError::Internal => "internal error",
+            RequestError::NotFound => "not found",
+        })
+    }
+}
+
+/// The traced request handler: a server span, a child span for the database, and the
+/// function's call/error/duration metrics.
+#[instrument(kind = server, err, fields(http.route = route))]
+fn handle_request(route: &str, status: u16, seconds: f64) -> Result<u16, RequestError> {
+    query_database(seconds * 0.6);
+    std::thread::sleep(Duration::from_secs_f64(seconds * 0.4));
+    match status {
+        500 => Err(RequestError::Internal),
+        404 => Err(RequestError::NotFound),
+        s => Ok(s),
+    }
+}
+
+#[instrument(kind = client)]
+fn query_database(seconds: f64) {
+    std::thread::sleep(Duration::from_secs_f64(seconds));
 }
 
 /// xorshift64*: deterministic, dependency-free pseudo-randomness for the simulation.

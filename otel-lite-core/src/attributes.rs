@@ -143,7 +143,18 @@ macro_rules! value_from {
         }
     )*};
 }
-value_from!(bool => Bool, i64 => I64, i32 => I64 as i64, u32 => I64 as i64, f64 => F64);
+value_from!(
+    bool => Bool,
+    i64 => I64,
+    i32 => I64 as i64,
+    i16 => I64 as i64,
+    i8 => I64 as i64,
+    u32 => I64 as i64,
+    u16 => I64 as i64,
+    u8 => I64 as i64,
+    f64 => F64,
+    f32 => F64 as f64,
+);
 
 impl From<&'static str> for Value {
     fn from(v: &'static str) -> Self {
