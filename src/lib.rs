@@ -6,6 +6,7 @@
 //! | feature | default | what |
 //! |---|---|---|
 //! | `prometheus` | yes | [`prometheus`]: a `/metrics` endpoint (text 0.0.4 and OpenMetrics) and the encoders |
+//! | `stdout` | no | [`stdout`]: a span exporter printing one line per span |
 //! | `tokio` | no | [`task`]: `spawn`/`spawn_blocking` that carry the current context into tasks |
 //! | `http` | no | propagation carriers for `http::HeaderMap` |
 //!
@@ -42,6 +43,8 @@ pub mod task;
 
 #[cfg(feature = "prometheus")]
 pub use otel_lite_exporters::prometheus;
+#[cfg(feature = "stdout")]
+pub use otel_lite_exporters::stdout;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

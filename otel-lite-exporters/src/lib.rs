@@ -3,6 +3,10 @@
 //! | feature | module | what |
 //! |---|---|---|
 //! | `prometheus` | [`prometheus`] | text 0.0.4 / OpenMetrics encoders and a `/metrics` endpoint |
+//! | `stdout` | [`stdout`] | a span exporter writing one line per span |
 
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
+
+#[cfg(feature = "stdout")]
+pub mod stdout;
