@@ -27,6 +27,7 @@ impl SharedStr {
     }
 
     /// The string.
+    #[inline]
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Repr::Static(s) => s,
@@ -44,6 +45,7 @@ impl SharedStr {
 }
 
 impl PartialEq for SharedStr {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         self.fast_eq(other)
     }
@@ -113,6 +115,7 @@ pub enum Value {
 }
 
 impl PartialEq for Value {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (Value::Bool(a), Value::Bool(b)) => a == b,
@@ -174,65 +177,123 @@ impl From<SharedStr> for Value {
 
 /// One attribute: a key and its value.
 ///
+/// The attribute is hashed once, here, so recording with a slice of attributes only adds
+/// up precomputed hashes: build attribute arrays once (a `static`, a per-request array
+/// reused for several instruments) and lookups cost a few nanoseconds.
+///
 /// ```
 /// use otel_lite_core::KeyValue;
 /// let attrs = [KeyValue::new("http.request.method", "GET"), KeyValue::new("http.response.status_code", 200)];
-/// assert_eq!(attrs[1].value.to_string(), "200");
+/// assert_eq!(attrs[1].value().to_string(), "200");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct KeyValue {
-    /// The key.
-    pub key: Key,
-    /// The value.
-    pub value: Value,
+    key: Key,
+    value: Value,
+    /// `hash_kv(key, value)`; fields are private so it can never go stale.
+    hash: u64,
 }
 
 impl KeyValue {
     /// Creates an attribute.
+    #[inline]
     pub fn new(key: impl Into<Key>, value: impl Into<Value>) -> Self {
-        KeyValue { key: key.into(), value: value.into() }
+        let (key, value) = (key.into(), value.into());
+        let hash = hash_kv(&key, &value);
+        KeyValue { key, value, hash }
+    }
+
+    /// The key.
+    #[inline]
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// The value.
+    #[inline]
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
+    /// The key and value.
+    pub fn into_parts(self) -> (Key, Value) {
+        (self.key, self.value)
     }
 }
+
+impl PartialEq for KeyValue {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.key == other.key && self.value == other.value
+    }
+}
+impl Eq for KeyValue {}
 
 // --- hashing -------------------------------------------------------------------------
 //
-// A small multiply-rotate hash over the key and value bytes, mixed per attribute with a
-// strong finaliser and combined by wrapping addition, so the set's hash does not depend on
-// the order the attributes are given in. Collisions are harmless: lookups compare the
-// attributes themselves.
+// A wyhash-style hash: short strings (the usual keys and values) are read as at most two
+// overlapping words and folded with one 128-bit multiply, with no loop and no call. Each
+// attribute is hashed on its own and the results are combined by wrapping addition, so the
+// set's hash does not depend on the order the attributes are given in. Collisions are
+// harmless: lookups compare the attributes themselves.
 
-const SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+const P0: u64 = 0xa076_1d64_78bd_642f;
+const P1: u64 = 0xe703_7ed1_a0b4_28db;
 
 #[inline]
-fn hash_bytes(mut h: u64, bytes: &[u8]) -> u64 {
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(SEED).rotate_left(29);
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut w = [0u8; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(SEED).rotate_left(29);
-    }
-    h ^ bytes.len() as u64
+fn fold(a: u64, b: u64) -> u64 {
+    let m = u128::from(a) * u128::from(b);
+    (m as u64) ^ ((m >> 64) as u64)
 }
 
 #[inline]
-fn fmix(mut h: u64) -> u64 {
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
+fn read8(b: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(w)
 }
 
 #[inline]
-fn hash_kv(kv: &KeyValue) -> u64 {
-    let h = hash_bytes(SEED, kv.key.as_str().as_bytes());
-    let h = match &kv.value {
+fn read4(b: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&b[at..at + 4]);
+    u64::from(u32::from_le_bytes(w))
+}
+
+#[inline]
+fn hash_bytes(seed: u64, b: &[u8]) -> u64 {
+    let len = b.len();
+    let (x, y) = if len <= 16 {
+        if len >= 8 {
+            (read8(b, 0), read8(b, len - 8))
+        } else if len >= 4 {
+            (read4(b, 0) << 32 | read4(b, len - 4), 0)
+        } else if len > 0 {
+            ((u64::from(b[0]) << 16) | (u64::from(b[len / 2]) << 8) | u64::from(b[len - 1]), 0)
+        } else {
+            (0, 0)
+        }
+    } else {
+        let mut h = seed;
+        let mut i = 0;
+        while i + 16 < len {
+            h = fold(read8(b, i) ^ P0, read8(b, i + 8) ^ h);
+            i += 16;
+        }
+        (read8(b, len - 16) ^ h, read8(b, len - 8))
+    };
+    fold(x ^ P0 ^ len as u64, y ^ seed ^ P1)
+}
+
+#[inline]
+fn fmix(h: u64) -> u64 {
+    fold(h ^ P0, P1)
+}
+
+#[inline]
+fn hash_kv(key: &Key, value: &Value) -> u64 {
+    let h = hash_bytes(P1, key.as_str().as_bytes());
+    let h = match value {
         Value::Bool(b) => hash_bytes(h ^ 1, &[u8::from(*b)]),
         Value::I64(v) => hash_bytes(h ^ 2, &v.to_le_bytes()),
         Value::F64(v) => hash_bytes(h ^ 3, &v.to_bits().to_le_bytes()),
@@ -244,7 +305,7 @@ fn hash_kv(kv: &KeyValue) -> u64 {
 /// The order-independent hash of an attribute slice as given (duplicates included).
 #[inline]
 pub(crate) fn hash_attributes(attrs: &[KeyValue]) -> u64 {
-    attrs.iter().fold(0u64, |acc, kv| acc.wrapping_add(hash_kv(kv)))
+    attrs.iter().fold(0u64, |acc, kv| acc.wrapping_add(kv.hash))
 }
 
 /// True when no key appears twice; only such slices can match a stored set directly.
@@ -279,7 +340,7 @@ impl AttributeSet {
         let mut kvs: Vec<KeyValue> = Vec::with_capacity(attrs.len());
         for kv in attrs {
             if let Some(existing) = kvs.iter_mut().find(|e| e.key == kv.key) {
-                existing.value = kv.value.clone();
+                *existing = kv.clone();
             } else {
                 kvs.push(kv.clone());
             }

@@ -73,7 +73,7 @@ impl Resource {
         if let Some(name) = get("OTEL_SERVICE_NAME").filter(|n| !n.is_empty()) {
             attrs.push(KeyValue::new("service.name", name));
         }
-        if !attrs.iter().any(|kv| kv.key.as_str() == "service.name") {
+        if !attrs.iter().any(|kv| kv.key().as_str() == "service.name") {
             let exe = std::env::current_exe()
                 .ok()
                 .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))

@@ -69,7 +69,7 @@ pub fn format_span(s: &SpanData) -> String {
         _ => {}
     }
     for kv in &s.attributes {
-        let _ = write!(line, " {}={}", kv.key, kv.value);
+        let _ = write!(line, " {}={}", kv.key(), kv.value());
     }
     for e in &s.events {
         let _ = write!(line, " event:{}", e.name);

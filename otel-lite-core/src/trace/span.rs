@@ -206,8 +206,8 @@ impl Span {
         if let Some(r) = &mut self.recording {
             let limit = r.pipeline.limits.max_attributes;
             let d = &mut r.data;
-            if let Some(existing) = d.attributes.iter_mut().find(|kv| kv.key == attribute.key) {
-                existing.value = attribute.value;
+            if let Some(existing) = d.attributes.iter_mut().find(|kv| kv.key() == attribute.key()) {
+                *existing = attribute;
             } else if (d.attributes.len() as u32) < limit {
                 d.attributes.push(attribute);
             } else {

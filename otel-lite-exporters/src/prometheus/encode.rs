@@ -447,8 +447,8 @@ fn series_labels(attrs: &AttributeSet) -> &str {
 fn render_labels(kvs: &[KeyValue]) -> String {
     let mut merged: Vec<(String, String)> = Vec::with_capacity(kvs.len());
     for kv in kvs {
-        let key = sanitize_label_name(kv.key.as_str());
-        let value = match &kv.value {
+        let key = sanitize_label_name(kv.key().as_str());
+        let value = match kv.value() {
             Value::String(s) => s.as_str().to_string(),
             other => other.to_string(),
         };
