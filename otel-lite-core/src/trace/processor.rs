@@ -257,15 +257,17 @@ impl BatchProcessor {
         }
         let pushed = RINGS.try_with(|rings| {
             let mut rings = rings.borrow_mut();
-            let ring = match rings.iter().find(|(_, id, _)| *id == self.shared.id) {
-                Some((_, _, ring)) => Arc::clone(ring),
+            let position = rings.iter().position(|(_, id, _)| *id == self.shared.id);
+            let index = match position {
+                Some(i) => i,
                 None => self.register_ring(&mut rings),
             };
+            let ring = &rings[index].2;
             // SAFETY: this ring is reachable for pushing only through this thread's
             // `RINGS`, so this thread is its single producer.
             match unsafe { ring.push(span) } {
-                Ok(()) => {
-                    if ring.len() * 2 >= ring.capacity() {
+                Ok(half_full) => {
+                    if half_full {
                         self.wake_worker();
                     }
                     true
@@ -280,13 +282,13 @@ impl BatchProcessor {
     }
 
     #[cold]
-    fn register_ring(&self, rings: &mut Vec<ThreadRing>) -> Arc<Ring<FinishedSpan>> {
+    fn register_ring(&self, rings: &mut Vec<ThreadRing>) -> usize {
         // Forget rings of processors that are gone.
         rings.retain(|(shared, _, _)| shared.strong_count() > 0);
         let ring = Arc::new(Ring::new(self.shared.config.per_thread_capacity));
         lock(&self.shared.rings).push(Arc::clone(&ring));
-        rings.push((Arc::downgrade(&self.shared), self.shared.id, Arc::clone(&ring)));
-        ring
+        rings.push((Arc::downgrade(&self.shared), self.shared.id, ring));
+        rings.len() - 1
     }
 
     fn wake_worker(&self) {

@@ -356,8 +356,9 @@ fn start_span(
         return Span::new(context, None);
     }
     let limits = pipeline.limits;
-    let (attributes, dropped_attributes) = cap(attributes, limits.max_attributes);
-    let mut data = SpanData {
+    let (attributes, dropped_attributes) =
+        if attributes.is_empty() { (attributes, 0) } else { cap(attributes, limits.max_attributes) };
+    let mut data = Box::new(SpanData {
         span_context,
         parent_span_id: parent_span.map_or(SpanId::INVALID, SpanContext::span_id),
         parent_is_remote: parent_span.is_some_and(SpanContext::is_remote),
@@ -373,9 +374,11 @@ fn start_span(
         dropped_links: 0,
         status: Status::Unset,
         scope: Arc::clone(scope),
-    };
-    for (sc, attrs) in links {
-        add_link(&mut data, limits, sc, attrs);
+    });
+    if !links.is_empty() {
+        for (sc, attrs) in links {
+            add_link(&mut data, limits, sc, attrs);
+        }
     }
     Span::new(context, Some(Recording { data, pipeline: Arc::clone(pipeline) }))
 }

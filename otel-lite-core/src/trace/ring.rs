@@ -15,6 +15,9 @@ pub(crate) struct Ring<T> {
     head: CachePadded<AtomicUsize>,
     /// Next slot to write; written only by the producer.
     tail: CachePadded<AtomicUsize>,
+    /// The producer's last view of `head`, so that pushing does not read the consumer's
+    /// cache line every time; touched only by the producer.
+    head_seen: CachePadded<AtomicUsize>,
     slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
     mask: usize,
 }
@@ -32,6 +35,7 @@ impl<T> Ring<T> {
         Ring {
             head: CachePadded(AtomicUsize::new(0)),
             tail: CachePadded(AtomicUsize::new(0)),
+            head_seen: CachePadded(AtomicUsize::new(0)),
             slots: (0..cap).map(|_| UnsafeCell::new(MaybeUninit::uninit())).collect(),
             mask: cap - 1,
         }
@@ -50,19 +54,27 @@ impl<T> Ring<T> {
         tail.wrapping_sub(head)
     }
 
-    /// Appends `value`, or hands it back when the ring is full.
+    /// Appends `value`, or hands it back when the ring is full. On success, returns
+    /// whether the ring is now at least half full (time to wake the consumer).
     ///
     /// # Safety
     /// Only one thread may ever call `push` on a given ring (the single producer).
     #[inline]
-    pub(crate) unsafe fn push(&self, value: T) -> Result<(), T> {
-        // Relaxed: only this thread writes `tail`.
+    pub(crate) unsafe fn push(&self, value: T) -> Result<bool, T> {
+        // Relaxed: only this thread writes `tail` and `head_seen`.
         let tail = self.tail.load(Ordering::Relaxed);
-        // Acquire: pairs with the consumer's Release store of `head`, so its reads of the
-        // slots we are about to reuse have finished.
-        let head = self.head.load(Ordering::Acquire);
-        if tail.wrapping_sub(head) > self.mask {
-            return Err(value);
+        let mut head = self.head_seen.load(Ordering::Relaxed);
+        let half = (self.mask + 1) / 2;
+        if tail.wrapping_sub(head) >= half {
+            // Looks half full from our stale view: look at the real head. Acquire: pairs
+            // with the consumer's Release store of `head`, so its reads of the slots we may
+            // reuse have finished.
+            head = self.head.load(Ordering::Acquire);
+            // Relaxed: producer-private.
+            self.head_seen.store(head, Ordering::Relaxed);
+            if tail.wrapping_sub(head) > self.mask {
+                return Err(value);
+            }
         }
         // SAFETY: slot `tail` is outside [head, tail), so the consumer does not read it, and
         // we are the only producer (caller's contract); it holds no live value (either never
@@ -70,7 +82,7 @@ impl<T> Ring<T> {
         unsafe { (*self.slots[tail & self.mask].get()).write(value) };
         // Release: publishes the slot's contents before the consumer can see the new tail.
         self.tail.store(tail.wrapping_add(1), Ordering::Release);
-        Ok(())
+        Ok(tail.wrapping_add(1).wrapping_sub(head) >= half)
     }
 
     /// Removes the oldest item.
@@ -114,7 +126,7 @@ mod tests {
         // SAFETY: this test is the only producer and consumer.
         unsafe {
             for i in 0..4 {
-                r.push(i).unwrap();
+                assert_eq!(r.push(i), Ok(i >= 1), "half full from the second item on");
             }
             assert_eq!(r.push(9), Err(9));
             assert_eq!(r.pop(), Some(0));
