@@ -45,19 +45,21 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     }
 }
 
+#[cfg(not(otel_lite_loom))]
+thread_local! {
+    // This thread's stripe hint; `usize::MAX` until first use.
+    static HINT: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
 /// A small per-thread number used to pick a stripe of a striped cell.
 ///
 /// Threads get consecutive numbers in the order they first record, so the first
 /// `stripes` threads that contend on a cell land on distinct stripes.
 #[cfg(not(otel_lite_loom))]
 pub(crate) fn thread_stripe_hint() -> usize {
-    use std::cell::Cell;
     use std::sync::atomic::AtomicUsize;
     // Relaxed: the counter only hands out distinct numbers; nothing is published with it.
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static HINT: Cell<usize> = const { Cell::new(usize::MAX) };
-    }
     HINT.with(|h| {
         let v = h.get();
         if v != usize::MAX {
@@ -79,6 +81,18 @@ pub(crate) fn thread_stripe_hint() -> usize {
     let digits: String = id.chars().filter(char::is_ascii_digit).collect();
     digits.parse().expect("loom ThreadId's Debug form carries the thread number")
 }
+
+/// Moves this thread to another stripe after it collided with another thread on one
+/// (LongAdder's rehash): threads that keep meeting spread out.
+#[cfg(not(otel_lite_loom))]
+pub(crate) fn rehash_thread_stripe() {
+    // Make sure this thread has a hint, then step it.
+    let current = thread_stripe_hint();
+    HINT.with(|h| h.set(current.wrapping_add(1)));
+}
+
+#[cfg(otel_lite_loom)]
+pub(crate) fn rehash_thread_stripe() {}
 
 /// How many stripes a contended cell grows to: the available parallelism rounded up to a
 /// power of two, at least 2 and at most 64.

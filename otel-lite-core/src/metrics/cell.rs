@@ -9,7 +9,9 @@
 //! memory is published through it, so shard operations are `Relaxed`. The one pointer that
 //! publishes memory, the stripe array, is stored with `Release` and loaded with `Acquire`.
 
-use crate::sync::{stripe_count, thread_stripe_hint, AtomicPtr, AtomicU64, CachePadded, Ordering};
+use crate::sync::{
+    rehash_thread_stripe, stripe_count, thread_stripe_hint, AtomicPtr, AtomicU64, CachePadded, Ordering,
+};
 
 /// One shard of a striped cell.
 pub trait Shard {
@@ -24,6 +26,19 @@ pub trait Shard {
     fn try_apply(&self, op: Self::Op) -> bool;
     /// Applies `op` unconditionally.
     fn apply(&self, op: Self::Op);
+    /// Applies `op` unconditionally and reports whether it *saw* another writer. Shards
+    /// whose `apply` is a plain `fetch_add` override this to check, on a sample of
+    /// operations, that nobody wrote between their add and a re-read; the default probes
+    /// with `try_apply` every time.
+    #[inline]
+    fn apply_detecting(&self, op: Self::Op) -> bool {
+        if self.try_apply(op) {
+            false
+        } else {
+            self.apply(op);
+            true
+        }
+    }
 }
 
 /// A cell that starts as one shard and grows stripes under contention.
@@ -40,25 +55,32 @@ impl<S: Shard> Striped<S> {
         Striped { base: S::new(config), stripes: AtomicPtr::new(std::ptr::null_mut()) }
     }
 
-    /// Applies `op`: one compare-and-swap on the inline shard while uncontended, one
-    /// atomic on this thread's stripe after that.
+    /// Applies `op`: one atomic on the inline shard while uncontended, one atomic on this
+    /// thread's stripe after that. Contention is seen as a failed compare-and-swap, on
+    /// every operation or (for `SAMPLED_PROBE` shards) on one in 64.
     #[inline]
     pub fn apply(&self, config: &S::Config, op: S::Op) {
         // Acquire: pairs with the Release in `inflate`, so the stripes' initialised
         // contents are visible before we write to them.
-        let mut stripes = self.stripes.load(Ordering::Acquire);
+        let stripes = self.stripes.load(Ordering::Acquire);
         if stripes.is_null() {
-            if self.base.try_apply(op) {
+            if !self.base.apply_detecting(op) {
                 return;
             }
-            stripes = self.inflate(config);
+            // Contention seen; `op` is applied already. Grow stripes for the next ones.
+            self.inflate(config);
+            return;
         }
         let index = thread_stripe_hint() & (stripe_count() - 1);
         // SAFETY: `stripes` is non-null, so it points to `stripe_count()` initialised shards
         // (published by `inflate` with Release, observed with Acquire above) that live until
         // `self` is dropped, which cannot happen while `&self` is borrowed; `index` is masked
         // below `stripe_count()`, a power of two.
-        unsafe { (*stripes.add(index)).apply(op) }
+        let stripe = unsafe { &*stripes.add(index) };
+        if stripe.apply_detecting(op) {
+            // Another thread shares this stripe: use another one next time.
+            rehash_thread_stripe();
+        }
     }
 
     #[cold]
@@ -135,10 +157,25 @@ impl Shard for U64Sum {
         // Relaxed: see `try_apply`.
         self.0.fetch_add(v, Ordering::Relaxed);
     }
+    #[inline]
+    fn apply_detecting(&self, v: u64) -> bool {
+        // Relaxed: see `try_apply`.
+        let before = self.0.fetch_add(v, Ordering::Relaxed);
+        // On about one add in 64 (chosen by the value, so no per-thread state), re-read:
+        // a value other than ours means another thread wrote in between. Under loom every
+        // add checks, so the models see the contention path.
+        if cfg!(otel_lite_loom) || before & 63 == 0 {
+            return self.0.load(Ordering::Relaxed) != before.wrapping_add(v);
+        }
+        false
+    }
 }
 
 impl Striped<U64Sum> {
-    /// The sum of all shards (wrapping).
+    /// The sum of all shards (wrapping). Like Java's `LongAdder::sum`, this is not an
+    /// atomic snapshot while writers run, but nothing is ever lost and, for a monotonic
+    /// counter, a later read is never smaller than an earlier one (each shard only grows
+    /// and each shard read sees at least what the previous read saw).
     pub fn sum(&self) -> u64 {
         let mut total = 0u64;
         // Relaxed: a sum is reported, nothing else is read through it.

@@ -41,6 +41,7 @@ impl<T> Ring<T> {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
         self.mask + 1
     }
