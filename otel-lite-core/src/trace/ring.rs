@@ -65,7 +65,8 @@ impl<T> Ring<T> {
         // Relaxed: only this thread writes `tail` and `head_seen`.
         let tail = self.tail.load(Ordering::Relaxed);
         let mut head = self.head_seen.load(Ordering::Relaxed);
-        let half = (self.mask + 1) / 2;
+        // Half the capacity (a power of two, at least 2).
+        let half = (self.mask >> 1) + 1;
         if tail.wrapping_sub(head) >= half {
             // Looks half full from our stale view: look at the real head. Acquire: pairs
             // with the consumer's Release store of `head`, so its reads of the slots we may
