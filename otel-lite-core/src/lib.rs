@@ -33,6 +33,7 @@
 #[doc(hidden)]
 pub mod __private;
 pub mod attributes;
+mod batch;
 mod error;
 pub mod global;
 pub mod metrics;

@@ -4,18 +4,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::attributes::{KeyValue, SharedStr};
+use crate::batch::BatchProcessor;
 use crate::metrics::snapshot::InstrumentationScope;
 use crate::resource::Resource;
 use crate::sync::lock;
 use crate::trace::clock;
 use crate::trace::context::{with_current, Context, SpanContext, TraceFlags};
 use crate::trace::id::{SpanId, TraceId};
-use crate::trace::processor::{BatchConfig, BatchProcessor, ProcessorStats, SpanExporter};
+use crate::trace::processor::{batch_span_processor, BatchConfig, ProcessorStats, SpanExporter};
 use crate::trace::sampler::Sampler;
 use crate::trace::span::{add_link, cap, FinishedSpan, Recording, Span, SpanData, SpanKind, SpanLimits, Status};
 
 enum Processor {
-    Batch(BatchProcessor),
+    Batch(BatchProcessor<FinishedSpan>),
     /// Exports each span as it ends, on the ending thread: for tests and debugging.
     Simple(crate::sync::Mutex<Box<dyn SpanExporter>>),
 }
@@ -102,7 +103,7 @@ impl TracerProviderBuilder {
             .exporters
             .into_iter()
             .map(|(mut exporter, batch)| match batch {
-                Some(config) => Processor::Batch(BatchProcessor::new(exporter, config, &resource)),
+                Some(config) => Processor::Batch(batch_span_processor(exporter, config, &resource)),
                 None => {
                     exporter.set_resource(&resource);
                     Processor::Simple(crate::sync::Mutex::new(exporter))

@@ -1,0 +1,475 @@
+//! The batch processor shared by spans and log records.
+//!
+//! It never blocks the application. Each thread that records gets its own bounded ring per
+//! processor (see `trace/ring.rs`); pushing is a few plain stores. A worker thread drains
+//! every ring, groups items into batches and calls the exporter. When a ring is full the
+//! item is dropped and counted; when the exporter is slow the worker stops draining once
+//! `max_queue_size` items wait, so memory stays bounded while the rings fill and drop.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::{Arc, Condvar, Weak};
+use std::thread::{JoinHandle, LocalKey};
+use std::time::{Duration, Instant};
+
+use crate::sync::{lock, AtomicBool, AtomicU64, Mutex, Ordering};
+use crate::trace::ring::Ring;
+
+/// Why an export failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// The exporter was shut down.
+    Shutdown,
+    /// The exporter did not finish in time.
+    Timeout,
+    /// The transport or the receiver failed.
+    Failed(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl fmt::Display for ExportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExportError::Shutdown => f.write_str("the exporter is shut down"),
+            ExportError::Timeout => f.write_str("the export timed out"),
+            ExportError::Failed(e) => write!(f, "export failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ExportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ExportError::Failed(e) => Some(&**e),
+            _ => None,
+        }
+    }
+}
+
+/// Batch processor settings. Defaults follow `OTEL_BSP_*` for spans; logs use
+/// [`BatchConfig::logs_default`] (`OTEL_BLRP_*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchConfig {
+    /// Items waiting for export at most (`OTEL_BSP_MAX_QUEUE_SIZE`, 2048).
+    pub max_queue_size: usize,
+    /// Items per export call at most (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, 512).
+    pub max_export_batch_size: usize,
+    /// Delay between exports (`OTEL_BSP_SCHEDULE_DELAY`, 5 s).
+    pub scheduled_delay: Duration,
+    /// Time allowed for one export (`OTEL_BSP_EXPORT_TIMEOUT`, 30 s); a slower exporter
+    /// delays the worker, never the application.
+    pub export_timeout: Duration,
+    /// Items buffered per recording thread before the worker drains them (256).
+    pub per_thread_capacity: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_queue_size: 2048,
+            max_export_batch_size: 512,
+            scheduled_delay: Duration::from_secs(5),
+            export_timeout: Duration::from_secs(30),
+            per_thread_capacity: 256,
+        }
+    }
+}
+
+impl BatchConfig {
+    /// The defaults of the batch log record processor (`OTEL_BLRP_*`): like spans, but a
+    /// 1 s delay.
+    pub fn logs_default() -> Self {
+        BatchConfig { scheduled_delay: Duration::from_secs(1), ..BatchConfig::default() }
+    }
+
+    /// Reads the `OTEL_BSP_*` variables from `get`; invalid values are reported through
+    /// `warn` (variable, value) and leave the default.
+    pub fn from_env_with(get: impl Fn(&str) -> Option<String>, warn: impl FnMut(&str, &str)) -> Self {
+        Self::read_env("OTEL_BSP", BatchConfig::default(), get, warn)
+    }
+
+    /// Reads the `OTEL_BLRP_*` variables (log record processor), like
+    /// [`BatchConfig::from_env_with`].
+    pub fn logs_from_env_with(get: impl Fn(&str) -> Option<String>, warn: impl FnMut(&str, &str)) -> Self {
+        Self::read_env("OTEL_BLRP", BatchConfig::logs_default(), get, warn)
+    }
+
+    fn read_env(
+        prefix: &str,
+        defaults: BatchConfig,
+        get: impl Fn(&str) -> Option<String>,
+        mut warn: impl FnMut(&str, &str),
+    ) -> Self {
+        let mut c = defaults;
+        let mut num = |suffix: &str, min: u64| -> Option<u64> {
+            let name = format!("{prefix}_{suffix}");
+            let raw = get(&name)?;
+            match raw.trim().parse::<u64>() {
+                Ok(v) if v >= min => Some(v),
+                _ => {
+                    warn(&name, &raw);
+                    None
+                }
+            }
+        };
+        if let Some(v) = num("MAX_QUEUE_SIZE", 1) {
+            c.max_queue_size = v as usize;
+        }
+        if let Some(v) = num("MAX_EXPORT_BATCH_SIZE", 1) {
+            c.max_export_batch_size = v as usize;
+        }
+        if let Some(v) = num("SCHEDULE_DELAY", 0) {
+            c.scheduled_delay = Duration::from_millis(v);
+        }
+        if let Some(v) = num("EXPORT_TIMEOUT", 0) {
+            c.export_timeout = Duration::from_millis(v);
+        }
+        // The specification: the batch size must not exceed the queue size.
+        c.max_export_batch_size = c.max_export_batch_size.min(c.max_queue_size);
+        c
+    }
+}
+
+/// Counts kept by a batch processor (also exported as self-metrics).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProcessorStats {
+    /// Items handed to the exporter successfully.
+    pub exported: u64,
+    /// Items dropped because a queue was full or the processor was shut down.
+    pub dropped: u64,
+    /// Items in batches the exporter failed to export.
+    pub failed: u64,
+}
+
+pub(crate) struct Shared<I> {
+    id: u64,
+    config: BatchConfig,
+    rings: Mutex<Vec<Arc<Ring<I>>>>,
+    dropped: AtomicU64,
+    exported: AtomicU64,
+    failed: AtomicU64,
+    /// Requests to the worker: a flush generation to reach, and shutdown.
+    control: std::sync::Mutex<Control>,
+    wake: Condvar,
+    done: Condvar,
+    shutdown: AtomicBool,
+    wake_pending: AtomicBool,
+}
+
+#[derive(Default)]
+struct Control {
+    wake: bool,
+    flush_requested: u64,
+    flush_done: u64,
+}
+
+pub(crate) struct BatchProcessor<I: Batchable> {
+    shared: Arc<Shared<I>>,
+    worker: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A thread's ring for one processor: the processor (to forget rings of dropped ones), its
+/// id, and the ring.
+pub(crate) type ThreadRing<I> = (Weak<Shared<I>>, u64, Arc<Ring<I>>);
+
+/// This thread's rings, one per processor of this item type.
+pub(crate) type ThreadRings<I> = LocalKey<RefCell<Vec<ThreadRing<I>>>>;
+
+/// What a batch processor carries: items recorded on application threads, turned into
+/// their export form on the worker.
+pub(crate) trait Batchable: Send + Sized + 'static {
+    /// What exporters receive.
+    type Output: Send + 'static;
+    /// Converts to the export form (on the worker thread, off the hot path).
+    fn finish(self) -> Self::Output;
+    /// The thread-local rings of this item type.
+    fn rings() -> &'static ThreadRings<Self>;
+}
+
+/// Where a batch processor sends batches.
+pub(crate) trait Sink<O>: Send + 'static {
+    fn export(&mut self, batch: Vec<O>) -> Result<(), ExportError>;
+    fn force_flush(&mut self) -> Result<(), ExportError>;
+    fn shutdown(&mut self) -> Result<(), ExportError>;
+}
+
+fn next_processor_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    // Relaxed: only distinctness matters.
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+impl<I: Batchable> BatchProcessor<I> {
+    pub(crate) fn new(exporter: Box<dyn Sink<I::Output>>, config: BatchConfig, thread_name: &str) -> Self {
+        let shared = Arc::new(Shared {
+            id: next_processor_id(),
+            config,
+            rings: Mutex::new(Vec::new()),
+            dropped: AtomicU64::new(0),
+            exported: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            control: std::sync::Mutex::new(Control::default()),
+            wake: Condvar::new(),
+            done: Condvar::new(),
+            shutdown: AtomicBool::new(false),
+            wake_pending: AtomicBool::new(false),
+        });
+        let worker_shared = Arc::clone(&shared);
+        let worker = std::thread::Builder::new()
+            .name(thread_name.into())
+            .spawn(move || worker(worker_shared, exporter))
+            .map_err(|e| eprintln!("otel-lite: cannot start the {thread_name} thread: {e}; its items will be dropped"))
+            .ok();
+        if worker.is_none() {
+            // Nothing would drain the rings: refuse spans instead of filling memory.
+            // Relaxed: a flag read on the recording path.
+            shared.shutdown.store(true, Ordering::Relaxed);
+        }
+        BatchProcessor { shared, worker: std::sync::Mutex::new(worker) }
+    }
+
+    #[inline]
+    pub(crate) fn on_end(&self, span: I) {
+        // Relaxed: after shutdown, spans are dropped; a span racing with shutdown may still
+        // be queued and is then dropped with its ring.
+        if self.shared.shutdown.load(Ordering::Relaxed) {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let pushed = I::rings().try_with(|rings| {
+            let mut rings = rings.borrow_mut();
+            let position = rings.iter().position(|(_, id, _)| *id == self.shared.id);
+            let index = match position {
+                Some(i) => i,
+                None => self.register_ring(&mut rings),
+            };
+            let ring = &rings[index].2;
+            // SAFETY: this ring is reachable for pushing only through this thread's
+            // `RINGS`, so this thread is its single producer.
+            match unsafe { ring.push(span) } {
+                Ok(half_full) => {
+                    if half_full {
+                        self.wake_worker();
+                    }
+                    true
+                }
+                Err(_dropped) => false,
+            }
+        });
+        if pushed != Ok(true) {
+            // Relaxed: a reported count.
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[cold]
+    fn register_ring(&self, rings: &mut Vec<ThreadRing<I>>) -> usize {
+        // Forget rings of processors that are gone.
+        rings.retain(|(shared, _, _)| shared.strong_count() > 0);
+        let ring = Arc::new(Ring::new(self.shared.config.per_thread_capacity));
+        lock(&self.shared.rings).push(Arc::clone(&ring));
+        rings.push((Arc::downgrade(&self.shared), self.shared.id, ring));
+        rings.len() - 1
+    }
+
+    fn wake_worker(&self) {
+        // Relaxed: a hint that saves the lock below while a wake-up is already pending;
+        // the Condvar handshake under the mutex does the synchronisation.
+        if self.shared.wake_pending.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let mut c = self.shared.control.lock().unwrap_or_else(|p| p.into_inner());
+        if !c.wake {
+            c.wake = true;
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// Exports everything queued so far; waits at most `timeout`.
+    pub(crate) fn force_flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut c = self.shared.control.lock().unwrap_or_else(|p| p.into_inner());
+        c.flush_requested += 1;
+        let target = c.flush_requested;
+        c.wake = true;
+        self.shared.wake.notify_one();
+        while c.flush_done < target {
+            // Relaxed: the worker is gone after shutdown; nobody will answer.
+            if self.shared.shutdown.load(Ordering::Relaxed) && self.worker_finished() {
+                return false;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            c = self
+                .shared
+                .done
+                .wait_timeout(c, left.min(Duration::from_millis(50)))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+
+    fn worker_finished(&self) -> bool {
+        self.worker.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_none_or(|w| w.is_finished())
+    }
+
+    /// Flushes, stops the worker and shuts the exporter down; waits at most `timeout`.
+    pub(crate) fn shutdown(&self, timeout: Duration) -> bool {
+        let flushed = self.force_flush(timeout);
+        // Relaxed: the worker also sees it through the control mutex below.
+        self.shared.shutdown.store(true, Ordering::Relaxed);
+        {
+            let mut c = self.shared.control.lock().unwrap_or_else(|p| p.into_inner());
+            c.wake = true;
+            self.shared.wake.notify_one();
+        }
+        let worker = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(w) = worker {
+            // A panic in the exporter has been reported by the panic hook already.
+            let _ = w.join();
+        }
+        flushed
+    }
+
+    pub(crate) fn stats(&self) -> ProcessorStats {
+        // Relaxed: reported counts.
+        ProcessorStats {
+            exported: self.shared.exported.load(Ordering::Relaxed),
+            dropped: self.shared.dropped.load(Ordering::Relaxed),
+            failed: self.shared.failed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl<I: Batchable> Drop for BatchProcessor<I> {
+    fn drop(&mut self) {
+        self.shutdown(Duration::from_secs(5));
+    }
+}
+
+fn worker<I: Batchable>(shared: Arc<Shared<I>>, mut exporter: Box<dyn Sink<I::Output>>) {
+    let config = shared.config.clone();
+    let mut pending: Vec<I::Output> = Vec::with_capacity(config.max_export_batch_size);
+    let mut next_export = Instant::now() + config.scheduled_delay;
+    loop {
+        let (flush_target, stopping) = {
+            let mut c = shared.control.lock().unwrap_or_else(|p| p.into_inner());
+            while !c.wake && c.flush_requested == c.flush_done && Instant::now() < next_export {
+                let left = next_export.saturating_duration_since(Instant::now());
+                c = shared.wake.wait_timeout(c, left).unwrap_or_else(|p| p.into_inner()).0;
+            }
+            c.wake = false;
+            // Relaxed: see `wake_worker`.
+            shared.wake_pending.store(false, Ordering::Relaxed);
+            // Relaxed: set before the notification we just consumed under the mutex.
+            (c.flush_requested, shared.shutdown.load(Ordering::Relaxed))
+        };
+        let flushing = flush_target > 0;
+        let timer = Instant::now() >= next_export;
+        drain(&shared, &mut pending, &mut *exporter, &config);
+        if timer || flushing || stopping {
+            export(&shared, &mut pending, &mut *exporter, &config);
+            next_export = Instant::now() + config.scheduled_delay;
+            if flushing {
+                let _ = exporter.force_flush();
+            }
+        }
+        {
+            let mut c = shared.control.lock().unwrap_or_else(|p| p.into_inner());
+            c.flush_done = c.flush_done.max(flush_target);
+            shared.done.notify_all();
+        }
+        if stopping {
+            let _ = exporter.shutdown();
+            return;
+        }
+    }
+}
+
+/// Moves spans from the rings into `pending`, exporting full batches on the way; stops
+/// draining when `max_queue_size` spans wait (the rings then fill and drop).
+fn drain<I: Batchable>(
+    shared: &Shared<I>,
+    pending: &mut Vec<I::Output>,
+    exporter: &mut dyn Sink<I::Output>,
+    config: &BatchConfig,
+) {
+    // Copy the list so that threads registering a ring never wait for an export.
+    let rings: Vec<Arc<Ring<I>>> = lock(&shared.rings).clone();
+    for ring in &rings {
+        loop {
+            if pending.len() >= config.max_export_batch_size {
+                export(shared, pending, exporter, config);
+            }
+            if pending.len() >= config.max_queue_size {
+                return;
+            }
+            // SAFETY: the worker thread is the only consumer: `drain` is its code alone, and
+            // the rings' other holders (the recording threads) only push.
+            match unsafe { ring.pop() } {
+                Some(item) => pending.push(item.finish()),
+                None => break,
+            }
+        }
+    }
+    drop(rings);
+    // A ring whose thread has exited (only the list still holds it) and that is empty can go.
+    lock(&shared.rings).retain(|r| Arc::strong_count(r) > 1 || r.len() > 0);
+}
+
+fn export<I: Batchable>(
+    shared: &Shared<I>,
+    pending: &mut Vec<I::Output>,
+    exporter: &mut dyn Sink<I::Output>,
+    config: &BatchConfig,
+) {
+    while !pending.is_empty() {
+        let n = pending.len().min(config.max_export_batch_size);
+        let batch: Vec<I::Output> = pending.drain(..n).collect();
+        let count = batch.len() as u64;
+        // Relaxed: reported counts.
+        match exporter.export(batch) {
+            Ok(()) => shared.exported.fetch_add(count, Ordering::Relaxed),
+            Err(_) => shared.failed.fetch_add(count, Ordering::Relaxed),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bsp_env() {
+        let mut warnings = Vec::new();
+        let c = BatchConfig::from_env_with(
+            |k| match k {
+                "OTEL_BSP_MAX_QUEUE_SIZE" => Some("100".into()),
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" => Some("500".into()),
+                "OTEL_BSP_SCHEDULE_DELAY" => Some("250".into()),
+                "OTEL_BSP_EXPORT_TIMEOUT" => Some("soon".into()),
+                _ => None,
+            },
+            |k, v| warnings.push(format!("{k}={v}")),
+        );
+        assert_eq!(c.max_queue_size, 100);
+        assert_eq!(c.max_export_batch_size, 100, "clamped to the queue size");
+        assert_eq!(c.scheduled_delay, Duration::from_millis(250));
+        assert_eq!(c.export_timeout, Duration::from_secs(30));
+        assert_eq!(warnings, vec!["OTEL_BSP_EXPORT_TIMEOUT=soon".to_string()]);
+    }
+
+    #[test]
+    fn blrp_env() {
+        let c = BatchConfig::logs_from_env_with(
+            |k| (k == "OTEL_BLRP_MAX_QUEUE_SIZE").then(|| "4096".to_string()),
+            |_, _| panic!("no warning expected"),
+        );
+        assert_eq!(c.max_queue_size, 4096);
+        assert_eq!(c.scheduled_delay, Duration::from_secs(1));
+    }
+}
