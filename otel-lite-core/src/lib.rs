@@ -36,6 +36,7 @@ pub mod attributes;
 mod batch;
 mod error;
 pub mod global;
+pub mod logs;
 pub mod metrics;
 pub mod propagation;
 mod resource;

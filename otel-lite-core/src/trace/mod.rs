@@ -25,6 +25,11 @@ pub use sampler::{Sampler, SamplerConfigError};
 pub use span::{Event, Link, Span, SpanData, SpanKind, SpanLimits, Status};
 pub use trace_state::{TraceState, TraceStateError};
 
+/// Calls `f` with the current span context of this thread, without cloning it.
+pub(crate) fn with_current_span_context<R>(f: impl FnOnce(Option<&SpanContext>) -> R) -> R {
+    context::with_current(|cx| f(cx.span_context()))
+}
+
 /// The span clock now, in ticks (for `#[instrument]`'s call timer).
 #[doc(hidden)]
 #[inline]

@@ -1,0 +1,418 @@
+//! Logs: records with a severity and a body, stamped with the trace and span they were
+//! emitted in, batched to exporters like spans.
+//!
+//! ```
+//! use otel_lite_core::logs::{InMemoryLogExporter, LoggerProvider, Severity};
+//! use otel_lite_core::trace::TracerProvider;
+//! use otel_lite_core::KeyValue;
+//!
+//! let exporter = InMemoryLogExporter::default();
+//! let logs = LoggerProvider::builder().with_simple_exporter(exporter.clone()).build();
+//! let logger = logs.logger("checkout");
+//!
+//! let tracer = TracerProvider::builder().build().tracer("checkout");
+//! let span = tracer.start("pay");
+//! {
+//!     let _entered = span.enter();
+//!     logger.log(Severity::Error, "card declined", vec![KeyValue::new("payment.id", "p-1")]);
+//! }
+//! let record = &exporter.records()[0];
+//! assert_eq!(record.trace_id, span.span_context().trace_id());
+//! assert_eq!(record.severity_text.as_deref(), Some("ERROR"));
+//! ```
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::attributes::{KeyValue, SharedStr};
+use crate::batch::{
+    BatchConfig, BatchProcessor, Batchable, ExportError, ProcessorStats, Sink, ThreadRing, ThreadRings,
+};
+use crate::metrics::snapshot::InstrumentationScope;
+use crate::resource::Resource;
+use crate::sync::{lock, Mutex};
+use crate::time::now_unix_nanos;
+use crate::trace::{SpanId, TraceFlags, TraceId};
+
+/// Severity, with the OpenTelemetry severity numbers (1–24) of each range's first level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Severity {
+    /// 1
+    Trace = 1,
+    /// 5
+    Debug = 5,
+    /// 9
+    Info = 9,
+    /// 13
+    Warn = 13,
+    /// 17
+    Error = 17,
+    /// 21
+    Fatal = 21,
+}
+
+impl Severity {
+    /// The severity number.
+    pub fn number(self) -> u8 {
+        self as u8
+    }
+
+    /// The short name (`INFO`, `ERROR`, ...).
+    pub fn text(self) -> &'static str {
+        match self {
+            Severity::Trace => "TRACE",
+            Severity::Debug => "DEBUG",
+            Severity::Info => "INFO",
+            Severity::Warn => "WARN",
+            Severity::Error => "ERROR",
+            Severity::Fatal => "FATAL",
+        }
+    }
+}
+
+/// A structured log body or attribute value.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum AnyValue {
+    /// A string.
+    String(SharedStr),
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    I64(i64),
+    /// A float.
+    F64(f64),
+    /// Raw bytes.
+    Bytes(Vec<u8>),
+    /// A list.
+    Array(Vec<AnyValue>),
+    /// Key/value pairs.
+    Map(Vec<(SharedStr, AnyValue)>),
+}
+
+impl From<&'static str> for AnyValue {
+    fn from(s: &'static str) -> Self {
+        AnyValue::String(s.into())
+    }
+}
+impl From<String> for AnyValue {
+    fn from(s: String) -> Self {
+        AnyValue::String(s.into())
+    }
+}
+impl From<i64> for AnyValue {
+    fn from(v: i64) -> Self {
+        AnyValue::I64(v)
+    }
+}
+impl From<f64> for AnyValue {
+    fn from(v: f64) -> Self {
+        AnyValue::F64(v)
+    }
+}
+impl From<bool> for AnyValue {
+    fn from(v: bool) -> Self {
+        AnyValue::Bool(v)
+    }
+}
+
+/// A log record as exporters receive it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogRecord {
+    /// When the event happened, if known; ns since the Unix epoch.
+    pub timestamp_unix_nanos: Option<u64>,
+    /// When the SDK saw it; ns since the Unix epoch.
+    pub observed_unix_nanos: u64,
+    /// The severity number (1–24; 0 when unspecified).
+    pub severity_number: u8,
+    /// The severity as text.
+    pub severity_text: Option<Cow<'static, str>>,
+    /// The body.
+    pub body: Option<AnyValue>,
+    /// Attributes.
+    pub attributes: Vec<KeyValue>,
+    /// The trace it was emitted in (invalid if none).
+    pub trace_id: TraceId,
+    /// The span it was emitted in (invalid if none).
+    pub span_id: SpanId,
+    /// The flags of that span.
+    pub trace_flags: TraceFlags,
+    /// An event name, for log records that are events.
+    pub event_name: Option<SharedStr>,
+    /// The scope of the logger.
+    pub scope: Arc<InstrumentationScope>,
+}
+
+/// Sends log records somewhere. Called from one thread at a time.
+pub trait LogExporter: Send + 'static {
+    /// Exports a batch.
+    fn export(&mut self, batch: Vec<LogRecord>) -> Result<(), ExportError>;
+    /// Receives the provider's resource once, before the first export.
+    fn set_resource(&mut self, _resource: &Resource) {}
+    /// Flushes anything the exporter buffers itself.
+    fn force_flush(&mut self) -> Result<(), ExportError> {
+        Ok(())
+    }
+    /// Releases resources.
+    fn shutdown(&mut self) -> Result<(), ExportError> {
+        Ok(())
+    }
+}
+
+/// Keeps exported log records in memory, for tests.
+#[derive(Clone, Default, Debug)]
+pub struct InMemoryLogExporter {
+    records: Arc<std::sync::Mutex<Vec<LogRecord>>>,
+}
+
+impl InMemoryLogExporter {
+    /// Every record exported so far.
+    pub fn records(&self) -> Vec<LogRecord> {
+        self.records.lock().map(|r| r.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+}
+
+impl LogExporter for InMemoryLogExporter {
+    fn export(&mut self, batch: Vec<LogRecord>) -> Result<(), ExportError> {
+        match self.records.lock() {
+            Ok(mut r) => r.extend(batch),
+            Err(p) => p.into_inner().extend(batch),
+        }
+        Ok(())
+    }
+}
+
+/// A record on its way through the batch processor.
+pub(crate) struct PendingLog(Box<LogRecord>);
+
+thread_local! {
+    // This thread's log ring for each batch processor it has logged into.
+    static LOG_RINGS: RefCell<Vec<ThreadRing<PendingLog>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Batchable for PendingLog {
+    type Output = LogRecord;
+    fn finish(self) -> LogRecord {
+        *self.0
+    }
+    fn rings() -> &'static ThreadRings<Self> {
+        &LOG_RINGS
+    }
+}
+
+struct LogSink(Box<dyn LogExporter>);
+
+impl Sink<LogRecord> for LogSink {
+    fn export(&mut self, batch: Vec<LogRecord>) -> Result<(), ExportError> {
+        self.0.export(batch)
+    }
+    fn force_flush(&mut self) -> Result<(), ExportError> {
+        self.0.force_flush()
+    }
+    fn shutdown(&mut self) -> Result<(), ExportError> {
+        self.0.shutdown()
+    }
+}
+
+enum Processor {
+    Batch(BatchProcessor<PendingLog>),
+    Simple(Mutex<Box<dyn LogExporter>>),
+}
+
+struct LogPipeline {
+    resource: Resource,
+    processors: Vec<Processor>,
+}
+
+/// Configures a [`LoggerProvider`].
+#[derive(Default)]
+pub struct LoggerProviderBuilder {
+    resource: Option<Resource>,
+    exporters: Vec<(Box<dyn LogExporter>, Option<BatchConfig>)>,
+}
+
+impl LoggerProviderBuilder {
+    /// The resource (default: [`Resource::from_env`]).
+    pub fn resource(mut self, resource: Resource) -> Self {
+        self.resource = Some(resource);
+        self
+    }
+
+    /// Exports through a batch processor (defaults: [`BatchConfig::logs_default`]).
+    pub fn with_batch_exporter(mut self, exporter: impl LogExporter, config: BatchConfig) -> Self {
+        self.exporters.push((Box::new(exporter), Some(config)));
+        self
+    }
+
+    /// Exports each record synchronously as it is emitted (tests, debugging).
+    pub fn with_simple_exporter(mut self, exporter: impl LogExporter) -> Self {
+        self.exporters.push((Box::new(exporter), None));
+        self
+    }
+
+    /// Builds the provider.
+    pub fn build(self) -> LoggerProvider {
+        let resource = self.resource.unwrap_or_else(Resource::from_env);
+        let processors = self
+            .exporters
+            .into_iter()
+            .map(|(mut exporter, batch)| {
+                exporter.set_resource(&resource);
+                match batch {
+                    Some(config) => {
+                        Processor::Batch(BatchProcessor::new(Box::new(LogSink(exporter)), config, "otel-lite-logs"))
+                    }
+                    None => Processor::Simple(Mutex::new(exporter)),
+                }
+            })
+            .collect();
+        LoggerProvider { pipeline: Arc::new(LogPipeline { resource, processors }) }
+    }
+}
+
+/// The entry point for logs: a pipeline that hands out [`Logger`]s.
+#[derive(Clone)]
+pub struct LoggerProvider {
+    pipeline: Arc<LogPipeline>,
+}
+
+impl LoggerProvider {
+    /// A builder.
+    pub fn builder() -> LoggerProviderBuilder {
+        LoggerProviderBuilder::default()
+    }
+
+    /// A logger for `scope`.
+    pub fn logger(&self, scope: impl Into<SharedStr>) -> Logger {
+        Logger {
+            pipeline: Arc::clone(&self.pipeline),
+            scope: Arc::new(InstrumentationScope { name: scope.into(), version: None }),
+        }
+    }
+
+    /// The resource records are exported with.
+    pub fn resource(&self) -> &Resource {
+        &self.pipeline.resource
+    }
+
+    /// Exports everything emitted so far; waits up to 30 s.
+    pub fn force_flush(&self) -> bool {
+        self.pipeline.processors.iter().all(|p| match p {
+            Processor::Batch(b) => b.force_flush(Duration::from_secs(30)),
+            Processor::Simple(e) => lock(e).force_flush().is_ok(),
+        })
+    }
+
+    /// Flushes and stops every processor; waits up to `timeout` each.
+    pub fn shutdown(&self, timeout: Duration) -> bool {
+        self.pipeline.processors.iter().all(|p| match p {
+            Processor::Batch(b) => b.shutdown(timeout),
+            Processor::Simple(e) => lock(e).shutdown().is_ok(),
+        })
+    }
+
+    /// Publishes the log pipeline's health in `registry` as the observable counters
+    /// `otel_lite.logs.exported`, `otel_lite.logs.dropped` and `otel_lite.logs.failed`.
+    pub fn register_self_metrics(&self, registry: &crate::Registry) -> Result<(), crate::RegistrationError> {
+        let scope = registry.scope("otel-lite").with_version(env!("CARGO_PKG_VERSION"));
+        type Pick = fn(&ProcessorStats) -> u64;
+        let counters: [(&'static str, &'static str, Pick); 3] = [
+            ("otel_lite.logs.exported", "Log records handed to exporters successfully.", |s| s.exported),
+            (
+                "otel_lite.logs.dropped",
+                "Log records dropped because a queue was full or the pipeline was shut down.",
+                |s| s.dropped,
+            ),
+            ("otel_lite.logs.failed", "Log records in batches an exporter failed to export.", |s| s.failed),
+        ];
+        for (name, description, pick) in counters {
+            // Weak: the registry must not keep a dropped pipeline (and its thread) alive.
+            let pipeline = Arc::downgrade(&self.pipeline);
+            scope.observable_counter::<u64>(name).unit("{record}").description(description).build(move |o| {
+                if let Some(pipeline) = pipeline.upgrade() {
+                    o.observe(pick(&LoggerProvider { pipeline }.stats()), &[]);
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Exported, dropped and failed record counts, summed over batch processors.
+    pub fn stats(&self) -> ProcessorStats {
+        let mut total = ProcessorStats::default();
+        for p in &self.pipeline.processors {
+            if let Processor::Batch(b) = p {
+                let s = b.stats();
+                total.exported += s.exported;
+                total.dropped += s.dropped;
+                total.failed += s.failed;
+            }
+        }
+        total
+    }
+}
+
+/// Emits log records for one scope.
+#[derive(Clone)]
+pub struct Logger {
+    pipeline: Arc<LogPipeline>,
+    scope: Arc<InstrumentationScope>,
+}
+
+impl Logger {
+    /// A record with `severity`, `body` and `attributes`, stamped with the current trace
+    /// context and the time; emitted at once.
+    pub fn log(&self, severity: Severity, body: impl Into<AnyValue>, attributes: Vec<KeyValue>) {
+        let now = now_unix_nanos();
+        self.emit(LogRecord {
+            timestamp_unix_nanos: Some(now),
+            observed_unix_nanos: now,
+            severity_number: severity.number(),
+            severity_text: Some(Cow::Borrowed(severity.text())),
+            body: Some(body.into()),
+            attributes,
+            trace_id: TraceId::INVALID,
+            span_id: SpanId::INVALID,
+            trace_flags: TraceFlags::default(),
+            event_name: None,
+            scope: Arc::clone(&self.scope),
+        });
+    }
+
+    /// Emits a record. Without a trace id of its own, it takes the current context's; the
+    /// observed timestamp is set if zero.
+    pub fn emit(&self, mut record: LogRecord) {
+        if self.pipeline.processors.is_empty() {
+            return;
+        }
+        if !record.trace_id.is_valid() {
+            crate::trace::with_current_span_context(|sc| {
+                if let Some(sc) = sc {
+                    record.trace_id = sc.trace_id();
+                    record.span_id = sc.span_id();
+                    record.trace_flags = sc.flags();
+                }
+            });
+        }
+        if record.observed_unix_nanos == 0 {
+            record.observed_unix_nanos = now_unix_nanos();
+        }
+        match self.pipeline.processors.as_slice() {
+            [Processor::Batch(b)] => b.on_end(PendingLog(Box::new(record))),
+            many => {
+                for p in many {
+                    match p {
+                        Processor::Batch(b) => b.on_end(PendingLog(Box::new(record.clone()))),
+                        Processor::Simple(e) => {
+                            // An exporter error has nowhere to go but this record's loss.
+                            let _ = lock(e).export(vec![record.clone()]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
