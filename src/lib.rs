@@ -6,6 +6,7 @@
 //! | feature | default | what |
 //! |---|---|---|
 //! | `prometheus` | yes | [`prometheus`]: a `/metrics` endpoint (text 0.0.4 and OpenMetrics) and the encoders |
+//! | `otlp` | no | [`otlp`]: OTLP/HTTP export of traces, metrics and logs |
 //! | `stdout` | no | [`stdout`]: a span exporter printing one line per span |
 //! | `tokio` | no | [`task`]: `spawn`/`spawn_blocking` that carry the current context into tasks |
 //! | `http` | no | propagation carriers for `http::HeaderMap` |
@@ -41,10 +42,15 @@ pub use otel_lite_macros::instrument;
 #[cfg(feature = "tokio")]
 pub mod task;
 
+#[cfg(feature = "otlp")]
+pub use otel_lite_exporters::otlp;
 #[cfg(feature = "prometheus")]
 pub use otel_lite_exporters::prometheus;
 #[cfg(feature = "stdout")]
 pub use otel_lite_exporters::stdout;
+
+mod init;
+pub use init::{init, Config, EnvWarning, Exporter, InitError, Telemetry};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -1,0 +1,282 @@
+//! OTLP exporter configuration, including the `OTEL_EXPORTER_OTLP_*` rules.
+//!
+//! Endpoint resolution follows the specification exactly: the base variable
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` gets `/v1/<signal>` appended (for HTTP), while a
+//! per-signal `OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT` is used as is.
+
+use std::time::Duration;
+
+/// Which signal a request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signal {
+    /// `/v1/traces`
+    Traces,
+    /// `/v1/metrics`
+    Metrics,
+    /// `/v1/logs`
+    Logs,
+}
+
+impl Signal {
+    fn env_name(self) -> &'static str {
+        match self {
+            Signal::Traces => "TRACES",
+            Signal::Metrics => "METRICS",
+            Signal::Logs => "LOGS",
+        }
+    }
+
+    /// The HTTP path (`/v1/traces`, ...).
+    pub fn path(self) -> &'static str {
+        match self {
+            Signal::Traces => "/v1/traces",
+            Signal::Metrics => "/v1/metrics",
+            Signal::Logs => "/v1/logs",
+        }
+    }
+}
+
+/// The wire protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// `http/protobuf` (the default).
+    #[default]
+    HttpProtobuf,
+    /// `http/json`.
+    HttpJson,
+    /// `grpc` (not supported by this build: configuring it is reported and falls back to
+    /// `http/protobuf`).
+    Grpc,
+}
+
+/// Payload compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// None (the default).
+    #[default]
+    None,
+    /// gzip.
+    Gzip,
+}
+
+/// A configuration problem: the variable, its value and what was used instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConfigWarning {
+    /// The variable.
+    pub variable: String,
+    /// Its value.
+    pub value: String,
+    /// What happened.
+    pub reason: &'static str,
+}
+
+impl std::fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={:?}: {}", self.variable, self.value, self.reason)
+    }
+}
+
+/// Where and how one signal is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalConfig {
+    /// The full URL requests go to (`http://host:port/v1/traces`).
+    pub url: String,
+    /// The protocol.
+    pub protocol: Protocol,
+    /// Extra headers (for example authentication).
+    pub headers: Vec<(String, String)>,
+    /// Compression.
+    pub compression: Compression,
+    /// Time allowed for one export, retries included.
+    pub timeout: Duration,
+}
+
+impl SignalConfig {
+    /// The defaults for `signal`: `http://localhost:4318/v1/<signal>`, protobuf, no
+    /// compression, 10 s.
+    pub fn new(signal: Signal) -> Self {
+        SignalConfig {
+            url: format!("http://localhost:4318{}", signal.path()),
+            protocol: Protocol::HttpProtobuf,
+            headers: Vec::new(),
+            compression: Compression::None,
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Sends to the collector at `base` (`http://host:4318`), appending the signal path.
+    pub fn with_base_endpoint(mut self, base: &str, signal: Signal) -> Self {
+        self.url = format!("{}{}", base.trim_end_matches('/'), signal.path());
+        self
+    }
+
+    /// Reads the `OTEL_EXPORTER_OTLP_*` variables for `signal` from `get`. Invalid values
+    /// are reported in the returned warnings and the default is kept.
+    pub fn from_env_with(signal: Signal, get: impl Fn(&str) -> Option<String>) -> (Self, Vec<ConfigWarning>) {
+        let mut warnings = Vec::new();
+        let mut config = SignalConfig::new(signal);
+        let specific = |suffix: &str| format!("OTEL_EXPORTER_OTLP_{}_{suffix}", signal.env_name());
+        let generic = |suffix: &str| format!("OTEL_EXPORTER_OTLP_{suffix}");
+        // The per-signal variable wins over the generic one.
+        let lookup = |suffix: &str| {
+            get(&specific(suffix))
+                .map(|v| (specific(suffix), v))
+                .or_else(|| get(&generic(suffix)).map(|v| (generic(suffix), v)))
+                .filter(|(_, v)| !v.trim().is_empty())
+        };
+
+        if let Some((var, value)) = lookup("PROTOCOL") {
+            match value.trim() {
+                "http/protobuf" => config.protocol = Protocol::HttpProtobuf,
+                "http/json" => config.protocol = Protocol::HttpJson,
+                "grpc" => warnings.push(ConfigWarning {
+                    variable: var,
+                    value,
+                    reason: "gRPC is not supported by this build; using http/protobuf",
+                }),
+                _ => warnings.push(ConfigWarning {
+                    variable: var,
+                    value,
+                    reason: "unknown protocol; using http/protobuf",
+                }),
+            }
+        }
+
+        if let Some(url) = get(&specific("ENDPOINT")).filter(|v| !v.trim().is_empty()) {
+            // Used as is.
+            config.url = url.trim().to_string();
+        } else if let Some(base) = get(&generic("ENDPOINT")).filter(|v| !v.trim().is_empty()) {
+            config = config.with_base_endpoint(base.trim(), signal);
+        }
+        if !(config.url.starts_with("http://") || config.url.starts_with("https://")) {
+            warnings.push(ConfigWarning {
+                variable: "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+                value: config.url.clone(),
+                reason: "not an http(s) URL; using the default endpoint",
+            });
+            config.url = SignalConfig::new(signal).url;
+        }
+
+        if let Some((var, value)) = lookup("HEADERS") {
+            for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                let parsed = entry.split_once('=').and_then(|(k, v)| {
+                    let k = percent_decode(k.trim())?;
+                    let v = percent_decode(v.trim())?;
+                    (!k.is_empty()).then_some((k, v))
+                });
+                match parsed {
+                    Some(kv) => config.headers.push(kv),
+                    None => warnings.push(ConfigWarning {
+                        variable: var.clone(),
+                        value: entry.to_string(),
+                        reason: "malformed header entry; skipped",
+                    }),
+                }
+            }
+        }
+
+        if let Some((var, value)) = lookup("COMPRESSION") {
+            match value.trim() {
+                "gzip" => config.compression = Compression::Gzip,
+                "none" => config.compression = Compression::None,
+                _ => warnings.push(ConfigWarning { variable: var, value, reason: "unknown compression; using none" }),
+            }
+        }
+
+        if let Some((var, value)) = lookup("TIMEOUT") {
+            match value.trim().parse::<u64>() {
+                Ok(ms) if ms > 0 => config.timeout = Duration::from_millis(ms),
+                _ => warnings.push(ConfigWarning {
+                    variable: var,
+                    value,
+                    reason: "not a positive number of milliseconds; using 10000",
+                }),
+            }
+        }
+        (config, warnings)
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn defaults() {
+        let (c, w) = SignalConfig::from_env_with(Signal::Traces, env(&[]));
+        assert!(w.is_empty());
+        assert_eq!(c.url, "http://localhost:4318/v1/traces");
+        assert_eq!(
+            (c.protocol, c.compression, c.timeout),
+            (Protocol::HttpProtobuf, Compression::None, Duration::from_secs(10))
+        );
+    }
+
+    #[test]
+    fn base_endpoint_gets_the_signal_path_and_specific_is_used_as_is() {
+        let vars = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+            ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://logs:9999/custom"),
+        ];
+        assert_eq!(SignalConfig::from_env_with(Signal::Metrics, env(&vars)).0.url, "http://collector:4318/v1/metrics");
+        assert_eq!(SignalConfig::from_env_with(Signal::Logs, env(&vars)).0.url, "http://logs:9999/custom");
+        let base_with_path = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://gw/otlp")];
+        assert_eq!(SignalConfig::from_env_with(Signal::Traces, env(&base_with_path)).0.url, "http://gw/otlp/v1/traces");
+    }
+
+    #[test]
+    fn headers_compression_timeout_protocol() {
+        let vars = [
+            ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=secret%20value,broken,x=1"),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "only=traces"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ];
+        let (c, w) = SignalConfig::from_env_with(Signal::Metrics, env(&vars));
+        assert_eq!(c.headers, vec![("api-key".into(), "secret value".into()), ("x".into(), "1".into())]);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(
+            (c.compression, c.timeout, c.protocol),
+            (Compression::Gzip, Duration::from_millis(2500), Protocol::HttpJson)
+        );
+        let (c, _) = SignalConfig::from_env_with(Signal::Traces, env(&vars));
+        assert_eq!(c.headers, vec![("only".into(), "traces".into())], "the per-signal variable wins");
+    }
+
+    #[test]
+    fn invalid_values_warn_and_keep_defaults() {
+        let vars = [
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "-5"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+        ];
+        let (c, w) = SignalConfig::from_env_with(Signal::Traces, env(&vars));
+        assert_eq!(w.len(), 4, "{w:?}");
+        assert_eq!(c, SignalConfig::new(Signal::Traces));
+    }
+}

@@ -1,0 +1,360 @@
+//! The OTLP exporters: spans and log records (through the batch processors) and metrics
+//! (through a periodic reader).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use otel_lite_core::logs::{LogExporter, LogRecord};
+use otel_lite_core::metrics::snapshot::{HistogramPoint, MetricData, Number, ResourceMetrics};
+use otel_lite_core::trace::{ExportError, SpanData, SpanExporter};
+use otel_lite_core::{AttributeSet, RegistrationError, Registry, Resource};
+
+use super::config::{Signal, SignalConfig};
+use super::transform::{logs_request, metrics_request, traces_request, Temporality};
+use super::transport::{HttpTransport, OtlpError, TransportStats};
+
+fn encode<M: prost::Message + serde::Serialize>(message: &M, json: bool) -> Result<Vec<u8>, ExportError> {
+    if json {
+        serde_json::to_vec(message).map_err(|e| ExportError::Failed(Box::new(e)))
+    } else {
+        Ok(message.encode_to_vec())
+    }
+}
+
+/// Decodes a response's partial success: `(rejected, message)`.
+fn partial<M: prost::Message + Default + serde::de::DeserializeOwned>(
+    body: &[u8],
+    json: bool,
+    rejected: impl Fn(&M) -> Option<(i64, String)>,
+) -> Option<(i64, String)> {
+    if body.is_empty() {
+        return None;
+    }
+    let response: M = if json { serde_json::from_slice(body).ok()? } else { M::decode(body).ok()? };
+    rejected(&response).filter(|(n, m)| *n > 0 || !m.is_empty())
+}
+
+/// Shared by the three exporters: the transport, the resource, and the partial-success
+/// bookkeeping.
+struct Common {
+    transport: HttpTransport,
+    resource: Resource,
+    warned_partial: bool,
+}
+
+impl Common {
+    fn new(config: SignalConfig) -> Result<Self, OtlpError> {
+        Ok(Common {
+            transport: HttpTransport::new(config, Arc::new(TransportStats::default()))?,
+            resource: Resource::new(&[]),
+            warned_partial: false,
+        })
+    }
+
+    fn record_partial(&mut self, signal: &str, partial: Option<(i64, String)>) {
+        if let Some((rejected, message)) = partial {
+            // Relaxed: a reported count.
+            self.transport.stats.rejected.fetch_add(u64::try_from(rejected).unwrap_or(0), Ordering::Relaxed);
+            if !self.warned_partial {
+                self.warned_partial = true;
+                eprintln!("otel-lite: the OTLP receiver rejected {rejected} {signal} ({message}); further rejections are only counted");
+            }
+        }
+    }
+}
+
+/// Publishes an exporter's request counters as self-metrics (`otel_lite.otlp.*`, with a
+/// `signal` attribute).
+fn register(stats: &Arc<TransportStats>, signal: &'static str, registry: &Registry) -> Result<(), RegistrationError> {
+    let scope = registry.scope("otel-lite").with_version(env!("CARGO_PKG_VERSION"));
+    type Pick = fn(&TransportStats) -> u64;
+    let counters: [(&'static str, &'static str, Pick); 4] = [
+        ("otel_lite.otlp.requests", "OTLP requests answered with success.", |s| s.succeeded.load(Ordering::Relaxed)),
+        ("otel_lite.otlp.retries", "OTLP request attempts that were retried.", |s| s.retries.load(Ordering::Relaxed)),
+        ("otel_lite.otlp.failed_exports", "OTLP exports that failed after retries.", |s| {
+            s.failed.load(Ordering::Relaxed)
+        }),
+        ("otel_lite.otlp.rejected_items", "Items an OTLP receiver rejected in partial successes.", |s| {
+            s.rejected.load(Ordering::Relaxed)
+        }),
+    ];
+    for (name, description, pick) in counters {
+        let stats = Arc::downgrade(stats);
+        // Several exporters share one instrument name: each adds its own series by `signal`.
+        let result =
+            scope.observable_counter::<u64>(format!("{name}.{signal}")).description(description).build(move |o| {
+                if let Some(s) = stats.upgrade() {
+                    o.observe(pick(&s), &[otel_lite_core::KeyValue::new("signal", signal)]);
+                }
+            });
+        result?;
+    }
+    Ok(())
+}
+
+/// Exports spans over OTLP/HTTP. Give it to a batch processor:
+/// `TracerProvider::builder().with_batch_exporter(OtlpSpanExporter::new(config)?, BatchConfig::default())`.
+pub struct OtlpSpanExporter {
+    common: Common,
+}
+
+impl OtlpSpanExporter {
+    /// An exporter sending to `config`.
+    pub fn new(config: SignalConfig) -> Result<Self, OtlpError> {
+        Ok(OtlpSpanExporter { common: Common::new(config)? })
+    }
+
+    /// An exporter configured by the `OTEL_EXPORTER_OTLP_*` variables (warnings printed).
+    pub fn from_env() -> Result<Self, OtlpError> {
+        Self::new(config_from_env(Signal::Traces))
+    }
+
+    /// The request counters (shared; they keep counting after the exporter is handed over).
+    pub fn stats(&self) -> Arc<TransportStats> {
+        Arc::clone(&self.common.transport.stats)
+    }
+
+    /// Publishes the request counters in `registry` (`otel_lite.otlp.*.traces`).
+    pub fn register_self_metrics(&self, registry: &Registry) -> Result<(), RegistrationError> {
+        register(&self.common.transport.stats, "traces", registry)
+    }
+}
+
+impl SpanExporter for OtlpSpanExporter {
+    fn export(&mut self, batch: Vec<SpanData>) -> Result<(), ExportError> {
+        let json = self.common.transport.is_json();
+        let body = encode(&traces_request(&self.common.resource, batch), json)?;
+        let delivered = self.common.transport.send(body)?;
+        let p = partial::<ExportTraceServiceResponse>(&delivered.body, json, |r| {
+            r.partial_success.as_ref().map(|p| (p.rejected_spans, p.error_message.clone()))
+        });
+        self.common.record_partial("spans", p);
+        Ok(())
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.common.resource = resource.clone();
+    }
+}
+
+/// Exports log records over OTLP/HTTP (through a batch log processor).
+pub struct OtlpLogExporter {
+    common: Common,
+}
+
+impl OtlpLogExporter {
+    /// An exporter sending to `config`.
+    pub fn new(config: SignalConfig) -> Result<Self, OtlpError> {
+        Ok(OtlpLogExporter { common: Common::new(config)? })
+    }
+
+    /// An exporter configured by the `OTEL_EXPORTER_OTLP_*` variables (warnings printed).
+    pub fn from_env() -> Result<Self, OtlpError> {
+        Self::new(config_from_env(Signal::Logs))
+    }
+
+    /// The request counters.
+    pub fn stats(&self) -> Arc<TransportStats> {
+        Arc::clone(&self.common.transport.stats)
+    }
+
+    /// Publishes the request counters in `registry` (`otel_lite.otlp.*.logs`).
+    pub fn register_self_metrics(&self, registry: &Registry) -> Result<(), RegistrationError> {
+        register(&self.common.transport.stats, "logs", registry)
+    }
+}
+
+impl LogExporter for OtlpLogExporter {
+    fn export(&mut self, batch: Vec<LogRecord>) -> Result<(), ExportError> {
+        let json = self.common.transport.is_json();
+        let body = encode(&logs_request(&self.common.resource, batch), json)?;
+        let delivered = self.common.transport.send(body)?;
+        let p = partial::<ExportLogsServiceResponse>(&delivered.body, json, |r| {
+            r.partial_success.as_ref().map(|p| (p.rejected_log_records, p.error_message.clone()))
+        });
+        self.common.record_partial("log records", p);
+        Ok(())
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.common.resource = resource.clone();
+    }
+}
+
+/// Reads the variables for `signal`, printing one warning per invalid value.
+pub fn config_from_env(signal: Signal) -> SignalConfig {
+    let (config, warnings) = SignalConfig::from_env_with(signal, |k| std::env::var(k).ok());
+    for w in warnings {
+        eprintln!("otel-lite: {w}");
+    }
+    config
+}
+
+/// Previous cumulative values, to turn snapshots into deltas.
+#[derive(Default)]
+struct DeltaState {
+    sums: HashMap<(String, String, AttributeSet), (Number, u64)>,
+    histograms: HashMap<(String, String, AttributeSet), (HistogramPoint, u64)>,
+}
+
+impl DeltaState {
+    /// Rewrites monotonic sums and histograms of `snapshot` as changes since the last call.
+    fn apply(&mut self, snapshot: &mut ResourceMetrics) {
+        for scope in &mut snapshot.scopes {
+            let scope_name = scope.scope.name.to_string();
+            for m in &mut scope.metrics {
+                let name = m.name.to_string();
+                match &mut m.data {
+                    MetricData::Sum(sum) if sum.monotonic => {
+                        for p in &mut sum.points {
+                            let key = (scope_name.clone(), name.clone(), p.attributes.clone());
+                            let current = p.value;
+                            if let Some((prev, prev_time)) = self.sums.insert(key, (current, p.time_unix_nanos)) {
+                                p.value = match (current, prev) {
+                                    (Number::U64(c), Number::U64(b)) => Number::U64(c.saturating_sub(b)),
+                                    (Number::I64(c), Number::I64(b)) => Number::I64(c.wrapping_sub(b)),
+                                    (c, b) => Number::F64(c.as_f64() - b.as_f64()),
+                                };
+                                p.start_unix_nanos = prev_time;
+                            }
+                        }
+                    }
+                    MetricData::Histogram(points) => {
+                        for p in points.iter_mut() {
+                            let key = (scope_name.clone(), name.clone(), p.attributes.clone());
+                            let current = p.clone();
+                            if let Some((prev, prev_time)) = self.histograms.insert(key, (current, p.time_unix_nanos)) {
+                                for (c, b) in p.bucket_counts.iter_mut().zip(&prev.bucket_counts) {
+                                    *c = c.saturating_sub(*b);
+                                }
+                                p.count = p.count.saturating_sub(prev.count);
+                                p.sum -= prev.sum;
+                                // Extremes of an interval cannot be derived from totals.
+                                p.min = None;
+                                p.max = None;
+                                p.start_unix_nanos = prev_time;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// Exports metric snapshots over OTLP/HTTP, with cumulative or delta temporality.
+pub struct OtlpMetricExporter {
+    common: Common,
+    temporality: Temporality,
+    delta: DeltaState,
+}
+
+impl OtlpMetricExporter {
+    /// An exporter sending to `config` with `temporality`.
+    pub fn new(config: SignalConfig, temporality: Temporality) -> Result<Self, OtlpError> {
+        Ok(OtlpMetricExporter { common: Common::new(config)?, temporality, delta: DeltaState::default() })
+    }
+
+    /// The request counters.
+    pub fn stats(&self) -> Arc<TransportStats> {
+        Arc::clone(&self.common.transport.stats)
+    }
+
+    /// Publishes the request counters in `registry` (`otel_lite.otlp.*.metrics`).
+    pub fn register_self_metrics(&self, registry: &Registry) -> Result<(), RegistrationError> {
+        register(&self.common.transport.stats, "metrics", registry)
+    }
+
+    /// Exports one snapshot.
+    pub fn export(&mut self, mut snapshot: ResourceMetrics) -> Result<(), ExportError> {
+        if self.temporality == Temporality::Delta {
+            self.delta.apply(&mut snapshot);
+        }
+        let json = self.common.transport.is_json();
+        let body = encode(&metrics_request(&snapshot, self.temporality), json)?;
+        let delivered = self.common.transport.send(body)?;
+        let p = partial::<ExportMetricsServiceResponse>(&delivered.body, json, |r| {
+            r.partial_success.as_ref().map(|p| (p.rejected_data_points, p.error_message.clone()))
+        });
+        self.common.record_partial("data points", p);
+        Ok(())
+    }
+}
+
+enum ReaderCommand {
+    Flush(mpsc::Sender<bool>),
+    Shutdown(mpsc::Sender<bool>),
+}
+
+/// Collects a registry every `interval` and exports it, on a thread this handle owns.
+/// [`PeriodicReader::shutdown`] (or drop) exports a last time and joins the thread.
+pub struct PeriodicReader {
+    commands: mpsc::Sender<ReaderCommand>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl PeriodicReader {
+    /// Starts exporting `registry` every `interval` (`OTEL_METRIC_EXPORT_INTERVAL`,
+    /// default 60 s).
+    pub fn start(registry: Registry, mut exporter: OtlpMetricExporter, interval: Duration) -> std::io::Result<Self> {
+        let (commands, inbox) = mpsc::channel::<ReaderCommand>();
+        let thread = std::thread::Builder::new().name("otel-lite-metrics".into()).spawn(move || loop {
+            let command = match inbox.recv_timeout(interval) {
+                Ok(c) => Some(c),
+                Err(RecvTimeoutError::Timeout) => None,
+                // The handle is gone without a shutdown: stop quietly.
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            let ok = exporter.export(registry.collect()).is_ok();
+            match command {
+                None => {}
+                // The requester may have given up waiting; nothing to do then.
+                Some(ReaderCommand::Flush(done)) => {
+                    let _ = done.send(ok);
+                }
+                Some(ReaderCommand::Shutdown(done)) => {
+                    let _ = done.send(ok);
+                    return;
+                }
+            }
+        })?;
+        Ok(PeriodicReader { commands, thread: Some(thread) })
+    }
+
+    /// Exports now; waits up to `timeout` for the result.
+    pub fn force_flush(&self, timeout: Duration) -> bool {
+        let (done, result) = mpsc::channel();
+        self.commands.send(ReaderCommand::Flush(done)).is_ok() && result.recv_timeout(timeout).unwrap_or(false)
+    }
+
+    /// Exports a last time and stops the thread; waits up to `timeout`.
+    pub fn shutdown(mut self, timeout: Duration) -> bool {
+        self.stop(timeout)
+    }
+
+    fn stop(&mut self, timeout: Duration) -> bool {
+        let Some(thread) = self.thread.take() else { return true };
+        let (done, result) = mpsc::channel();
+        let ok =
+            self.commands.send(ReaderCommand::Shutdown(done)).is_ok() && result.recv_timeout(timeout).unwrap_or(false);
+        if thread.is_finished() || ok {
+            // A panic in the exporter was already reported by the panic hook.
+            let _ = thread.join();
+        }
+        ok
+    }
+}
+
+impl Drop for PeriodicReader {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(10));
+    }
+}

@@ -1,0 +1,30 @@
+//! OTLP export of traces, metrics and logs over HTTP (protobuf or JSON), using the
+//! message types of the `opentelemetry-proto` crate.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use otel_lite_core::trace::{BatchConfig, TracerProvider};
+//! use otel_lite_exporters::otlp::{OtlpSpanExporter, PeriodicReader, OtlpMetricExporter, Signal, SignalConfig, Temporality};
+//!
+//! // OTEL_EXPORTER_OTLP_ENDPOINT etc. decide where it goes (default http://localhost:4318).
+//! let spans = OtlpSpanExporter::from_env()?;
+//! let provider = TracerProvider::builder().with_batch_exporter(spans, BatchConfig::default()).build();
+//!
+//! let registry = otel_lite_core::global::registry().clone();
+//! let metrics = OtlpMetricExporter::new(SignalConfig::new(Signal::Metrics), Temporality::Cumulative)?;
+//! let reader = PeriodicReader::start(registry, metrics, Duration::from_secs(60))?;
+//! // ... on the way out:
+//! provider.shutdown(Duration::from_secs(5));
+//! reader.shutdown(Duration::from_secs(5));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod config;
+mod exporters;
+mod transform;
+mod transport;
+
+pub use config::{Compression, ConfigWarning, Protocol, Signal, SignalConfig};
+pub use exporters::{config_from_env, OtlpLogExporter, OtlpMetricExporter, OtlpSpanExporter, PeriodicReader};
+pub use transform::{logs_request, metrics_request, traces_request, Temporality};
+pub use transport::{OtlpError, TransportStats};

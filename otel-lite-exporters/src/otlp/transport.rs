@@ -1,0 +1,240 @@
+//! OTLP/HTTP transport: one request per batch, gzip, headers, bounded retries.
+//!
+//! Retries follow the OTLP specification: only 429, 502, 503, 504 and connection
+//! failures are retried, with exponential backoff and jitter, honouring `Retry-After`
+//! (seconds); everything is bounded by the export timeout. Other statuses fail at once. A
+//! partial success is not retried: its rejected count is recorded and reported.
+
+use std::fmt;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use hyper::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use hyper::{Request, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use otel_lite_core::trace::ExportError;
+
+use super::config::{Compression, Protocol, SignalConfig};
+
+/// Responses larger than this are not read (only partial-success details live there).
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
+const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Why an OTLP request failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum OtlpError {
+    /// The receiver answered with a status that is not retried (or retries ran out).
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The start of the response body.
+        body: String,
+    },
+    /// The request could not be sent or its answer not read.
+    Transport(String),
+    /// The export timeout passed.
+    Timeout,
+    /// The endpoint URL is not usable.
+    InvalidEndpoint(String),
+    /// This build cannot speak the configured protocol or scheme.
+    Unsupported(&'static str),
+}
+
+impl fmt::Display for OtlpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OtlpError::Status { status, body } => write!(f, "receiver answered {status}: {body}"),
+            OtlpError::Transport(e) => write!(f, "transport error: {e}"),
+            OtlpError::Timeout => f.write_str("export timed out"),
+            OtlpError::InvalidEndpoint(u) => write!(f, "invalid OTLP endpoint {u:?}"),
+            OtlpError::Unsupported(what) => write!(f, "unsupported: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for OtlpError {}
+
+/// Counters of one exporter's requests, shared with whoever wants to publish them.
+#[derive(Debug, Default)]
+pub struct TransportStats {
+    /// Requests that got a success answer.
+    pub succeeded: AtomicU64,
+    /// Attempts that were retried.
+    pub retries: AtomicU64,
+    /// Exports that failed for good (status, transport, timeout).
+    pub failed: AtomicU64,
+    /// Items the receiver rejected in partial successes.
+    pub rejected: AtomicU64,
+}
+
+/// What a successful request reported.
+pub(crate) struct Delivered {
+    pub(crate) body: Bytes,
+}
+
+pub(crate) struct HttpTransport {
+    runtime: tokio::runtime::Runtime,
+    client: Client<HttpConnector, Full<Bytes>>,
+    config: SignalConfig,
+    pub(crate) stats: Arc<TransportStats>,
+    jitter: u64,
+}
+
+impl HttpTransport {
+    pub(crate) fn new(config: SignalConfig, stats: Arc<TransportStats>) -> Result<Self, OtlpError> {
+        if config.url.starts_with("https://") {
+            return Err(OtlpError::Unsupported(
+                "https endpoints (this build has no TLS; use a local collector or sidecar)",
+            ));
+        }
+        if config.protocol == Protocol::Grpc {
+            return Err(OtlpError::Unsupported("gRPC (use http/protobuf)"));
+        }
+        config.url.parse::<hyper::Uri>().map_err(|_| OtlpError::InvalidEndpoint(config.url.clone()))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| OtlpError::Transport(e.to_string()))?;
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        let jitter = otel_lite_core::now_unix_nanos() | 1;
+        Ok(HttpTransport { runtime, client, config, stats, jitter })
+    }
+
+    pub(crate) fn content_type(&self) -> &'static str {
+        match self.config.protocol {
+            Protocol::HttpJson => "application/json",
+            _ => "application/x-protobuf",
+        }
+    }
+
+    pub(crate) fn is_json(&self) -> bool {
+        self.config.protocol == Protocol::HttpJson
+    }
+
+    /// A pseudo-random factor in [0.8, 1.2) for backoff jitter.
+    fn jitter_factor(&mut self) -> f64 {
+        self.jitter ^= self.jitter << 13;
+        self.jitter ^= self.jitter >> 7;
+        self.jitter ^= self.jitter << 17;
+        0.8 + (self.jitter % 400) as f64 / 1000.0
+    }
+
+    /// Sends `body` (already encoded), retrying as the specification allows.
+    pub(crate) fn send(&mut self, body: Vec<u8>) -> Result<Delivered, ExportError> {
+        let body = match self.config.compression {
+            Compression::Gzip => {
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 3), flate2::Compression::default());
+                enc.write_all(&body)
+                    .and_then(|_| enc.finish())
+                    .map_err(|e| failed(OtlpError::Transport(e.to_string())))?
+            }
+            Compression::None => body,
+        };
+        let body = Bytes::from(body);
+        let deadline = Instant::now() + self.config.timeout;
+        let mut backoff = INITIAL_BACKOFF;
+        loop {
+            // Relaxed on every counter here: reported counts.
+            let (error, retry_after) = match self.attempt(body.clone(), deadline) {
+                Attempt::Done(delivered) => {
+                    self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
+                    return Ok(delivered);
+                }
+                Attempt::Fatal(e) => {
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    return Err(failed(e));
+                }
+                Attempt::Retry { error, retry_after } => (error, retry_after),
+            };
+            let wait = retry_after.unwrap_or_else(|| backoff.mul_f64(self.jitter_factor()));
+            if Instant::now() + wait >= deadline {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                return Err(failed(error));
+            }
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(wait);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    fn attempt(&self, body: Bytes, deadline: Instant) -> Attempt {
+        let mut request = match Request::post(self.config.url.as_str()).body(Full::new(body)) {
+            Ok(r) => r,
+            Err(_) => return Attempt::Fatal(OtlpError::InvalidEndpoint(self.config.url.clone())),
+        };
+        let headers = request.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type()));
+        headers.insert(USER_AGENT, HeaderValue::from_static(concat!("otel-lite/", env!("CARGO_PKG_VERSION"))));
+        if self.config.compression == Compression::Gzip {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        for (k, v) in &self.config.headers {
+            if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+                headers.insert(k, v);
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let result = self.runtime.block_on(async {
+            tokio::time::timeout(left, async {
+                let response = self.client.request(request).await.map_err(|e| (true, e.to_string()))?;
+                let status = response.status();
+                let retry_after = response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                Ok::<_, (bool, String)>((status, retry_after, body))
+            })
+            .await
+        });
+        match result {
+            Err(_) => Attempt::Fatal(OtlpError::Timeout),
+            Ok(Err((_, e))) => Attempt::Retry { error: OtlpError::Transport(e), retry_after: None },
+            Ok(Ok((status, retry_after, body))) => {
+                if status.is_success() {
+                    Attempt::Done(Delivered { body })
+                } else {
+                    let error = OtlpError::Status {
+                        status: status.as_u16(),
+                        body: String::from_utf8_lossy(&body[..body.len().min(256)]).into_owned(),
+                    };
+                    if retryable(status) {
+                        Attempt::Retry { error, retry_after }
+                    } else {
+                        Attempt::Fatal(error)
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum Attempt {
+    Done(Delivered),
+    Retry { error: OtlpError, retry_after: Option<Duration> },
+    Fatal(OtlpError),
+}
+
+/// The statuses the OTLP/HTTP specification says to retry.
+fn retryable(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 502 | 503 | 504)
+}
+
+fn failed(e: OtlpError) -> ExportError {
+    ExportError::Failed(Box::new(e))
+}

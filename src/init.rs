@@ -1,0 +1,670 @@
+//! `otel_lite::init()`: one call that sets up the resource, propagators, sampler and the
+//! trace, metric and log pipelines from the standard `OTEL_*` environment variables.
+//!
+//! Every variable is read by [`Config::from_env_with`], a pure function that tests can
+//! drive with a map; an invalid value produces one warning naming the variable and the
+//! value, and the default is used.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `OTEL_SDK_DISABLED` | `false` | `true`: install nothing |
+//! | `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` | `unknown_service:<exe>` | the resource |
+//! | `OTEL_TRACES_EXPORTER` | `otlp` if an OTLP endpoint is set, else `none` | `otlp`, `console`, `none` |
+//! | `OTEL_METRICS_EXPORTER` | `prometheus`, plus `otlp` if an OTLP endpoint is set | comma list of `otlp`, `prometheus`, `console`, `none` |
+//! | `OTEL_LOGS_EXPORTER` | `otlp` if an OTLP endpoint is set, else `none` | `otlp`, `console`, `none` |
+//! | `OTEL_PROPAGATORS` | `tracecontext,baggage` | `tracecontext`, `baggage`, `b3`, `b3multi`, `none` |
+//! | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | `parentbased_always_on` | see [`Sampler`] |
+//! | `OTEL_BSP_*`, `OTEL_BLRP_*` | 2048 / 512 / 5000 ms (logs 1000 ms) / 30000 ms | batch processors |
+//! | `OTEL_METRIC_EXPORT_INTERVAL`, `OTEL_METRIC_EXPORT_TIMEOUT` | 60000 ms, 30000 ms | the OTLP periodic reader |
+//! | `OTEL_EXPORTER_OTLP_*` (and per signal) | `http://localhost:4318`, `http/protobuf` | endpoint, protocol, headers, compression, timeout |
+//! | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` | `cumulative` | `cumulative`, `delta`, `lowmemory` |
+//! | `OTEL_EXPORTER_PROMETHEUS_HOST`, `_PORT` | `localhost`, `9464` | the `/metrics` endpoint |
+//! | `OTEL_ATTRIBUTE_COUNT_LIMIT`, `OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`, `OTEL_SPAN_EVENT_COUNT_LIMIT`, `OTEL_SPAN_LINK_COUNT_LIMIT`, `OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT`, `OTEL_LINK_ATTRIBUTE_COUNT_LIMIT` | 128 | span limits |
+//!
+//! otel-lite differs from the specification's defaults in one way, on purpose: with no
+//! OTLP endpoint configured, it does not send to `localhost:4318` (where usually nothing
+//! listens) but serves metrics on the Prometheus endpoint and keeps traces and logs off.
+
+use std::time::Duration;
+
+use otel_lite_core::logs::LoggerProvider;
+use otel_lite_core::propagation::Propagators;
+use otel_lite_core::trace::{BatchConfig, Sampler, SpanLimits, TracerProvider};
+use otel_lite_core::{global, Resource};
+
+/// A problem with one variable: its name, its value, and what was done instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EnvWarning {
+    /// The variable.
+    pub variable: String,
+    /// Its value.
+    pub value: String,
+    /// What happened.
+    pub reason: String,
+}
+
+impl std::fmt::Display for EnvWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={:?}: {}", self.variable, self.value, self.reason)
+    }
+}
+
+/// Where a signal goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Exporter {
+    /// OTLP over HTTP.
+    Otlp,
+    /// The Prometheus `/metrics` endpoint (metrics only).
+    Prometheus,
+    /// Standard output.
+    Console,
+}
+
+/// Everything `init` sets up, resolved from the environment (or built in code).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// `OTEL_SDK_DISABLED`.
+    pub disabled: bool,
+    /// The resource.
+    pub resource: Resource,
+    /// Trace exporters.
+    pub traces: Vec<Exporter>,
+    /// Metric exporters.
+    pub metrics: Vec<Exporter>,
+    /// Log exporters.
+    pub logs: Vec<Exporter>,
+    /// The `OTEL_PROPAGATORS` value (validated).
+    pub propagators: String,
+    /// The sampler.
+    pub sampler: Sampler,
+    /// Span limits.
+    pub span_limits: SpanLimits,
+    /// The span batch processor.
+    pub span_batch: BatchConfig,
+    /// The log batch processor.
+    pub log_batch: BatchConfig,
+    /// `OTEL_METRIC_EXPORT_INTERVAL`.
+    pub metric_export_interval: Duration,
+    /// `OTEL_METRIC_EXPORT_TIMEOUT`.
+    pub metric_export_timeout: Duration,
+    /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` is `delta` (or `lowmemory`).
+    pub delta_temporality: bool,
+    /// Prometheus endpoint host.
+    pub prometheus_host: String,
+    /// Prometheus endpoint port.
+    pub prometheus_port: u16,
+    /// What was wrong in the environment.
+    pub warnings: Vec<EnvWarning>,
+    /// The `OTEL_EXPORTER_OTLP_*` variables, for the OTLP exporters.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    env: Vec<(String, String)>,
+}
+
+fn exporters(
+    var: &str,
+    value: Option<String>,
+    allowed: &[(&str, Exporter)],
+    default: Vec<Exporter>,
+    warnings: &mut Vec<EnvWarning>,
+) -> Vec<Exporter> {
+    let Some(value) = value.filter(|v| !v.trim().is_empty()) else { return default };
+    let mut out = Vec::new();
+    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if name == "none" {
+            return Vec::new();
+        }
+        match allowed.iter().find(|(n, _)| *n == name) {
+            Some((_, e)) if !out.contains(e) => out.push(*e),
+            Some(_) => {}
+            None => warnings.push(EnvWarning {
+                variable: var.into(),
+                value: value.clone(),
+                reason: format!("unknown exporter {name:?}; ignored"),
+            }),
+        }
+    }
+    out
+}
+
+impl Config {
+    /// Resolves the configuration from the process environment.
+    pub fn from_env() -> Config {
+        Self::from_env_with(|k| std::env::var(k).ok())
+    }
+
+    /// Resolves the configuration from `get` (a variable source).
+    pub fn from_env_with(get: impl Fn(&str) -> Option<String>) -> Config {
+        let mut warnings = Vec::new();
+        let mut warn = |variable: &str, value: &str, reason: String| {
+            warnings.push(EnvWarning { variable: variable.into(), value: value.into(), reason })
+        };
+        let disabled = match get("OTEL_SDK_DISABLED").map(|v| v.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(v) if v == "true" => true,
+            Some(v) if v == "false" || v.is_empty() => false,
+            Some(v) => {
+                warn("OTEL_SDK_DISABLED", &v, "expected true or false; using false".into());
+                false
+            }
+        };
+        let (resource, resource_warnings) = Resource::from_env_reporting(&get);
+        for w in resource_warnings {
+            warn("OTEL_RESOURCE_ATTRIBUTES", &w.entry, format!("{}; entry skipped", w.reason));
+        }
+        let otlp_endpoint_set = ["", "TRACES_", "METRICS_", "LOGS_"]
+            .iter()
+            .any(|s| get(&format!("OTEL_EXPORTER_OTLP_{s}ENDPOINT")).is_some_and(|v| !v.trim().is_empty()));
+        let otlp_default = if otlp_endpoint_set { vec![Exporter::Otlp] } else { Vec::new() };
+        let mut metrics_default = vec![Exporter::Prometheus];
+        metrics_default.extend(otlp_default.iter().copied());
+
+        let mut w2 = Vec::new();
+        let traces = exporters(
+            "OTEL_TRACES_EXPORTER",
+            get("OTEL_TRACES_EXPORTER"),
+            &[("otlp", Exporter::Otlp), ("console", Exporter::Console)],
+            otlp_default.clone(),
+            &mut w2,
+        );
+        let metrics = exporters(
+            "OTEL_METRICS_EXPORTER",
+            get("OTEL_METRICS_EXPORTER"),
+            &[("otlp", Exporter::Otlp), ("prometheus", Exporter::Prometheus), ("console", Exporter::Console)],
+            metrics_default,
+            &mut w2,
+        );
+        let logs = exporters(
+            "OTEL_LOGS_EXPORTER",
+            get("OTEL_LOGS_EXPORTER"),
+            &[("otlp", Exporter::Otlp), ("console", Exporter::Console)],
+            otlp_default,
+            &mut w2,
+        );
+        for w in w2 {
+            warn(&w.variable, &w.value, w.reason);
+        }
+
+        let propagators = match get("OTEL_PROPAGATORS").filter(|v| !v.trim().is_empty()) {
+            None => "tracecontext,baggage".to_string(),
+            Some(v) => match Propagators::from_env_value(&v) {
+                Ok(_) => v,
+                Err(e) => {
+                    warn("OTEL_PROPAGATORS", &v, format!("{e}; using tracecontext,baggage"));
+                    "tracecontext,baggage".to_string()
+                }
+            },
+        };
+
+        let sampler = match get("OTEL_TRACES_SAMPLER").filter(|v| !v.trim().is_empty()) {
+            None => Sampler::default(),
+            Some(name) => {
+                let arg = get("OTEL_TRACES_SAMPLER_ARG");
+                if let Some(a) = &arg {
+                    if name.contains("traceidratio") && !a.trim().parse::<f64>().is_ok_and(|r| (0.0..=1.0).contains(&r))
+                    {
+                        warn("OTEL_TRACES_SAMPLER_ARG", a, "expected a ratio in [0, 1]; using 1.0".into());
+                    }
+                }
+                Sampler::from_env_values(&name, arg.as_deref()).unwrap_or_else(|_| {
+                    warn("OTEL_TRACES_SAMPLER", &name, "unknown sampler; using parentbased_always_on".into());
+                    Sampler::default()
+                })
+            }
+        };
+
+        let mut limit = |var: &str, default: u32| -> u32 {
+            match get(var) {
+                None => default,
+                Some(v) => v.trim().parse::<u32>().unwrap_or_else(|_| {
+                    warn(var, &v, format!("not a count; using {default}"));
+                    default
+                }),
+            }
+        };
+        let general = limit("OTEL_ATTRIBUTE_COUNT_LIMIT", 128);
+        let span_limits = SpanLimits {
+            max_attributes: limit("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", general),
+            max_events: limit("OTEL_SPAN_EVENT_COUNT_LIMIT", 128),
+            max_links: limit("OTEL_SPAN_LINK_COUNT_LIMIT", 128),
+            max_attributes_per_event: limit("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", general),
+            max_attributes_per_link: limit("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", general),
+        };
+
+        let mut batch_warnings = Vec::new();
+        let span_batch = BatchConfig::from_env_with(&get, |k, v| batch_warnings.push((k.to_string(), v.to_string())));
+        let log_batch =
+            BatchConfig::logs_from_env_with(&get, |k, v| batch_warnings.push((k.to_string(), v.to_string())));
+        for (k, v) in batch_warnings {
+            warn(&k, &v, "not a valid number; using the default".into());
+        }
+
+        let mut millis = |var: &str, default: u64| -> Duration {
+            match get(var) {
+                None => Duration::from_millis(default),
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(ms) if ms > 0 => Duration::from_millis(ms),
+                    _ => {
+                        warn(var, &v, format!("not a positive number of milliseconds; using {default}"));
+                        Duration::from_millis(default)
+                    }
+                },
+            }
+        };
+        let metric_export_interval = millis("OTEL_METRIC_EXPORT_INTERVAL", 60_000);
+        let metric_export_timeout = millis("OTEL_METRIC_EXPORT_TIMEOUT", 30_000);
+
+        let delta_temporality =
+            match get("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE").map(|v| v.trim().to_ascii_lowercase()) {
+                None => false,
+                Some(v) if v == "cumulative" => false,
+                Some(v) if v == "delta" || v == "lowmemory" => true,
+                Some(v) => {
+                    warn("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", &v, "unknown; using cumulative".into());
+                    false
+                }
+            };
+
+        let prometheus_host =
+            get("OTEL_EXPORTER_PROMETHEUS_HOST").filter(|h| !h.trim().is_empty()).unwrap_or_else(|| "localhost".into());
+        let prometheus_port = match get("OTEL_EXPORTER_PROMETHEUS_PORT") {
+            None => 9464,
+            Some(v) => v.trim().parse::<u16>().unwrap_or_else(|_| {
+                warn("OTEL_EXPORTER_PROMETHEUS_PORT", &v, "not a port number; using 9464".into());
+                9464
+            }),
+        };
+
+        // Kept for the OTLP exporters, which read their own variables.
+        let env = ["ENDPOINT", "PROTOCOL", "HEADERS", "COMPRESSION", "TIMEOUT"]
+            .iter()
+            .flat_map(|s| {
+                ["", "TRACES_", "METRICS_", "LOGS_"].into_iter().map(move |sig| format!("OTEL_EXPORTER_OTLP_{sig}{s}"))
+            })
+            .filter_map(|k| get(&k).map(|v| (k, v)))
+            .collect();
+
+        Config {
+            disabled,
+            resource,
+            traces,
+            metrics,
+            logs,
+            propagators,
+            sampler,
+            span_limits,
+            span_batch,
+            log_batch,
+            metric_export_interval,
+            metric_export_timeout,
+            delta_temporality,
+            prometheus_host,
+            prometheus_port,
+            warnings,
+            env,
+        }
+    }
+
+    /// Installs the pipelines this configuration describes.
+    pub fn install(self) -> Result<Telemetry, InitError> {
+        for w in &self.warnings {
+            eprintln!("otel-lite: {w}");
+        }
+        let mut telemetry = Telemetry::default();
+        if self.disabled {
+            return Ok(telemetry);
+        }
+        if global::tracer_provider().is_some() {
+            return Err(InitError::AlreadyInitialized);
+        }
+        let registry = global::registry().clone();
+
+        // Traces.
+        #[allow(unused_mut)]
+        let mut tracing = TracerProvider::builder()
+            .sampler(self.sampler.clone())
+            .span_limits(self.span_limits)
+            .resource(self.resource.clone());
+        for e in &self.traces {
+            match e {
+                #[cfg(feature = "otlp")]
+                Exporter::Otlp => {
+                    let exporter = crate::otlp::OtlpSpanExporter::new(self.otlp_config(crate::otlp::Signal::Traces))
+                        .map_err(|e| InitError::Exporter(e.to_string()))?;
+                    exporter.register_self_metrics(&registry).map_err(|e| InitError::Exporter(e.to_string()))?;
+                    tracing = tracing.with_batch_exporter(exporter, self.span_batch.clone());
+                }
+                #[cfg(feature = "stdout")]
+                Exporter::Console => {
+                    tracing =
+                        tracing.with_batch_exporter(crate::stdout::StdoutSpanExporter::new(), self.span_batch.clone());
+                }
+                other => eprintln!("otel-lite: trace exporter {other:?} is not compiled in (enable its cargo feature)"),
+            }
+        }
+        let provider = tracing.build();
+        provider.register_self_metrics(&registry).map_err(|e| InitError::Exporter(e.to_string()))?;
+        global::set_tracer_provider(provider.clone()).map_err(|_| InitError::AlreadyInitialized)?;
+        telemetry.tracer_provider = Some(provider);
+        if let Ok(p) = Propagators::from_env_value(&self.propagators) {
+            // Only fails if a propagator was installed before; keep that one.
+            let _ = global::set_propagator(p);
+        }
+
+        // Logs.
+        #[allow(unused_mut)]
+        let mut logging = LoggerProvider::builder().resource(self.resource.clone());
+        for e in &self.logs {
+            match e {
+                #[cfg(feature = "otlp")]
+                Exporter::Otlp => {
+                    let exporter = crate::otlp::OtlpLogExporter::new(self.otlp_config(crate::otlp::Signal::Logs))
+                        .map_err(|e| InitError::Exporter(e.to_string()))?;
+                    exporter.register_self_metrics(&registry).map_err(|e| InitError::Exporter(e.to_string()))?;
+                    logging = logging.with_batch_exporter(exporter, self.log_batch.clone());
+                }
+                other => eprintln!("otel-lite: log exporter {other:?} is not available in this build"),
+            }
+        }
+        let logger_provider = logging.build();
+        logger_provider.register_self_metrics(&registry).map_err(|e| InitError::Exporter(e.to_string()))?;
+        telemetry.logger_provider = Some(logger_provider);
+
+        // Metrics.
+        for e in &self.metrics {
+            match e {
+                #[cfg(feature = "prometheus")]
+                Exporter::Prometheus => {
+                    let server = crate::prometheus::PrometheusServer::builder(registry.clone())
+                        .host(self.prometheus_host.clone())
+                        .port(self.prometheus_port)
+                        .start()
+                        .map_err(|e| InitError::Exporter(e.to_string()))?;
+                    telemetry.prometheus = Some(server);
+                }
+                #[cfg(feature = "otlp")]
+                Exporter::Otlp => {
+                    let temporality = if self.delta_temporality {
+                        crate::otlp::Temporality::Delta
+                    } else {
+                        crate::otlp::Temporality::Cumulative
+                    };
+                    let mut config = self.otlp_config(crate::otlp::Signal::Metrics);
+                    config.timeout = config.timeout.min(self.metric_export_timeout);
+                    let exporter = crate::otlp::OtlpMetricExporter::new(config, temporality)
+                        .map_err(|e| InitError::Exporter(e.to_string()))?;
+                    exporter.register_self_metrics(&registry).map_err(|e| InitError::Exporter(e.to_string()))?;
+                    let reader =
+                        crate::otlp::PeriodicReader::start(registry.clone(), exporter, self.metric_export_interval)
+                            .map_err(|e| InitError::Exporter(e.to_string()))?;
+                    telemetry.reader = Some(reader);
+                }
+                other => {
+                    eprintln!("otel-lite: metric exporter {other:?} is not compiled in (enable its cargo feature)")
+                }
+            }
+        }
+        Ok(telemetry)
+    }
+
+    #[cfg(feature = "otlp")]
+    fn otlp_config(&self, signal: crate::otlp::Signal) -> crate::otlp::SignalConfig {
+        let (config, warnings) = crate::otlp::SignalConfig::from_env_with(signal, |k| {
+            self.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        });
+        for w in warnings {
+            eprintln!("otel-lite: {w}");
+        }
+        config
+    }
+}
+
+/// Why `init` failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InitError {
+    /// A tracer provider is already installed (a second `init`).
+    AlreadyInitialized,
+    /// An exporter could not start (the message says which and why).
+    Exporter(String),
+}
+
+impl std::fmt::Display for InitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InitError::AlreadyInitialized => f.write_str("otel-lite is already initialised"),
+            InitError::Exporter(e) => write!(f, "cannot start an exporter: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for InitError {}
+
+/// The running pipelines. Dropping it (or [`Telemetry::shutdown`]) flushes and stops them,
+/// waiting at most 5 s for each.
+#[derive(Default)]
+#[must_use = "dropping the guard shuts telemetry down"]
+pub struct Telemetry {
+    tracer_provider: Option<TracerProvider>,
+    logger_provider: Option<LoggerProvider>,
+    #[cfg(feature = "prometheus")]
+    prometheus: Option<crate::prometheus::PrometheusServer>,
+    #[cfg(feature = "otlp")]
+    reader: Option<crate::otlp::PeriodicReader>,
+}
+
+impl Telemetry {
+    /// The tracer provider, if traces are on.
+    pub fn tracer_provider(&self) -> Option<&TracerProvider> {
+        self.tracer_provider.as_ref()
+    }
+
+    /// The logger provider.
+    pub fn logger_provider(&self) -> Option<&LoggerProvider> {
+        self.logger_provider.as_ref()
+    }
+
+    /// The Prometheus endpoint's address, if it runs.
+    #[cfg(feature = "prometheus")]
+    pub fn prometheus_addr(&self) -> Option<std::net::SocketAddr> {
+        self.prometheus.as_ref().map(|s| s.local_addr())
+    }
+
+    /// Flushes every pipeline and stops its threads.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let timeout = Duration::from_secs(5);
+        if let Some(p) = self.tracer_provider.take() {
+            p.shutdown(timeout);
+        }
+        if let Some(p) = self.logger_provider.take() {
+            p.shutdown(timeout);
+        }
+        #[cfg(feature = "otlp")]
+        if let Some(r) = self.reader.take() {
+            r.shutdown(timeout);
+        }
+        #[cfg(feature = "prometheus")]
+        if let Some(s) = self.prometheus.take() {
+            s.shutdown();
+        }
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Sets everything up from the `OTEL_*` environment (see the module table). Call once,
+/// early in `main`, and keep the guard until the end.
+///
+/// ```no_run
+/// let telemetry = otel_lite::init()?;
+/// // ... the application ...
+/// telemetry.shutdown();
+/// # Ok::<(), otel_lite::InitError>(())
+/// ```
+pub fn init() -> Result<Telemetry, InitError> {
+    Config::from_env().install()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Config {
+        Config::from_env_with(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
+    }
+
+    fn warned(c: &Config, var: &str) -> bool {
+        c.warnings.iter().any(|w| w.variable == var)
+    }
+
+    #[test]
+    fn defaults_without_a_collector() {
+        let c = config(&[]);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert!(!c.disabled);
+        assert_eq!(
+            (c.traces.as_slice(), c.metrics.as_slice(), c.logs.as_slice()),
+            (&[][..], &[Exporter::Prometheus][..], &[][..])
+        );
+        assert_eq!(c.propagators, "tracecontext,baggage");
+        assert_eq!(c.sampler, Sampler::default());
+        assert_eq!(c.span_limits, SpanLimits::default());
+        assert_eq!((c.prometheus_host.as_str(), c.prometheus_port), ("localhost", 9464));
+        assert_eq!(c.metric_export_interval, Duration::from_secs(60));
+        assert_eq!(c.metric_export_timeout, Duration::from_secs(30));
+        assert!(!c.delta_temporality);
+    }
+
+    #[test]
+    fn an_otlp_endpoint_turns_otlp_on() {
+        for var in ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] {
+            let c = config(&[(var, "http://collector:4318")]);
+            assert_eq!(c.traces, vec![Exporter::Otlp], "{var}");
+            assert_eq!(c.metrics, vec![Exporter::Prometheus, Exporter::Otlp]);
+            assert_eq!(c.logs, vec![Exporter::Otlp]);
+        }
+    }
+
+    #[test]
+    fn sdk_disabled() {
+        assert!(config(&[("OTEL_SDK_DISABLED", "true")]).disabled);
+        assert!(config(&[("OTEL_SDK_DISABLED", "TRUE")]).disabled);
+        let c = config(&[("OTEL_SDK_DISABLED", "yes")]);
+        assert!(!c.disabled && warned(&c, "OTEL_SDK_DISABLED"));
+    }
+
+    #[test]
+    fn service_name_and_resource_attributes() {
+        let c = config(&[("OTEL_SERVICE_NAME", "api"), ("OTEL_RESOURCE_ATTRIBUTES", "team=core,broken")]);
+        assert_eq!(c.resource.service_name(), "api");
+        assert_eq!(c.resource.attributes().get("team").unwrap().to_string(), "core");
+        assert!(warned(&c, "OTEL_RESOURCE_ATTRIBUTES"));
+    }
+
+    #[test]
+    fn exporter_selection() {
+        let c = config(&[
+            ("OTEL_TRACES_EXPORTER", "console"),
+            ("OTEL_METRICS_EXPORTER", "otlp,prometheus,otlp"),
+            ("OTEL_LOGS_EXPORTER", "none"),
+        ]);
+        assert_eq!(c.traces, vec![Exporter::Console]);
+        assert_eq!(c.metrics, vec![Exporter::Otlp, Exporter::Prometheus]);
+        assert!(c.logs.is_empty());
+        let c = config(&[("OTEL_TRACES_EXPORTER", "zipkin,otlp")]);
+        assert_eq!(c.traces, vec![Exporter::Otlp]);
+        assert!(warned(&c, "OTEL_TRACES_EXPORTER"));
+        let c = config(&[("OTEL_METRICS_EXPORTER", "prometheus,none")]);
+        assert!(c.metrics.is_empty(), "none wins");
+    }
+
+    #[test]
+    fn propagators_and_sampler() {
+        assert_eq!(config(&[("OTEL_PROPAGATORS", "b3multi")]).propagators, "b3multi");
+        let c = config(&[("OTEL_PROPAGATORS", "xray")]);
+        assert_eq!(c.propagators, "tracecontext,baggage");
+        assert!(warned(&c, "OTEL_PROPAGATORS"));
+        let c = config(&[("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "0.1")]);
+        assert_eq!(c.sampler, Sampler::TraceIdRatio(0.1));
+        let c = config(&[("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "2")]);
+        assert_eq!(c.sampler, Sampler::ParentBased(Box::new(Sampler::TraceIdRatio(1.0))));
+        assert!(warned(&c, "OTEL_TRACES_SAMPLER_ARG"));
+        let c = config(&[("OTEL_TRACES_SAMPLER", "sometimes")]);
+        assert_eq!(c.sampler, Sampler::default());
+        assert!(warned(&c, "OTEL_TRACES_SAMPLER"));
+    }
+
+    #[test]
+    fn limits() {
+        let c = config(&[
+            ("OTEL_ATTRIBUTE_COUNT_LIMIT", "10"),
+            ("OTEL_SPAN_EVENT_COUNT_LIMIT", "5"),
+            ("OTEL_SPAN_LINK_COUNT_LIMIT", "4"),
+            ("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", "3"),
+            ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "many"),
+        ]);
+        assert_eq!(c.span_limits.max_attributes, 10, "falls back to the general limit");
+        assert_eq!(c.span_limits.max_attributes_per_event, 10);
+        assert_eq!(
+            (c.span_limits.max_events, c.span_limits.max_links, c.span_limits.max_attributes_per_link),
+            (5, 4, 3)
+        );
+        assert!(warned(&c, "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT"));
+        assert_eq!(config(&[("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "7")]).span_limits.max_attributes_per_event, 7);
+    }
+
+    #[test]
+    fn batch_processors() {
+        let c = config(&[
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "64"),
+            ("OTEL_BLRP_EXPORT_TIMEOUT", "x"),
+        ]);
+        assert_eq!(c.span_batch.scheduled_delay, Duration::from_millis(100));
+        assert_eq!(c.log_batch.max_export_batch_size, 64);
+        assert_eq!(c.log_batch.scheduled_delay, Duration::from_secs(1));
+        assert!(warned(&c, "OTEL_BLRP_EXPORT_TIMEOUT"));
+    }
+
+    #[test]
+    fn metric_export_and_temporality() {
+        let c = config(&[
+            ("OTEL_METRIC_EXPORT_INTERVAL", "5000"),
+            ("OTEL_METRIC_EXPORT_TIMEOUT", "0"),
+            ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "Delta"),
+        ]);
+        assert_eq!(c.metric_export_interval, Duration::from_secs(5));
+        assert_eq!(c.metric_export_timeout, Duration::from_secs(30));
+        assert!(warned(&c, "OTEL_METRIC_EXPORT_TIMEOUT"));
+        assert!(c.delta_temporality);
+        assert!(config(&[("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "lowmemory")]).delta_temporality);
+        let c = config(&[("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "sometimes")]);
+        assert!(!c.delta_temporality && warned(&c, "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"));
+    }
+
+    #[test]
+    fn prometheus_endpoint() {
+        let c = config(&[("OTEL_EXPORTER_PROMETHEUS_HOST", "0.0.0.0"), ("OTEL_EXPORTER_PROMETHEUS_PORT", "9100")]);
+        assert_eq!((c.prometheus_host.as_str(), c.prometheus_port), ("0.0.0.0", 9100));
+        let c = config(&[("OTEL_EXPORTER_PROMETHEUS_PORT", "99999")]);
+        assert_eq!(c.prometheus_port, 9464);
+        assert!(warned(&c, "OTEL_EXPORTER_PROMETHEUS_PORT"));
+    }
+
+    #[test]
+    fn otlp_variables_are_kept_for_the_exporters() {
+        let c = config(&[("OTEL_EXPORTER_OTLP_HEADERS", "a=b"), ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "gzip")]);
+        assert!(c.env.contains(&("OTEL_EXPORTER_OTLP_HEADERS".into(), "a=b".into())));
+        assert!(c.env.contains(&("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION".into(), "gzip".into())));
+    }
+}
