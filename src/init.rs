@@ -370,6 +370,8 @@ impl Config {
         }
         let logger_provider = logging.build();
         logger_provider.register_self_metrics(&registry).map_err(|e| InitError::Exporter(e.to_string()))?;
+        // Only fails if one was installed by hand before; keep that one.
+        let _ = global::set_logger_provider(logger_provider.clone());
         telemetry.logger_provider = Some(logger_provider);
 
         // Metrics.

@@ -41,12 +41,53 @@ impl SpanExporter for SlowestRequest {
     }
 }
 
+/// With `--features otlp` and an OTLP endpoint in the environment, all three signals also
+/// go to that collector.
+#[cfg(feature = "otlp")]
+struct Otlp {
+    reader: Option<otel_lite::otlp::PeriodicReader>,
+}
+
+#[cfg(feature = "otlp")]
+fn otlp_wanted() -> bool {
+    ["", "TRACES_", "METRICS_", "LOGS_"]
+        .iter()
+        .any(|s| std::env::var(format!("OTEL_EXPORTER_OTLP_{s}ENDPOINT")).is_ok_and(|v| !v.is_empty()))
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let registry: Registry = global::registry().clone();
     let config = BatchConfig { scheduled_delay: Duration::from_secs(10), ..BatchConfig::default() };
-    let provider = TracerProvider::builder().with_batch_exporter(SlowestRequest, config).build();
+    #[allow(unused_mut)]
+    let mut tracing = TracerProvider::builder().with_batch_exporter(SlowestRequest, config);
+    #[allow(unused_mut)]
+    let mut logging = otel_lite::logs::LoggerProvider::builder();
+    #[cfg(feature = "otlp")]
+    let mut otlp = Otlp { reader: None };
+    #[cfg(feature = "otlp")]
+    if otlp_wanted() {
+        use otel_lite::otlp::{
+            config_from_env, OtlpLogExporter, OtlpMetricExporter, OtlpSpanExporter, PeriodicReader, Signal, Temporality,
+        };
+        let spans = OtlpSpanExporter::from_env()?;
+        spans.register_self_metrics(&registry)?;
+        tracing = tracing.with_batch_exporter(spans, BatchConfig::default());
+        let logs = OtlpLogExporter::from_env()?;
+        logs.register_self_metrics(&registry)?;
+        logging = logging.with_batch_exporter(logs, BatchConfig::logs_default());
+        let metrics = OtlpMetricExporter::new(config_from_env(Signal::Metrics), Temporality::Cumulative)?;
+        metrics.register_self_metrics(&registry)?;
+        otlp.reader = Some(PeriodicReader::start(registry.clone(), metrics, Duration::from_secs(10))?);
+        println!("exporting traces, metrics and logs over OTLP as configured by OTEL_EXPORTER_OTLP_*");
+    }
+    let provider = tracing.build();
     provider.register_self_metrics(&registry)?;
     global::set_tracer_provider(provider.clone())?;
+    let logs = logging.build();
+    logs.register_self_metrics(&registry)?;
+    if global::set_logger_provider(logs.clone()).is_err() {
+        eprintln!("quickstart: a logger provider was already installed");
+    }
     let service = service::Service::start(&registry, Duration::from_millis(5), 0.1)?;
     // The endpoint binds loopback unless OTEL_EXPORTER_PROMETHEUS_HOST says otherwise.
     let server = match PrometheusServer::builder(registry).host("127.0.0.1").from_env().start() {
@@ -74,7 +115,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
     service.stop();
+    // Flush every pipeline before exiting.
     provider.shutdown(Duration::from_secs(5));
+    logs.shutdown(Duration::from_secs(5));
+    #[cfg(feature = "otlp")]
+    if let Some(reader) = otlp.reader.take() {
+        reader.shutdown(Duration::from_secs(5));
+    }
     server.shutdown();
     println!("stopped cleanly");
     Ok(())

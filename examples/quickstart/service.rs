@@ -146,11 +146,20 @@ impl std::fmt::Display for RequestError {
 fn handle_request(route: &str, status: u16, seconds: f64) -> Result<u16, RequestError> {
     query_database(seconds * 0.6);
     std::thread::sleep(Duration::from_secs_f64(seconds * 0.4));
-    match status {
+    let result = match status {
         500 => Err(RequestError::Internal),
         404 => Err(RequestError::NotFound),
         s => Ok(s),
+    };
+    if let Err(e) = &result {
+        // A log record per failed request, stamped with this span's trace and span ids.
+        otel_lite::global::logger("quickstart").log(
+            otel_lite::logs::Severity::Error,
+            format!("request to {route} failed: {e}"),
+            vec![KeyValue::new("http.route", route.to_string()), KeyValue::new("http.response.status_code", status)],
+        );
     }
+    result
 }
 
 #[instrument(kind = client)]

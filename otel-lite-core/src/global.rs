@@ -104,3 +104,27 @@ pub fn set_propagator(propagator: Propagators) -> Result<(), Propagators> {
         Some(rejected) => Err(rejected),
     }
 }
+
+// --- logs ------------------------------------------------------------------------------
+
+use crate::logs::{Logger, LoggerProvider};
+
+static LOGGER_PROVIDER: OnceLock<LoggerProvider> = OnceLock::new();
+
+/// Installs the process-wide logger provider; fails, handing it back, if one is in place.
+pub fn set_logger_provider(provider: LoggerProvider) -> Result<(), LoggerProvider> {
+    LOGGER_PROVIDER.set(provider)
+}
+
+/// The installed logger provider, if any.
+pub fn logger_provider() -> Option<&'static LoggerProvider> {
+    LOGGER_PROVIDER.get()
+}
+
+/// A logger for `scope` from the installed provider, or one that drops every record.
+pub fn logger(scope: &'static str) -> Logger {
+    static NOOP: OnceLock<LoggerProvider> = OnceLock::new();
+    logger_provider()
+        .unwrap_or_else(|| NOOP.get_or_init(|| LoggerProvider::builder().resource(crate::Resource::new(&[])).build()))
+        .logger(scope)
+}
