@@ -86,9 +86,14 @@ pub(crate) fn thread_stripe_hint() -> usize {
 /// (LongAdder's rehash): threads that keep meeting spread out.
 #[cfg(not(otel_lite_loom))]
 pub(crate) fn rehash_thread_stripe() {
-    // Make sure this thread has a hint, then step it.
-    let current = thread_stripe_hint();
-    HINT.with(|h| h.set(current.wrapping_add(1)));
+    // A pseudo-random step (xorshift of the current hint), not `+1`: two threads that
+    // collide and both step by one would collide again forever; with a scrambled step
+    // each rehash separates them with probability about one half.
+    let mut h = thread_stripe_hint() as u64 | 1 << 32;
+    h ^= h << 13;
+    h ^= h >> 7;
+    h ^= h << 17;
+    HINT.with(|c| c.set(h as usize & (usize::MAX >> 1)));
 }
 
 #[cfg(otel_lite_loom)]

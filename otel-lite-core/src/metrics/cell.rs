@@ -21,6 +21,14 @@ pub trait Shard {
     type Config: ?Sized;
     /// A fresh, empty shard.
     fn new(config: &Self::Config) -> Self;
+    /// A fresh shard for the stripe array: one that shares no cache line with another
+    /// stripe, including memory it owns outside the stripe itself.
+    fn new_stripe(config: &Self::Config) -> Self
+    where
+        Self: Sized,
+    {
+        Self::new(config)
+    }
     /// Applies `op` if no other thread is writing this shard at the same moment; returns
     /// `false`, with nothing applied, when it saw a race.
     fn try_apply(&self, op: Self::Op) -> bool;
@@ -86,7 +94,7 @@ impl<S: Shard> Striped<S> {
     #[cold]
     #[inline(never)]
     fn inflate(&self, config: &S::Config) -> *mut CachePadded<S> {
-        let fresh: Box<[CachePadded<S>]> = (0..stripe_count()).map(|_| CachePadded(S::new(config))).collect();
+        let fresh: Box<[CachePadded<S>]> = (0..stripe_count()).map(|_| CachePadded(S::new_stripe(config))).collect();
         let fresh = Box::into_raw(fresh).cast::<CachePadded<S>>();
         // AcqRel: Release publishes our initialised shards; Acquire (on failure) makes the
         // winner's shards visible to us.
@@ -256,7 +264,9 @@ pub(crate) fn fold_extreme(cell: &AtomicU64, v: f64, keep_min: bool) {
 /// count is not stored: it is the sum of the bucket counts, which keeps `count` and the
 /// `+Inf` bucket equal in every snapshot.
 pub struct HistogramShard {
-    buckets: Box<[AtomicU64]>,
+    /// The bucket counters, `pad` slots into `storage`.
+    storage: Box<[AtomicU64]>,
+    pad: usize,
     sum: AtomicU64,
     min: AtomicU64,
     max: AtomicU64,
@@ -277,12 +287,14 @@ impl Shard for HistogramShard {
     type Config = usize;
 
     fn new(buckets: &usize) -> Self {
-        HistogramShard {
-            buckets: (0..*buckets).map(|_| AtomicU64::new(0)).collect(),
-            sum: AtomicU64::new(0f64.to_bits()),
-            min: AtomicU64::new(f64::INFINITY.to_bits()),
-            max: AtomicU64::new(f64::NEG_INFINITY.to_bits()),
-        }
+        HistogramShard::with_padding(*buckets, 0)
+    }
+
+    /// Stripes put a cache line of padding on both sides of their bucket counters: the
+    /// counters live in a separate allocation, which the allocator may otherwise place
+    /// next to another stripe's.
+    fn new_stripe(buckets: &usize) -> Self {
+        HistogramShard::with_padding(*buckets, 128 / std::mem::size_of::<AtomicU64>())
     }
 
     #[inline]
@@ -306,10 +318,24 @@ impl Shard for HistogramShard {
 }
 
 impl HistogramShard {
+    fn with_padding(buckets: usize, pad: usize) -> Self {
+        HistogramShard {
+            storage: (0..buckets + 2 * pad).map(|_| AtomicU64::new(0)).collect(),
+            pad,
+            sum: AtomicU64::new(0f64.to_bits()),
+            min: AtomicU64::new(f64::INFINITY.to_bits()),
+            max: AtomicU64::new(f64::NEG_INFINITY.to_bits()),
+        }
+    }
+
+    fn buckets(&self) -> &[AtomicU64] {
+        &self.storage[self.pad..self.storage.len() - self.pad]
+    }
+
     #[inline]
     fn count_and_extremes(&self, o: Observation) {
         // Relaxed: a count read only for reporting.
-        self.buckets[o.bucket].fetch_add(1, Ordering::Relaxed);
+        self.storage[self.pad + o.bucket].fetch_add(1, Ordering::Relaxed);
         fold_extreme(&self.min, o.value, true);
         fold_extreme(&self.max, o.value, false);
     }
@@ -342,7 +368,7 @@ impl Striped<HistogramShard> {
         };
         // Relaxed: reported values only (module docs).
         self.for_each_shard(|s| {
-            for (acc, b) in t.buckets.iter_mut().zip(s.buckets.iter()) {
+            for (acc, b) in t.buckets.iter_mut().zip(s.buckets()) {
                 *acc += b.load(Ordering::Relaxed);
             }
             t.sum += f64::from_bits(s.sum.load(Ordering::Relaxed));

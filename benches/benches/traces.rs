@@ -1,0 +1,168 @@
+//! Span and propagation costs: otel-lite against tracing + tracing-opentelemetry +
+//! opentelemetry_sdk's batch processor, and fastrace, in the same run. Every pipeline ends
+//! in an exporter (or reporter) that drops the spans.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use otel_lite::propagation::{TextMapPropagator, TraceContextPropagator};
+use otel_lite::trace::{BatchConfig, Context, ExportError, Sampler, SpanData, SpanExporter, TracerProvider};
+use tracing_subscriber::layer::SubscriberExt;
+
+struct Drop0;
+impl SpanExporter for Drop0 {
+    fn export(&mut self, batch: Vec<SpanData>) -> Result<(), ExportError> {
+        black_box(batch.len());
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct SdkDrop;
+impl opentelemetry_sdk::trace::SpanExporter for SdkDrop {
+    async fn export(&self, batch: Vec<opentelemetry_sdk::trace::SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+        black_box(batch.len());
+        Ok(())
+    }
+}
+
+struct FastraceDrop;
+impl fastrace::collector::Reporter for FastraceDrop {
+    fn report(&mut self, spans: Vec<fastrace::collector::SpanRecord>) {
+        black_box(spans.len());
+    }
+}
+
+fn otel_lite_provider(sampler: Sampler) -> TracerProvider {
+    TracerProvider::builder().sampler(sampler).with_batch_exporter(Drop0, BatchConfig::default()).build()
+}
+
+fn tracing_otel_subscriber() -> (opentelemetry_sdk::trace::SdkTracerProvider, impl tracing::Subscriber + Send + Sync) {
+    use opentelemetry::trace::TracerProvider as _;
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().with_batch_exporter(SdkDrop).build();
+    let tracer = provider.tracer("bench");
+    let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
+    (provider, subscriber)
+}
+
+#[otel_lite::instrument]
+fn empty_otel_lite() {}
+
+#[tracing::instrument]
+fn empty_tracing() {}
+
+fn spans(c: &mut Criterion) {
+    fastrace::set_reporter(FastraceDrop, fastrace::collector::Config::default());
+    let provider = otel_lite_provider(Sampler::AlwaysOn);
+    let tracer = provider.tracer("bench");
+    let (sdk, subscriber) = tracing_otel_subscriber();
+    let dispatch = tracing::Dispatch::new(subscriber);
+
+    {
+        let mut g = c.benchmark_group("span_start_end_sampled");
+        g.bench_function("otel-lite", |b| b.iter(|| drop(tracer.start("op"))));
+        tracing::dispatcher::with_default(&dispatch, || {
+            g.bench_function("tracing+opentelemetry", |b| b.iter(|| drop(tracing::info_span!("op"))));
+        });
+        g.bench_function("fastrace", |b| {
+            b.iter(|| drop(fastrace::Span::root("op", fastrace::collector::SpanContext::random())))
+        });
+        g.finish();
+    }
+    {
+        let mut g = c.benchmark_group("child_span_in_parent");
+        let parent = tracer.start("parent");
+        let entered = parent.enter();
+        g.bench_function("otel-lite", |b| b.iter(|| drop(tracer.start("child"))));
+        drop(entered);
+        drop(parent);
+        tracing::dispatcher::with_default(&dispatch, || {
+            let parent = tracing::info_span!("parent");
+            let _e = parent.enter();
+            g.bench_function("tracing+opentelemetry", |b| b.iter(|| drop(tracing::info_span!("child"))));
+        });
+        let root = fastrace::Span::root("parent", fastrace::collector::SpanContext::random());
+        let _guard = root.set_local_parent();
+        g.bench_function("fastrace", |b| b.iter(|| drop(fastrace::local::LocalSpan::enter_with_local_parent("child"))));
+        g.finish();
+    }
+    {
+        let mut g = c.benchmark_group("span_unsampled");
+        let off = otel_lite_provider(Sampler::AlwaysOff);
+        let off_tracer = off.tracer("bench");
+        g.bench_function("otel-lite", |b| b.iter(|| drop(off_tracer.start("op"))));
+        // No subscriber at all: tracing's floor.
+        g.bench_function("tracing-no-subscriber", |b| b.iter(|| drop(tracing::info_span!("op"))));
+        g.finish();
+    }
+    {
+        let mut g = c.benchmark_group("instrument_empty_fn");
+        otel_lite::global::set_tracer_provider(provider.clone()).expect("set once");
+        g.bench_function("otel-lite", |b| b.iter(empty_otel_lite));
+        tracing::dispatcher::with_default(&dispatch, || {
+            g.bench_function("tracing+opentelemetry", |b| b.iter(empty_tracing));
+        });
+        g.finish();
+    }
+    provider.shutdown(Duration::from_secs(5));
+    let _ = sdk.shutdown();
+    fastrace::flush();
+}
+
+fn propagation(c: &mut Criterion) {
+    let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut incoming = HashMap::new();
+    incoming.insert("traceparent".to_string(), header.to_string());
+    {
+        let mut g = c.benchmark_group("traceparent_extract");
+        g.bench_function("otel-lite", |b| {
+            b.iter(|| black_box(TraceContextPropagator.extract(Context::new(), black_box(&incoming))))
+        });
+        let sdk = opentelemetry_sdk::propagation::TraceContextPropagator::new();
+        g.bench_function("opentelemetry_sdk", |b| {
+            use opentelemetry::propagation::TextMapPropagator as _;
+            b.iter(|| black_box(sdk.extract(black_box(&incoming))))
+        });
+        g.finish();
+    }
+    {
+        let mut g = c.benchmark_group("traceparent_inject");
+        let cx = TraceContextPropagator.extract(Context::new(), &incoming);
+        let mut out = HashMap::with_capacity(4);
+        g.bench_function("otel-lite", |b| {
+            b.iter(|| {
+                TraceContextPropagator.inject(black_box(&cx), &mut out);
+                black_box(out.len())
+            })
+        });
+        let sdk = opentelemetry_sdk::propagation::TraceContextPropagator::new();
+        let sdk_cx = {
+            use opentelemetry::propagation::TextMapPropagator as _;
+            sdk.extract(&incoming)
+        };
+        g.bench_function("opentelemetry_sdk", |b| {
+            use opentelemetry::propagation::TextMapPropagator as _;
+            b.iter(|| {
+                sdk.inject_context(black_box(&sdk_cx), &mut out);
+                black_box(out.len())
+            })
+        });
+        g.finish();
+    }
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = spans, propagation
+}
+criterion_main!(benches);

@@ -1,0 +1,412 @@
+//! The OTLP exporters against a real receiver on loopback that decodes every request with
+//! the official protobuf definitions (Python `opentelemetry-proto`): spans, every metric
+//! point kind and logs, in protobuf and JSON, with and without gzip; and the transport's
+//! behaviour under faults (receiver down, 503/429 with Retry-After, 400, slow receiver,
+//! partial success, shutdown with data queued).
+
+mod peers;
+
+use std::time::{Duration, Instant};
+
+use otel_lite::logs::{LoggerProvider, Severity};
+use otel_lite::otlp::{
+    Compression, OtlpLogExporter, OtlpMetricExporter, OtlpSpanExporter, Protocol, Signal, SignalConfig, Temporality,
+};
+use otel_lite::trace::{BatchConfig, SpanKind, Status, TracerProvider};
+use otel_lite::{KeyValue, Registry, Resource};
+use peers::otlp::OtlpReceiver;
+use serde_json::{json, Value as Json};
+
+fn config(receiver: &OtlpReceiver, signal: Signal, protocol: Protocol, compression: Compression) -> SignalConfig {
+    let mut c = SignalConfig::new(signal).with_base_endpoint(&receiver.endpoint(), signal);
+    c.protocol = protocol;
+    c.compression = compression;
+    c.headers = vec![("x-api-key".into(), "secret".into())];
+    c.timeout = Duration::from_secs(5);
+    c
+}
+
+fn resource() -> Resource {
+    Resource::new(&[KeyValue::new("service.name", "otlp-test")])
+}
+
+/// The attributes of an OTLP JSON object as `key -> value` (any value kind, as a JSON value).
+fn attrs(node: &Json) -> serde_json::Map<String, Json> {
+    node["attributes"]
+        .as_array()
+        .map(|a| a.iter().map(|kv| (kv["key"].as_str().unwrap().to_string(), kv["value"].clone())).collect())
+        .unwrap_or_default()
+}
+
+fn spans_of(requests: &[Json]) -> Vec<Json> {
+    requests
+        .iter()
+        .flat_map(|r| r["body"]["resourceSpans"].as_array().cloned().unwrap_or_default())
+        .flat_map(|rs| rs["scopeSpans"].as_array().cloned().unwrap_or_default())
+        .flat_map(|ss| ss["spans"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+fn traces_round_trip(protocol: Protocol, compression: Compression) {
+    let receiver = OtlpReceiver::start();
+    let exporter = OtlpSpanExporter::new(config(&receiver, Signal::Traces, protocol, compression)).unwrap();
+    let provider =
+        TracerProvider::builder().resource(resource()).with_batch_exporter(exporter, BatchConfig::default()).build();
+    let tracer = provider.tracer("checkout");
+    let (parent_id, child_id, trace_id);
+    {
+        let mut parent = tracer.span_builder("GET /cart").kind(SpanKind::Server).start();
+        parent.set_attribute(KeyValue::new("http.route", "/cart"));
+        parent.set_attribute(KeyValue::new("http.response.status_code", 500));
+        parent.add_event("cache miss", vec![KeyValue::new("key", "cart:1")]);
+        parent.set_status(Status::error("boom"));
+        let _entered = parent.enter();
+        let child = tracer.span_builder("SELECT cart").kind(SpanKind::Client).start();
+        (parent_id, child_id, trace_id) =
+            (parent.span_context().span_id(), child.span_context().span_id(), parent.span_context().trace_id());
+    }
+    assert!(provider.force_flush());
+    let requests = receiver.wait_for("traces", 1, Duration::from_secs(10));
+    let r = &requests[0];
+    let expected_type = if protocol == Protocol::HttpJson { "application/json" } else { "application/x-protobuf" };
+    assert_eq!(r["content_type"], expected_type);
+    assert_eq!(r["gzip"], compression == Compression::Gzip);
+    assert_eq!(r["headers"]["x-api-key"], "secret");
+    let resource_attrs = attrs(&r["body"]["resourceSpans"][0]["resource"]);
+    assert_eq!(resource_attrs["service.name"]["stringValue"], "otlp-test");
+    assert_eq!(r["body"]["resourceSpans"][0]["scopeSpans"][0]["scope"]["name"], "checkout");
+    let spans = spans_of(&requests);
+    assert_eq!(spans.len(), 2);
+    let parent = spans.iter().find(|s| s["name"] == "GET /cart").unwrap();
+    let child = spans.iter().find(|s| s["name"] == "SELECT cart").unwrap();
+    assert_eq!(parent["traceId"], trace_id.to_string());
+    assert_eq!(parent["spanId"], parent_id.to_string());
+    assert!(parent.get("parentSpanId").is_none_or(|p| p == ""), "root span");
+    assert_eq!(child["spanId"], child_id.to_string());
+    assert_eq!(child["parentSpanId"], parent_id.to_string());
+    assert_eq!(parent["kind"], "SPAN_KIND_SERVER");
+    assert_eq!(child["kind"], "SPAN_KIND_CLIENT");
+    assert_eq!(parent["status"]["code"], "STATUS_CODE_ERROR");
+    assert_eq!(parent["status"]["message"], "boom");
+    let a = attrs(parent);
+    assert_eq!(a["http.route"]["stringValue"], "/cart");
+    assert_eq!(a["http.response.status_code"]["intValue"], "500");
+    assert_eq!(parent["events"][0]["name"], "cache miss");
+    let start: u64 = parent["startTimeUnixNano"].as_str().unwrap().parse().unwrap();
+    let end: u64 = parent["endTimeUnixNano"].as_str().unwrap().parse().unwrap();
+    let now = otel_lite::now_unix_nanos();
+    assert!(start <= end && end <= now && now - start < 60_000_000_000, "{start} {end} {now}");
+    let child_start: u64 = child["startTimeUnixNano"].as_str().unwrap().parse().unwrap();
+    assert!(child_start >= start);
+    provider.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn traces_protobuf() {
+    traces_round_trip(Protocol::HttpProtobuf, Compression::None);
+}
+
+#[test]
+fn traces_protobuf_gzip() {
+    traces_round_trip(Protocol::HttpProtobuf, Compression::Gzip);
+}
+
+#[test]
+fn traces_json() {
+    traces_round_trip(Protocol::HttpJson, Compression::None);
+}
+
+#[test]
+fn traces_json_gzip() {
+    traces_round_trip(Protocol::HttpJson, Compression::Gzip);
+}
+
+fn metric<'a>(request: &'a Json, name: &str) -> &'a Json {
+    request["body"]["resourceMetrics"][0]["scopeMetrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["metrics"].as_array().unwrap())
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("no metric {name} in {request}"))
+}
+
+fn metrics_round_trip(protocol: Protocol) {
+    let receiver = OtlpReceiver::start();
+    let registry = Registry::builder().resource(resource()).build();
+    let counter = registry.counter::<u64>("jobs.done").unit("{job}").description("Jobs.").build().unwrap();
+    counter.add(5, &[KeyValue::new("queue", "a")]);
+    registry.counter::<f64>("bytes.sent").unit("By").build().unwrap().add(2.5, &[]);
+    registry.up_down_counter::<i64>("queue.depth").build().unwrap().add(-3, &[]);
+    registry.gauge::<f64>("temperature").build().unwrap().set(21.5, &[]);
+    let h = registry.histogram("latency").unit("s").buckets(vec![0.1, 1.0]).build().unwrap();
+    for v in [0.05, 0.5, 0.7, 3.0] {
+        h.record(v, &[]);
+    }
+    let e = registry.exponential_histogram("sizes").build().unwrap();
+    for v in [1.0, 2.0, 4.0] {
+        e.record(v, &[]);
+    }
+    registry.meter("logins").build().unwrap().mark(7, &[]);
+
+    let mut exporter = OtlpMetricExporter::new(
+        config(&receiver, Signal::Metrics, protocol, Compression::Gzip),
+        Temporality::Cumulative,
+    )
+    .unwrap();
+    exporter.export(registry.collect()).unwrap();
+    let r = &receiver.wait_for("metrics", 1, Duration::from_secs(10))[0];
+
+    let sum = &metric(r, "jobs.done")["sum"];
+    assert_eq!(sum["isMonotonic"], true);
+    assert_eq!(sum["aggregationTemporality"], "AGGREGATION_TEMPORALITY_CUMULATIVE");
+    assert_eq!(sum["dataPoints"][0]["asInt"], "5");
+    assert_eq!(attrs(&sum["dataPoints"][0])["queue"]["stringValue"], "a");
+    assert_eq!(metric(r, "jobs.done")["unit"], "{job}");
+    assert_eq!(metric(r, "bytes.sent")["sum"]["dataPoints"][0]["asDouble"], 2.5);
+    let updown = &metric(r, "queue.depth")["sum"];
+    assert!(updown.get("isMonotonic").is_none_or(|m| m == false));
+    assert_eq!(updown["dataPoints"][0]["asInt"], "-3");
+    assert_eq!(metric(r, "temperature")["gauge"]["dataPoints"][0]["asDouble"], 21.5);
+    let hp = &metric(r, "latency")["histogram"]["dataPoints"][0];
+    assert_eq!(hp["count"], "4");
+    assert_eq!(hp["bucketCounts"], json!(["1", "2", "1"]));
+    assert_eq!(hp["explicitBounds"], json!([0.1, 1.0]));
+    assert_eq!(hp["sum"], 0.05 + 0.5 + 0.7 + 3.0);
+    assert_eq!((hp["min"].clone(), hp["max"].clone()), (json!(0.05), json!(3.0)));
+    let ep = &metric(r, "sizes")["exponentialHistogram"]["dataPoints"][0];
+    assert_eq!(ep["count"], "3");
+    let positive: u64 = ep["positive"]["bucketCounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(positive, 3);
+    assert_eq!(metric(r, "logins")["sum"]["dataPoints"][0]["asInt"], "7");
+    assert_eq!(metric(r, "logins.rate")["gauge"]["dataPoints"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn metrics_every_point_kind_protobuf() {
+    metrics_round_trip(Protocol::HttpProtobuf);
+}
+
+#[test]
+fn metrics_every_point_kind_json() {
+    metrics_round_trip(Protocol::HttpJson);
+}
+
+#[test]
+fn delta_temporality_sends_changes() {
+    let receiver = OtlpReceiver::start();
+    let registry = Registry::builder().resource(resource()).build();
+    let counter = registry.counter::<u64>("events").build().unwrap();
+    let h = registry.histogram("latency").buckets(vec![1.0]).build().unwrap();
+    let mut exporter = OtlpMetricExporter::new(
+        config(&receiver, Signal::Metrics, Protocol::HttpProtobuf, Compression::None),
+        Temporality::Delta,
+    )
+    .unwrap();
+    counter.add(10, &[]);
+    h.record(0.5, &[]);
+    exporter.export(registry.collect()).unwrap();
+    counter.add(3, &[]);
+    h.record(2.0, &[]);
+    exporter.export(registry.collect()).unwrap();
+    let requests = receiver.wait_for("metrics", 2, Duration::from_secs(10));
+    let first = &metric(&requests[0], "events")["sum"];
+    let second = &metric(&requests[1], "events")["sum"];
+    assert_eq!(first["aggregationTemporality"], "AGGREGATION_TEMPORALITY_DELTA");
+    assert_eq!(
+        (first["dataPoints"][0]["asInt"].clone(), second["dataPoints"][0]["asInt"].clone()),
+        (json!("10"), json!("3"))
+    );
+    assert_eq!(second["dataPoints"][0]["startTimeUnixNano"], first["dataPoints"][0]["timeUnixNano"]);
+    let h2 = &metric(&requests[1], "latency")["histogram"]["dataPoints"][0];
+    assert_eq!(h2["bucketCounts"], json!(["0", "1"]));
+    assert_eq!(h2["count"], "1");
+}
+
+fn logs_round_trip(protocol: Protocol, compression: Compression) {
+    let receiver = OtlpReceiver::start();
+    let exporter = OtlpLogExporter::new(config(&receiver, Signal::Logs, protocol, compression)).unwrap();
+    let logs = LoggerProvider::builder()
+        .resource(resource())
+        .with_batch_exporter(exporter, BatchConfig::logs_default())
+        .build();
+    let logger = logs.logger("payments");
+    let tracer = TracerProvider::builder().build().tracer("payments");
+    let span = tracer.start("charge");
+    {
+        let _entered = span.enter();
+        logger.log(Severity::Error, "card declined", vec![KeyValue::new("payment.id", "p-1")]);
+    }
+    logger.log(Severity::Info, "outside", vec![]);
+    assert!(logs.force_flush());
+    let requests = receiver.wait_for("logs", 1, Duration::from_secs(10));
+    let records: Vec<Json> = requests
+        .iter()
+        .flat_map(|r| r["body"]["resourceLogs"][0]["scopeLogs"].as_array().cloned().unwrap_or_default())
+        .flat_map(|s| s["logRecords"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(records.len(), 2);
+    let declined = records.iter().find(|r| r["body"]["stringValue"] == "card declined").unwrap();
+    assert_eq!(declined["traceId"], span.span_context().trace_id().to_string());
+    assert_eq!(declined["spanId"], span.span_context().span_id().to_string());
+    assert_eq!(declined["severityNumber"], "SEVERITY_NUMBER_ERROR");
+    assert_eq!(declined["severityText"], "ERROR");
+    assert_eq!(attrs(declined)["payment.id"]["stringValue"], "p-1");
+    let outside = records.iter().find(|r| r["body"]["stringValue"] == "outside").unwrap();
+    assert!(outside.get("traceId").is_none_or(|t| t == ""));
+    logs.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn logs_protobuf_with_trace_correlation() {
+    logs_round_trip(Protocol::HttpProtobuf, Compression::None);
+}
+
+#[test]
+fn logs_json_gzip_with_trace_correlation() {
+    logs_round_trip(Protocol::HttpJson, Compression::Gzip);
+}
+
+// --- faults ----------------------------------------------------------------------------
+
+fn statuses(receiver: &OtlpReceiver) -> Vec<u64> {
+    receiver.requests().iter().map(|r| r["status"].as_u64().unwrap_or(0)).collect()
+}
+
+fn one_span_exporter(receiver: &OtlpReceiver, timeout: Duration) -> OtlpSpanExporter {
+    let mut c = config(receiver, Signal::Traces, Protocol::HttpProtobuf, Compression::None);
+    c.timeout = timeout;
+    OtlpSpanExporter::new(c).unwrap()
+}
+
+fn export_one_span(exporter: OtlpSpanExporter) -> (TracerProvider, std::sync::Arc<otel_lite::otlp::TransportStats>) {
+    let stats = exporter.stats();
+    let provider = TracerProvider::builder().resource(resource()).with_simple_exporter(exporter).build();
+    drop(provider.tracer("faults").start("op"));
+    (provider, stats)
+}
+
+#[test]
+fn retry_after_503_is_honoured_then_delivered() {
+    let receiver = OtlpReceiver::start();
+    receiver.script(json!({"traces": [{"status": 503, "retry_after": "1"}]}));
+    let started = Instant::now();
+    let (_p, stats) = export_one_span(one_span_exporter(&receiver, Duration::from_secs(10)));
+    assert!(started.elapsed() >= Duration::from_secs(1), "waited for Retry-After");
+    assert_eq!(statuses(&receiver), vec![503, 200]);
+    assert_eq!(stats.retries.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(stats.succeeded.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
+#[test]
+fn status_429_and_502_are_retried_with_backoff() {
+    let receiver = OtlpReceiver::start();
+    receiver.script(json!({"traces": [{"status": 429}, {"status": 502}, {"status": 504}]}));
+    let (_p, stats) = export_one_span(one_span_exporter(&receiver, Duration::from_secs(10)));
+    assert_eq!(statuses(&receiver), vec![429, 502, 504, 200]);
+    assert_eq!(stats.retries.load(std::sync::atomic::Ordering::Relaxed), 3);
+}
+
+#[test]
+fn status_400_is_not_retried() {
+    let receiver = OtlpReceiver::start();
+    receiver.script(json!({"traces": [{"status": 400}, {"status": 500}]}));
+    let (p, stats) = export_one_span(one_span_exporter(&receiver, Duration::from_secs(10)));
+    assert_eq!(statuses(&receiver), vec![400]);
+    assert_eq!(stats.failed.load(std::sync::atomic::Ordering::Relaxed), 1);
+    drop(p.tracer("faults").start("second"));
+    assert_eq!(statuses(&receiver), vec![400, 500], "500 is not retried either");
+    assert_eq!(stats.retries.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+#[test]
+fn partial_success_is_counted_not_retried() {
+    let receiver = OtlpReceiver::start();
+    receiver.script(json!({"traces": [{"rejected": 1, "message": "span too old"}]}));
+    let (_p, stats) = export_one_span(one_span_exporter(&receiver, Duration::from_secs(10)));
+    assert_eq!(statuses(&receiver), vec![200]);
+    assert_eq!(stats.rejected.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(stats.retries.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+#[test]
+fn receiver_down_at_start_then_up_gets_the_data() {
+    let port = peers::free_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let mut c = SignalConfig::new(Signal::Traces).with_base_endpoint(&endpoint, Signal::Traces);
+    c.timeout = Duration::from_secs(15);
+    let exporter = OtlpSpanExporter::new(c).unwrap();
+    let stats = exporter.stats();
+    let config = BatchConfig { scheduled_delay: Duration::from_millis(50), ..BatchConfig::default() };
+    let provider = TracerProvider::builder().resource(resource()).with_batch_exporter(exporter, config).build();
+    let tracer = provider.tracer("recovery");
+    for i in 0..20 {
+        drop(tracer.start(format!("before-{i}")));
+    }
+    // The exporter is retrying against a closed port; bring the receiver up there.
+    std::thread::sleep(Duration::from_millis(700));
+    let receiver = OtlpReceiver::start_on(port);
+    for i in 0..20 {
+        drop(tracer.start(format!("after-{i}")));
+    }
+    assert!(provider.force_flush());
+    let spans = spans_of(&receiver.requests());
+    assert_eq!(spans.len(), 40, "everything recorded while the receiver was down arrives");
+    assert!(stats.retries.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    assert_eq!(provider.stats().dropped, 0);
+}
+
+#[test]
+fn slow_receiver_never_blocks_the_application_and_bounds_memory() {
+    let receiver = OtlpReceiver::start();
+    receiver.script(json!({"traces": [{"delay_ms": 3000}]}));
+    let config = BatchConfig {
+        max_queue_size: 64,
+        max_export_batch_size: 32,
+        per_thread_capacity: 64,
+        scheduled_delay: Duration::from_millis(10),
+        ..BatchConfig::default()
+    };
+    let provider = TracerProvider::builder()
+        .resource(resource())
+        .with_batch_exporter(one_span_exporter(&receiver, Duration::from_secs(10)), config)
+        .build();
+    let tracer = provider.tracer("slow");
+    // Record on another thread with a bounded wait: if ending spans waited for the slow
+    // receiver, the recorder would not finish in time.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for i in 0..50_000 {
+            drop(tracer.start(format!("s{i}")));
+        }
+        done.send(()).unwrap();
+    });
+    finished.recv_timeout(Duration::from_secs(60)).expect("recording blocked behind the slow receiver");
+    provider.shutdown(Duration::from_secs(30));
+    let stats = provider.stats();
+    assert!(stats.dropped > 40_000, "the bounded queues dropped the excess: {stats:?}");
+    assert_eq!(stats.exported + stats.dropped + stats.failed, 50_000, "{stats:?}");
+    assert_eq!(spans_of(&receiver.requests()).len() as u64, stats.exported);
+}
+
+#[test]
+fn shutdown_delivers_what_is_queued() {
+    let receiver = OtlpReceiver::start();
+    let config = BatchConfig { scheduled_delay: Duration::from_secs(3600), ..BatchConfig::default() };
+    let provider = TracerProvider::builder()
+        .resource(resource())
+        .with_batch_exporter(one_span_exporter(&receiver, Duration::from_secs(10)), config)
+        .build();
+    let tracer = provider.tracer("shutdown");
+    for i in 0..100 {
+        drop(tracer.start(format!("s{i}")));
+    }
+    assert!(receiver.requests().is_empty(), "the hour-long delay holds everything back");
+    assert!(provider.shutdown(Duration::from_secs(10)));
+    assert_eq!(spans_of(&receiver.requests()).len(), 100);
+}

@@ -1,0 +1,88 @@
+//! The Python OTLP receiver (`otlp_receiver.py`) driven from Rust tests.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value as Json;
+
+use super::{python, wait_for, Guard};
+
+/// A running receiver on 127.0.0.1; killed on drop.
+pub struct OtlpReceiver {
+    _process: Guard,
+    port: u16,
+    out: PathBuf,
+    control: PathBuf,
+}
+
+impl OtlpReceiver {
+    /// Starts the receiver and waits (bounded) until it listens.
+    pub fn start() -> OtlpReceiver {
+        Self::start_on(0)
+    }
+
+    /// Starts the receiver on `port` (0: a free one).
+    pub fn start_on(port: u16) -> OtlpReceiver {
+        let dir =
+            std::env::temp_dir().join(format!("otel-lite-otlp-{}-{}", std::process::id(), otel_lite::now_unix_nanos()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (out, control) = (dir.join("requests.jsonl"), dir.join("control.json"));
+        std::fs::write(&out, "").expect("out file");
+        std::fs::write(&control, "{}").expect("control file");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/otlp_receiver.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .arg(&out)
+            .arg(&control)
+            .arg(port.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot start the Python OTLP receiver");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
+        let port = line.strip_prefix("READY ").and_then(|p| p.trim().parse().ok()).unwrap_or_else(|| {
+            panic!(
+                "required peer: the Python OTLP receiver did not start (is opentelemetry-proto installed in the venv? \
+                 run scripts/test.sh); it printed {line:?}"
+            )
+        });
+        OtlpReceiver { _process: Guard(child), port, out, control }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Sets the scripted answers (see the receiver's docs).
+    pub fn script(&self, script: Json) {
+        std::fs::write(&self.control, script.to_string()).expect("control file");
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Json> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("receiver writes JSON lines"))
+            .collect()
+    }
+
+    /// The requests of `signal`, waiting (bounded) until there are at least `n`.
+    pub fn wait_for(&self, signal: &str, n: usize, limit: Duration) -> Vec<Json> {
+        wait_for(limit, &format!("{n} {signal} request(s)"), || {
+            let r: Vec<Json> = self.requests().into_iter().filter(|r| r["signal"] == signal).collect();
+            (r.len() >= n).then_some(r)
+        })
+    }
+}

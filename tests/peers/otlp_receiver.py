@@ -1,0 +1,175 @@
+"""An OTLP/HTTP receiver for tests: decodes requests with the official protobuf
+definitions (the `opentelemetry-proto` package), records them, and answers as scripted.
+
+usage: otlp_receiver.py OUT_FILE CONTROL_FILE [PORT]
+
+Listens on 127.0.0.1 (on PORT, or a free port) and prints `READY <port>` once listening. For each
+POST to /v1/traces, /v1/metrics or /v1/logs it appends one JSON line to OUT_FILE:
+  {"signal", "content_type", "gzip", "headers", "status", "body"}
+where body is the decoded request (protobuf → dict, with trace/span ids as lowercase hex),
+or null with "error" when the request could not be decoded (answered 400).
+
+CONTROL_FILE holds scripted answers, re-read on every request: {"traces": [step, ...]}
+where each step is consumed once, in order, per signal:
+  {"status": 503, "retry_after": "1"}   answer that status (with Retry-After)
+  {"delay_ms": 1500}                     wait, then answer normally
+  {"rejected": 3, "message": "why"}      200 with a partial success
+When a signal's steps run out, requests get 200 with an empty response.
+"""
+import base64
+import gzip
+import json
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_pb
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_pb
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
+
+SIGNALS = {
+    "/v1/traces": ("traces", trace_pb.ExportTraceServiceRequest, trace_pb.ExportTraceServiceResponse, "rejected_spans"),
+    "/v1/metrics": ("metrics", metrics_pb.ExportMetricsServiceRequest, metrics_pb.ExportMetricsServiceResponse, "rejected_data_points"),
+    "/v1/logs": ("logs", logs_pb.ExportLogsServiceRequest, logs_pb.ExportLogsServiceResponse, "rejected_log_records"),
+}
+ID_FIELDS = ("traceId", "spanId", "parentSpanId")
+LOCK = threading.Lock()
+CONSUMED = {}
+
+
+def hex_ids_to_base64(node):
+    """OTLP/JSON carries ids as hex; protobuf's JSON mapping expects base64."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in ID_FIELDS and isinstance(v, str):
+                if v and (len(v) % 2 or any(c not in "0123456789abcdef" for c in v)):
+                    raise ValueError(f"{k} is not lowercase hex: {v!r}")
+                node[k] = base64.b64encode(bytes.fromhex(v)).decode()
+            else:
+                hex_ids_to_base64(v)
+    elif isinstance(node, list):
+        for item in node:
+            hex_ids_to_base64(item)
+
+
+def base64_ids_to_hex(node):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in ID_FIELDS and isinstance(v, str):
+                node[k] = base64.b64decode(v).hex()
+            else:
+                base64_ids_to_hex(v)
+    elif isinstance(node, list):
+        for item in node:
+            base64_ids_to_hex(item)
+
+
+def next_step(control_file, signal):
+    try:
+        with open(control_file) as f:
+            script = json.load(f)
+    except (OSError, ValueError):
+        script = {}
+    steps = script.get(signal, [])
+    with LOCK:
+        used = CONSUMED.get(signal, 0)
+        if used < len(steps):
+            CONSUMED[signal] = used + 1
+            return steps[used]
+    return None
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def record(self, entry):
+        with LOCK:
+            with open(self.server.out_file, "a") as f:
+                f.write(json.dumps(entry) + "\n")
+
+    def answer(self, status, body=b"", content_type="text/plain", headers=None):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", "0"))
+        raw = self.rfile.read(length)
+        if self.path not in SIGNALS:
+            self.answer(404, b"unknown path")
+            return
+        signal, request_type, response_type, rejected_field = SIGNALS[self.path]
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        gzipped = (self.headers.get("Content-Encoding") or "").lower() == "gzip"
+        entry = {
+            "signal": signal,
+            "content_type": content_type,
+            "gzip": gzipped,
+            "headers": {k.lower(): v for k, v in self.headers.items()},
+        }
+        try:
+            data = gzip.decompress(raw) if gzipped else raw
+            message = request_type()
+            if content_type == "application/x-protobuf":
+                message.ParseFromString(data)
+            elif content_type == "application/json":
+                doc = json.loads(data)
+                hex_ids_to_base64(doc)
+                json_format.ParseDict(doc, message)
+            else:
+                raise ValueError(f"unsupported content type {content_type!r}")
+            body = json_format.MessageToDict(message)
+            base64_ids_to_hex(body)
+            entry["body"] = body
+        except Exception as e:  # any decoding failure is the sender's fault: 400
+            entry.update(body=None, error=str(e), status=400)
+            self.record(entry)
+            self.answer(400, str(e).encode())
+            return
+
+        step = next_step(self.server.control_file, signal) or {}
+        if "delay_ms" in step:
+            time.sleep(step["delay_ms"] / 1000.0)
+        status = step.get("status", 200)
+        entry["status"] = status
+        self.record(entry)
+        if status != 200:
+            headers = {"Retry-After": step["retry_after"]} if "retry_after" in step else {}
+            self.answer(status, b"scripted failure", headers=headers)
+            return
+        response = response_type()
+        if "rejected" in step:
+            setattr(response.partial_success, rejected_field, step["rejected"])
+            response.partial_success.error_message = step.get("message", "")
+        if content_type == "application/json":
+            self.answer(200, json_format.MessageToJson(response).encode(), "application/json")
+        else:
+            self.answer(200, response.SerializeToString(), "application/x-protobuf")
+
+
+def main():
+    out_file, control_file = sys.argv[1], sys.argv[2]
+    port = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.out_file = out_file
+    server.control_file = control_file
+    server.daemon_threads = True
+    print(f"READY {server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
