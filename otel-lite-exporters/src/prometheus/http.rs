@@ -202,7 +202,7 @@ impl Drop for PrometheusServer {
     }
 }
 
-async fn accept_loop(registry: Registry, listener: TcpListener, mut stopped: oneshot::Receiver<()>) {
+async fn accept_loop(registry: Registry, listener: TcpListener, stopped: oneshot::Receiver<()>) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -210,24 +210,26 @@ async fn accept_loop(registry: Registry, listener: TcpListener, mut stopped: one
             return;
         }
     };
-    let registry = Arc::new(registry);
+    let server = tokio::spawn(serve(Arc::new(registry), listener));
+    // Resolves on `shutdown` (or when the handle is dropped): stop accepting.
+    let _ = stopped.await;
+    server.abort();
+    // The task was aborted (or ended on its own); either way it is finished.
+    let _ = server.await;
+}
+
+async fn serve(registry: Arc<Registry>, listener: tokio::net::TcpListener) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let permit = tokio::select! {
-            _ = &mut stopped => return,
-            p = Arc::clone(&permits).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-        };
-        let stream = tokio::select! {
-            _ = &mut stopped => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Out of file descriptors and similar: back off instead of spinning.
-                    eprintln!("otel-lite: metrics endpoint accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { return };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and similar: back off instead of spinning.
+                eprintln!("otel-lite: metrics endpoint accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let registry = Arc::clone(&registry);
         tokio::spawn(async move {
