@@ -13,6 +13,7 @@ use super::{python, wait_for, Guard};
 pub struct OtlpReceiver {
     _process: Guard,
     port: u16,
+    grpc_port: u16,
     out: PathBuf,
     control: PathBuf,
 }
@@ -49,18 +50,27 @@ impl OtlpReceiver {
             let _ = tx.send(line);
         });
         let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
-        let port = line.strip_prefix("READY ").and_then(|p| p.trim().parse().ok()).unwrap_or_else(|| {
+        let ports: Vec<u16> = line
+            .strip_prefix("READY ")
+            .map(|p| p.split_whitespace().filter_map(|n| n.parse().ok()).collect())
+            .unwrap_or_default();
+        let (port, grpc_port) = ports.first().copied().zip(ports.get(1).copied()).unwrap_or_else(|| {
             panic!(
                 "required peer: the Python OTLP receiver did not start (is opentelemetry-proto installed in the venv? \
                  run scripts/test.sh); it printed {line:?}"
             )
         });
-        OtlpReceiver { _process: Guard(child), port, out, control }
+        OtlpReceiver { _process: Guard(child), port, grpc_port, out, control }
     }
 
     /// `http://127.0.0.1:<port>`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `http://127.0.0.1:<grpc port>` (the gRPC endpoint).
+    pub fn grpc_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc_port)
     }
 
     /// Sets the scripted answers (see the receiver's docs).

@@ -3,7 +3,8 @@ definitions (the `opentelemetry-proto` package), records them, and answers as sc
 
 usage: otlp_receiver.py OUT_FILE CONTROL_FILE [PORT]
 
-Listens on 127.0.0.1 (on PORT, or a free port) and prints `READY <port>` once listening. For each
+Listens on 127.0.0.1 (on PORT, or a free port) for OTLP/HTTP, and on a free port for
+OTLP/gRPC, and prints `READY <http port> <grpc port>` once both listen. For each
 POST to /v1/traces, /v1/metrics or /v1/logs it appends one JSON line to OUT_FILE:
   {"signal", "content_type", "gzip", "headers", "status", "body"}
 where body is the decoded request (protobuf → dict, with trace/span ids as lowercase hex),
@@ -14,7 +15,10 @@ where each step is consumed once, in order, per signal:
   {"status": 503, "retry_after": "1"}   answer that status (with Retry-After)
   {"delay_ms": 1500}                     wait, then answer normally
   {"rejected": 3, "message": "why"}      200 with a partial success
-When a signal's steps run out, requests get 200 with an empty response.
+  {"grpc_code": "UNAVAILABLE"}           (gRPC) fail the call with that status code
+When a signal's steps run out, requests get 200 (gRPC: OK) with an empty response.
+gRPC requests are recorded like HTTP ones, with content_type "application/grpc" and
+"status" 200 on success or the status code's name.
 """
 import base64
 import gzip
@@ -157,6 +161,56 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(200, response.SerializeToString(), "application/x-protobuf")
 
 
+def start_grpc(out_file, control_file):
+    import grpc
+    from concurrent import futures
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc as logs_grpc
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as metrics_grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as trace_grpc
+
+    def handle(signal, response_type, rejected_field, request, context):
+        metadata = {k.lower(): v for k, v in context.invocation_metadata()}
+        body = json_format.MessageToDict(request)
+        base64_ids_to_hex(body)
+        entry = {"signal": signal, "content_type": "application/grpc", "gzip": metadata.get("grpc-encoding") == "gzip",
+                 "headers": metadata, "body": body}
+        step = next_step(control_file, signal) or {}
+        if "delay_ms" in step:
+            time.sleep(step["delay_ms"] / 1000.0)
+        code = step.get("grpc_code")
+        entry["status"] = code or 200
+        with LOCK:
+            with open(out_file, "a") as f:
+                f.write(json.dumps(entry) + "\n")
+        if code:
+            context.abort(getattr(grpc.StatusCode, code), "scripted failure")
+        response = response_type()
+        if "rejected" in step:
+            setattr(response.partial_success, rejected_field, step["rejected"])
+            response.partial_success.error_message = step.get("message", "")
+        return response
+
+    class Traces(trace_grpc.TraceServiceServicer):
+        def Export(self, request, context):
+            return handle("traces", trace_pb.ExportTraceServiceResponse, "rejected_spans", request, context)
+
+    class Metrics(metrics_grpc.MetricsServiceServicer):
+        def Export(self, request, context):
+            return handle("metrics", metrics_pb.ExportMetricsServiceResponse, "rejected_data_points", request, context)
+
+    class Logs(logs_grpc.LogsServiceServicer):
+        def Export(self, request, context):
+            return handle("logs", logs_pb.ExportLogsServiceResponse, "rejected_log_records", request, context)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    trace_grpc.add_TraceServiceServicer_to_server(Traces(), server)
+    metrics_grpc.add_MetricsServiceServicer_to_server(Metrics(), server)
+    logs_grpc.add_LogsServiceServicer_to_server(Logs(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, port
+
+
 def main():
     out_file, control_file = sys.argv[1], sys.argv[2]
     port = int(sys.argv[3]) if len(sys.argv) > 3 else 0
@@ -164,7 +218,8 @@ def main():
     server.out_file = out_file
     server.control_file = control_file
     server.daemon_threads = True
-    print(f"READY {server.server_address[1]}", flush=True)
+    grpc_server, grpc_port = start_grpc(out_file, control_file)
+    print(f"READY {server.server_address[1]} {grpc_port}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -45,8 +45,8 @@ pub enum Protocol {
     HttpProtobuf,
     /// `http/json`.
     HttpJson,
-    /// `grpc` (not supported by this build: configuring it is reported and falls back to
-    /// `http/protobuf`).
+    /// `grpc` (with the `otlp-grpc` feature; without it, configuring it is reported and
+    /// `http/protobuf` is used).
     Grpc,
 }
 
@@ -131,10 +131,13 @@ impl SignalConfig {
             match value.trim() {
                 "http/protobuf" => config.protocol = Protocol::HttpProtobuf,
                 "http/json" => config.protocol = Protocol::HttpJson,
+                #[cfg(feature = "otlp-grpc")]
+                "grpc" => config.protocol = Protocol::Grpc,
+                #[cfg(not(feature = "otlp-grpc"))]
                 "grpc" => warnings.push(ConfigWarning {
                     variable: var,
                     value,
-                    reason: "gRPC is not supported by this build; using http/protobuf",
+                    reason: "gRPC needs the otlp-grpc feature; using http/protobuf",
                 }),
                 _ => warnings.push(ConfigWarning {
                     variable: var,
@@ -144,11 +147,20 @@ impl SignalConfig {
             }
         }
 
+        let grpc = config.protocol == Protocol::Grpc;
+        if grpc {
+            // gRPC has one endpoint for every signal: the service name routes the request.
+            config.url = "http://localhost:4317".into();
+        }
         if let Some(url) = get(&specific("ENDPOINT")).filter(|v| !v.trim().is_empty()) {
             // Used as is.
             config.url = url.trim().to_string();
         } else if let Some(base) = get(&generic("ENDPOINT")).filter(|v| !v.trim().is_empty()) {
-            config = config.with_base_endpoint(base.trim(), signal);
+            if grpc {
+                config.url = base.trim().to_string();
+            } else {
+                config = config.with_base_endpoint(base.trim(), signal);
+            }
         }
         if !(config.url.starts_with("http://") || config.url.starts_with("https://")) {
             warnings.push(ConfigWarning {
@@ -156,7 +168,7 @@ impl SignalConfig {
                 value: config.url.clone(),
                 reason: "not an http(s) URL; using the default endpoint",
             });
-            config.url = SignalConfig::new(signal).url;
+            config.url = if grpc { "http://localhost:4317".into() } else { SignalConfig::new(signal).url };
         }
 
         if let Some((var, value)) = lookup("HEADERS") {
@@ -265,6 +277,24 @@ mod tests {
         );
         let (c, _) = SignalConfig::from_env_with(Signal::Traces, env(&vars));
         assert_eq!(c.headers, vec![("only".into(), "traces".into())], "the per-signal variable wins");
+    }
+
+    #[cfg(feature = "otlp-grpc")]
+    #[test]
+    fn grpc_uses_port_4317_and_the_base_endpoint_as_is() {
+        let (c, w) = SignalConfig::from_env_with(Signal::Logs, env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]));
+        assert!(w.is_empty());
+        assert_eq!((c.protocol, c.url.as_str()), (Protocol::Grpc, "http://localhost:4317"));
+        let vars = [("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")];
+        assert_eq!(SignalConfig::from_env_with(Signal::Traces, env(&vars)).0.url, "http://collector:4317");
+    }
+
+    #[cfg(not(feature = "otlp-grpc"))]
+    #[test]
+    fn grpc_without_the_feature_warns_and_uses_http() {
+        let (c, w) = SignalConfig::from_env_with(Signal::Logs, env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]));
+        assert_eq!(w.len(), 1);
+        assert_eq!(c, SignalConfig::new(Signal::Logs));
     }
 
     #[test]

@@ -41,27 +41,55 @@ fn partial<M: prost::Message + Default + serde::de::DeserializeOwned>(
     rejected(&response).filter(|(n, m)| *n > 0 || !m.is_empty())
 }
 
+/// One per exporter, created once: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Transport {
+    Http(HttpTransport),
+    #[cfg(feature = "otlp-grpc")]
+    Grpc(super::grpc::GrpcTransport),
+}
+
 /// Shared by the three exporters: the transport, the resource, and the partial-success
 /// bookkeeping.
 struct Common {
-    transport: HttpTransport,
+    transport: Transport,
+    stats: Arc<TransportStats>,
     resource: Resource,
     warned_partial: bool,
 }
 
 impl Common {
     fn new(config: SignalConfig) -> Result<Self, OtlpError> {
-        Ok(Common {
-            transport: HttpTransport::new(config, Arc::new(TransportStats::default()))?,
-            resource: Resource::new(&[]),
-            warned_partial: false,
-        })
+        let stats = Arc::new(TransportStats::default());
+        let transport = match config.protocol {
+            #[cfg(feature = "otlp-grpc")]
+            super::config::Protocol::Grpc => {
+                Transport::Grpc(super::grpc::GrpcTransport::new(config, Arc::clone(&stats))?)
+            }
+            _ => Transport::Http(HttpTransport::new(config, Arc::clone(&stats))?),
+        };
+        Ok(Common { transport, stats, resource: Resource::new(&[]), warned_partial: false })
+    }
+
+    /// Sends over HTTP: encodes, posts, and decodes the partial success of `R`.
+    fn http<M, R>(
+        http: &mut HttpTransport,
+        message: &M,
+        rejected: impl Fn(&R) -> Option<(i64, String)>,
+    ) -> Result<Option<(i64, String)>, ExportError>
+    where
+        M: prost::Message + serde::Serialize,
+        R: prost::Message + Default + serde::de::DeserializeOwned,
+    {
+        let json = http.is_json();
+        let delivered = http.send(encode(message, json)?)?;
+        Ok(partial::<R>(&delivered.body, json, rejected))
     }
 
     fn record_partial(&mut self, signal: &str, partial: Option<(i64, String)>) {
         if let Some((rejected, message)) = partial {
             // Relaxed: a reported count.
-            self.transport.stats.rejected.fetch_add(u64::try_from(rejected).unwrap_or(0), Ordering::Relaxed);
+            self.stats.rejected.fetch_add(u64::try_from(rejected).unwrap_or(0), Ordering::Relaxed);
             if !self.warned_partial {
                 self.warned_partial = true;
                 eprintln!("otel-lite: the OTLP receiver rejected {rejected} {signal} ({message}); further rejections are only counted");
@@ -118,23 +146,26 @@ impl OtlpSpanExporter {
 
     /// The request counters (shared; they keep counting after the exporter is handed over).
     pub fn stats(&self) -> Arc<TransportStats> {
-        Arc::clone(&self.common.transport.stats)
+        Arc::clone(&self.common.stats)
     }
 
     /// Publishes the request counters in `registry` (`otel_lite.otlp.*.traces`).
     pub fn register_self_metrics(&self, registry: &Registry) -> Result<(), RegistrationError> {
-        register(&self.common.transport.stats, "traces", registry)
+        register(&self.common.stats, "traces", registry)
     }
 }
 
 impl SpanExporter for OtlpSpanExporter {
     fn export(&mut self, batch: Vec<SpanData>) -> Result<(), ExportError> {
-        let json = self.common.transport.is_json();
-        let body = encode(&traces_request(&self.common.resource, batch), json)?;
-        let delivered = self.common.transport.send(body)?;
-        let p = partial::<ExportTraceServiceResponse>(&delivered.body, json, |r| {
+        let request = traces_request(&self.common.resource, batch);
+        let rejected = |r: &ExportTraceServiceResponse| {
             r.partial_success.as_ref().map(|p| (p.rejected_spans, p.error_message.clone()))
-        });
+        };
+        let p = match &mut self.common.transport {
+            Transport::Http(http) => Common::http(http, &request, rejected)?,
+            #[cfg(feature = "otlp-grpc")]
+            Transport::Grpc(grpc) => rejected(&grpc.traces(request)?).filter(|(n, m)| *n > 0 || !m.is_empty()),
+        };
         self.common.record_partial("spans", p);
         Ok(())
     }
@@ -162,23 +193,26 @@ impl OtlpLogExporter {
 
     /// The request counters.
     pub fn stats(&self) -> Arc<TransportStats> {
-        Arc::clone(&self.common.transport.stats)
+        Arc::clone(&self.common.stats)
     }
 
     /// Publishes the request counters in `registry` (`otel_lite.otlp.*.logs`).
     pub fn register_self_metrics(&self, registry: &Registry) -> Result<(), RegistrationError> {
-        register(&self.common.transport.stats, "logs", registry)
+        register(&self.common.stats, "logs", registry)
     }
 }
 
 impl LogExporter for OtlpLogExporter {
     fn export(&mut self, batch: Vec<LogRecord>) -> Result<(), ExportError> {
-        let json = self.common.transport.is_json();
-        let body = encode(&logs_request(&self.common.resource, batch), json)?;
-        let delivered = self.common.transport.send(body)?;
-        let p = partial::<ExportLogsServiceResponse>(&delivered.body, json, |r| {
+        let request = logs_request(&self.common.resource, batch);
+        let rejected = |r: &ExportLogsServiceResponse| {
             r.partial_success.as_ref().map(|p| (p.rejected_log_records, p.error_message.clone()))
-        });
+        };
+        let p = match &mut self.common.transport {
+            Transport::Http(http) => Common::http(http, &request, rejected)?,
+            #[cfg(feature = "otlp-grpc")]
+            Transport::Grpc(grpc) => rejected(&grpc.logs(request)?).filter(|(n, m)| *n > 0 || !m.is_empty()),
+        };
         self.common.record_partial("log records", p);
         Ok(())
     }
@@ -265,12 +299,12 @@ impl OtlpMetricExporter {
 
     /// The request counters.
     pub fn stats(&self) -> Arc<TransportStats> {
-        Arc::clone(&self.common.transport.stats)
+        Arc::clone(&self.common.stats)
     }
 
     /// Publishes the request counters in `registry` (`otel_lite.otlp.*.metrics`).
     pub fn register_self_metrics(&self, registry: &Registry) -> Result<(), RegistrationError> {
-        register(&self.common.transport.stats, "metrics", registry)
+        register(&self.common.stats, "metrics", registry)
     }
 
     /// Exports one snapshot.
@@ -278,12 +312,15 @@ impl OtlpMetricExporter {
         if self.temporality == Temporality::Delta {
             self.delta.apply(&mut snapshot);
         }
-        let json = self.common.transport.is_json();
-        let body = encode(&metrics_request(&snapshot, self.temporality), json)?;
-        let delivered = self.common.transport.send(body)?;
-        let p = partial::<ExportMetricsServiceResponse>(&delivered.body, json, |r| {
+        let request = metrics_request(&snapshot, self.temporality);
+        let rejected = |r: &ExportMetricsServiceResponse| {
             r.partial_success.as_ref().map(|p| (p.rejected_data_points, p.error_message.clone()))
-        });
+        };
+        let p = match &mut self.common.transport {
+            Transport::Http(http) => Common::http(http, &request, rejected)?,
+            #[cfg(feature = "otlp-grpc")]
+            Transport::Grpc(grpc) => rejected(&grpc.metrics(request)?).filter(|(n, m)| *n > 0 || !m.is_empty()),
+        };
         self.common.record_partial("data points", p);
         Ok(())
     }

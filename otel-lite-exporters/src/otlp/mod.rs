@@ -1,5 +1,5 @@
-//! OTLP export of traces, metrics and logs over HTTP (protobuf or JSON), using the
-//! message types of the `opentelemetry-proto` crate.
+//! OTLP export of traces, metrics and logs over HTTP (protobuf or JSON) and, with the
+//! `otlp-grpc` feature, gRPC, using the message types of the `opentelemetry-proto` crate.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -21,6 +21,8 @@
 
 mod config;
 mod exporters;
+#[cfg(feature = "otlp-grpc")]
+mod grpc;
 mod transform;
 mod transport;
 

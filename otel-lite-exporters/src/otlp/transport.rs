@@ -96,7 +96,7 @@ impl HttpTransport {
             ));
         }
         if config.protocol == Protocol::Grpc {
-            return Err(OtlpError::Unsupported("gRPC (use http/protobuf)"));
+            return Err(OtlpError::Unsupported("gRPC needs the otlp-grpc feature"));
         }
         config.url.parse::<hyper::Uri>().map_err(|_| OtlpError::InvalidEndpoint(config.url.clone()))?;
         let runtime = tokio::runtime::Builder::new_current_thread()

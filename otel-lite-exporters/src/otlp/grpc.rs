@@ -1,0 +1,166 @@
+//! OTLP/gRPC transport (feature `otlp-grpc`): tonic clients of the `opentelemetry-proto`
+//! services, with the same bounded retries as HTTP. Retryable codes follow the OTLP
+//! specification (CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, OUT_OF_RANGE,
+//! UNAVAILABLE, DATA_LOSS); the server's `RetryInfo` delay is not read yet, so retries use
+//! exponential backoff with jitter.
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use otel_lite_core::trace::ExportError;
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::{MetadataKey, MetadataValue};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use super::config::{Compression, SignalConfig};
+use super::transport::{OtlpError, TransportStats};
+
+const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+pub(crate) struct GrpcTransport {
+    runtime: tokio::runtime::Runtime,
+    channel: Channel,
+    config: SignalConfig,
+    pub(crate) stats: Arc<TransportStats>,
+    jitter: u64,
+}
+
+fn retryable(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Cancelled
+            | Code::DeadlineExceeded
+            | Code::ResourceExhausted
+            | Code::Aborted
+            | Code::OutOfRange
+            | Code::Unavailable
+            | Code::DataLoss
+    )
+}
+
+impl GrpcTransport {
+    pub(crate) fn new(config: SignalConfig, stats: Arc<TransportStats>) -> Result<Self, OtlpError> {
+        if config.url.starts_with("https://") {
+            return Err(OtlpError::Unsupported("https endpoints (this build has no TLS)"));
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| OtlpError::Transport(e.to_string()))?;
+        let endpoint =
+            Endpoint::from_shared(config.url.clone()).map_err(|_| OtlpError::InvalidEndpoint(config.url.clone()))?;
+        // Lazy: the connection is made (and remade) by the first requests, never here.
+        let channel = {
+            let _entered = runtime.enter();
+            endpoint.timeout(config.timeout).connect_lazy()
+        };
+        Ok(GrpcTransport { runtime, channel, config, stats, jitter: otel_lite_core::now_unix_nanos() | 1 })
+    }
+
+    fn jitter_factor(&mut self) -> f64 {
+        self.jitter ^= self.jitter << 13;
+        self.jitter ^= self.jitter >> 7;
+        self.jitter ^= self.jitter << 17;
+        0.8 + (self.jitter % 400) as f64 / 1000.0
+    }
+
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        for (k, v) in &self.config.headers {
+            if let (Ok(k), Ok(v)) =
+                (MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes()), MetadataValue::try_from(v.as_str()))
+            {
+                request.metadata_mut().insert(k, v);
+            }
+        }
+        request
+    }
+
+    /// Calls `rpc` with retries bounded by the export timeout.
+    fn call<Req: Clone, Resp, Fut>(
+        &mut self,
+        message: Req,
+        rpc: impl Fn(Channel, bool, tonic::Request<Req>) -> Fut,
+    ) -> Result<Resp, ExportError>
+    where
+        Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
+    {
+        let deadline = Instant::now() + self.config.timeout;
+        let gzip = self.config.compression == Compression::Gzip;
+        let mut backoff = INITIAL_BACKOFF;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let request = self.request(message.clone());
+            let call = rpc(self.channel.clone(), gzip, request);
+            // The timer must be created inside the runtime.
+            let result = self.runtime.block_on(async { tokio::time::timeout(left, call).await });
+            // Relaxed on every counter: reported counts.
+            let status = match result {
+                Err(_) => {
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    return Err(ExportError::Failed(Box::new(OtlpError::Timeout)));
+                }
+                Ok(Ok(response)) => {
+                    self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
+                    return Ok(response.into_inner());
+                }
+                Ok(Err(status)) => status,
+            };
+            let error = OtlpError::Status { status: status.code() as u16, body: status.message().to_string() };
+            let wait = backoff.mul_f64(self.jitter_factor());
+            if !retryable(status.code()) || Instant::now() + wait >= deadline {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                return Err(ExportError::Failed(Box::new(error)));
+            }
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(wait);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    pub(crate) fn traces(
+        &mut self,
+        request: ExportTraceServiceRequest,
+    ) -> Result<ExportTraceServiceResponse, ExportError> {
+        self.call(request, |channel, gzip, r| async move {
+            let mut client = TraceServiceClient::new(channel);
+            if gzip {
+                client = client.send_compressed(CompressionEncoding::Gzip);
+            }
+            client.export(r).await
+        })
+    }
+
+    pub(crate) fn metrics(
+        &mut self,
+        request: ExportMetricsServiceRequest,
+    ) -> Result<ExportMetricsServiceResponse, ExportError> {
+        self.call(request, |channel, gzip, r| async move {
+            let mut client = MetricsServiceClient::new(channel);
+            if gzip {
+                client = client.send_compressed(CompressionEncoding::Gzip);
+            }
+            client.export(r).await
+        })
+    }
+
+    pub(crate) fn logs(&mut self, request: ExportLogsServiceRequest) -> Result<ExportLogsServiceResponse, ExportError> {
+        self.call(request, |channel, gzip, r| async move {
+            let mut client = LogsServiceClient::new(channel);
+            if gzip {
+                client = client.send_compressed(CompressionEncoding::Gzip);
+            }
+            client.export(r).await
+        })
+    }
+}
