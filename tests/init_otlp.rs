@@ -1,0 +1,118 @@
+//! `init` end to end: the configuration from (explicit) environment values installs
+//! every pipeline, all three signals reach a real OTLP receiver, a second `init` is an
+//! error, and shutdown flushes. Also the quickstart binary, pointed at the receiver, emits
+//! spans, metrics and logs correlated with its spans.
+
+mod peers;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use otel_lite::logs::Severity;
+use otel_lite::{global, instrument, Config, InitError};
+use peers::otlp::OtlpReceiver;
+
+#[instrument(err)]
+fn charge(amount: u64) -> Result<u64, std::fmt::Error> {
+    if amount > 100 {
+        global::logger("payments").log(Severity::Error, "amount too large", vec![]);
+        return Err(std::fmt::Error);
+    }
+    Ok(amount)
+}
+
+#[test]
+fn init_installs_every_pipeline_and_refuses_a_second_time() {
+    let receiver = OtlpReceiver::start();
+    let endpoint = receiver.endpoint();
+    let config = Config::from_env_with(|k| {
+        match k {
+            "OTEL_SERVICE_NAME" => Some("init-test".into()),
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(endpoint.clone()),
+            "OTEL_EXPORTER_PROMETHEUS_HOST" => Some("127.0.0.1".into()),
+            "OTEL_EXPORTER_PROMETHEUS_PORT" => Some("0".into()),
+            "OTEL_BSP_SCHEDULE_DELAY" => Some("100".into()),
+            "OTEL_METRIC_EXPORT_INTERVAL" => Some("200".into()),
+            _ => None,
+        }
+    });
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let telemetry = config.clone().install().expect("first init");
+    assert_eq!(config.install().err(), Some(InitError::AlreadyInitialized));
+
+    assert!(charge(5).is_ok());
+    assert!(charge(500).is_err());
+    let addr = telemetry.prometheus_addr().expect("the Prometheus endpoint runs");
+    let (status, _, body) = peers::http_get(&addr.to_string(), "/metrics", &[]);
+    assert_eq!(status, 200);
+    assert!(String::from_utf8(body).unwrap().contains("function_calls_total{error_type=\"core::fmt::Error\""));
+    telemetry.shutdown();
+
+    let spans: Vec<_> = receiver.wait_for("traces", 1, Duration::from_secs(10));
+    let span_ids: HashSet<String> = spans
+        .iter()
+        .flat_map(|r| r["body"]["resourceSpans"][0]["scopeSpans"].as_array().cloned().unwrap_or_default())
+        .flat_map(|s| s["spans"].as_array().cloned().unwrap_or_default())
+        .map(|s| s["spanId"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(span_ids.len(), 2);
+    let service = &spans[0]["body"]["resourceSpans"][0]["resource"]["attributes"];
+    assert!(service.as_array().unwrap().iter().any(|kv| kv["key"] == "service.name" && kv["value"]["stringValue"] == "init-test"));
+    let logs = receiver.wait_for("logs", 1, Duration::from_secs(10));
+    let record = &logs[0]["body"]["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0];
+    assert!(span_ids.contains(record["spanId"].as_str().unwrap()), "the log is correlated with its span");
+    let metrics = receiver.wait_for("metrics", 1, Duration::from_secs(10));
+    assert!(metrics.iter().any(|m| m.to_string().contains("function.calls")));
+}
+
+fn quickstart_binary() -> std::path::PathBuf {
+    // target/<profile>/deps/<this test> -> target/<profile>/examples/quickstart
+    let exe = std::env::current_exe().expect("test binary path");
+    let path = exe.parent().and_then(|d| d.parent()).expect("target dir").join("examples").join("quickstart");
+    assert!(path.is_file(), "the quickstart example is not built at {} (cargo test builds examples)", path.display());
+    path
+}
+
+#[test]
+fn quickstart_exports_all_three_signals_over_otlp() {
+    let receiver = OtlpReceiver::start();
+    let output = std::process::Command::new(quickstart_binary())
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+        .env("OTEL_EXPORTER_PROMETHEUS_PORT", "0")
+        .env("OTEL_SERVICE_NAME", "quickstart-e2e")
+        .env("QUICKSTART_SECONDS", "3")
+        .output()
+        .expect("run the quickstart");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("exporting traces, metrics and logs over OTLP"), "{stdout}");
+    assert!(stdout.contains("stopped cleanly"), "{stdout}");
+
+    let traces = receiver.wait_for("traces", 1, Duration::from_secs(10));
+    let spans: Vec<serde_json::Value> = traces
+        .iter()
+        .flat_map(|r| r["body"]["resourceSpans"][0]["scopeSpans"].as_array().cloned().unwrap_or_default())
+        .flat_map(|s| s["spans"].as_array().cloned().unwrap_or_default())
+        .collect();
+    let handlers: HashSet<&str> =
+        spans.iter().filter(|s| s["name"] == "handle_request").map(|s| s["spanId"].as_str().unwrap()).collect();
+    assert!(!handlers.is_empty());
+    assert!(
+        spans.iter().any(|s| s["name"] == "query_database" && handlers.contains(s["parentSpanId"].as_str().unwrap_or(""))),
+        "child spans nest under the handler"
+    );
+    let logs = receiver.wait_for("logs", 1, Duration::from_secs(10));
+    let records: Vec<serde_json::Value> = logs
+        .iter()
+        .flat_map(|r| r["body"]["resourceLogs"][0]["scopeLogs"].as_array().cloned().unwrap_or_default())
+        .flat_map(|s| s["logRecords"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert!(!records.is_empty(), "failed requests are logged");
+    assert!(
+        records.iter().all(|r| handlers.contains(r["spanId"].as_str().unwrap_or(""))),
+        "every log record carries the id of the span it happened in"
+    );
+    let metrics = receiver.wait_for("metrics", 1, Duration::from_secs(10));
+    let text = metrics.iter().map(|m| m.to_string()).collect::<String>();
+    assert!(text.contains("http.server.request.duration") && text.contains("function.calls"));
+}
