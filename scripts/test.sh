@@ -49,7 +49,7 @@ install_python_peers
 for bin in prometheus promtool; do command -v "$bin" >/dev/null || die "$bin is still missing"; done
 
 say "cargo test (workspace, all features)"
-cargo test --workspace --exclude otel-lite-benches --all-features --locked
+cargo test --workspace --all-features --locked
 
 say "loom models (otel-lite-core)"
 # A separate target dir: the loom cfg rebuilds everything and must not evict the main cache.

@@ -25,16 +25,14 @@ fn charge(amount: u64) -> Result<u64, std::fmt::Error> {
 fn init_installs_every_pipeline_and_refuses_a_second_time() {
     let receiver = OtlpReceiver::start();
     let endpoint = receiver.endpoint();
-    let config = Config::from_env_with(|k| {
-        match k {
-            "OTEL_SERVICE_NAME" => Some("init-test".into()),
-            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(endpoint.clone()),
-            "OTEL_EXPORTER_PROMETHEUS_HOST" => Some("127.0.0.1".into()),
-            "OTEL_EXPORTER_PROMETHEUS_PORT" => Some("0".into()),
-            "OTEL_BSP_SCHEDULE_DELAY" => Some("100".into()),
-            "OTEL_METRIC_EXPORT_INTERVAL" => Some("200".into()),
-            _ => None,
-        }
+    let config = Config::from_env_with(|k| match k {
+        "OTEL_SERVICE_NAME" => Some("init-test".into()),
+        "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(endpoint.clone()),
+        "OTEL_EXPORTER_PROMETHEUS_HOST" => Some("127.0.0.1".into()),
+        "OTEL_EXPORTER_PROMETHEUS_PORT" => Some("0".into()),
+        "OTEL_BSP_SCHEDULE_DELAY" => Some("100".into()),
+        "OTEL_METRIC_EXPORT_INTERVAL" => Some("200".into()),
+        _ => None,
     });
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
     let telemetry = config.clone().install().expect("first init");
@@ -57,7 +55,11 @@ fn init_installs_every_pipeline_and_refuses_a_second_time() {
         .collect();
     assert_eq!(span_ids.len(), 2);
     let service = &spans[0]["body"]["resourceSpans"][0]["resource"]["attributes"];
-    assert!(service.as_array().unwrap().iter().any(|kv| kv["key"] == "service.name" && kv["value"]["stringValue"] == "init-test"));
+    assert!(service
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|kv| kv["key"] == "service.name" && kv["value"]["stringValue"] == "init-test"));
     let logs = receiver.wait_for("logs", 1, Duration::from_secs(10));
     let record = &logs[0]["body"]["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0];
     assert!(span_ids.contains(record["spanId"].as_str().unwrap()), "the log is correlated with its span");
@@ -98,7 +100,9 @@ fn quickstart_exports_all_three_signals_over_otlp() {
         spans.iter().filter(|s| s["name"] == "handle_request").map(|s| s["spanId"].as_str().unwrap()).collect();
     assert!(!handlers.is_empty());
     assert!(
-        spans.iter().any(|s| s["name"] == "query_database" && handlers.contains(s["parentSpanId"].as_str().unwrap_or(""))),
+        spans
+            .iter()
+            .any(|s| s["name"] == "query_database" && handlers.contains(s["parentSpanId"].as_str().unwrap_or(""))),
         "child spans nest under the handler"
     );
     let logs = receiver.wait_for("logs", 1, Duration::from_secs(10));

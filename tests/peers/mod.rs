@@ -23,12 +23,22 @@ pub fn require_binary(name: &str, var: &str) -> PathBuf {
     })
 }
 
+/// The repository root (these helpers are also used from the `benches` package).
+pub fn repo_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if manifest.join("tests/peers").is_dir() {
+        manifest.to_path_buf()
+    } else {
+        manifest.parent().unwrap_or(manifest).to_path_buf()
+    }
+}
+
 /// The Python interpreter of the venv holding `prometheus-client`.
 pub fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("OTEL_LITE_PYTHON") {
         return PathBuf::from(p);
     }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".peers/venv/bin/python");
+    let venv = repo_root().join(".peers/venv/bin/python");
     assert!(
         venv.is_file(),
         "required peer: Python with prometheus-client not found at {} (set OTEL_LITE_PYTHON or run scripts/test.sh)",

@@ -32,7 +32,7 @@ impl OtlpReceiver {
         let (out, control) = (dir.join("requests.jsonl"), dir.join("control.json"));
         std::fs::write(&out, "").expect("out file");
         std::fs::write(&control, "{}").expect("control file");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/otlp_receiver.py");
+        let script = super::repo_root().join("tests/peers/otlp_receiver.py");
         let mut child = Command::new(python())
             .arg(script)
             .arg(&out)

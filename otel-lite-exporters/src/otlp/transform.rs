@@ -180,8 +180,9 @@ fn span(s: SpanData) -> trace::Span {
             })
             .collect(),
         dropped_links_count: s.dropped_links,
+        // Like the reference SDK, an unset status is sent as an empty status message.
         status: match &s.status {
-            Status::Unset => None,
+            Status::Unset => Some(trace::Status::default()),
             Status::Ok => Some(trace::Status { message: String::new(), code: trace::status::StatusCode::Ok as i32 }),
             Status::Error { description } => {
                 Some(trace::Status { message: description.to_string(), code: trace::status::StatusCode::Error as i32 })

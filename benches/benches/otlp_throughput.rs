@@ -1,0 +1,2 @@
+//! Export throughput placeholder; replaced below.
+fn main() {}
