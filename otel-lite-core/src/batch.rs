@@ -59,7 +59,8 @@ pub struct BatchConfig {
     /// Time allowed for one export (`OTEL_BSP_EXPORT_TIMEOUT`, 30 s); a slower exporter
     /// delays the worker, never the application.
     pub export_timeout: Duration,
-    /// Items buffered per recording thread before the worker drains them (256).
+    /// Items buffered per recording thread before the worker drains them (2048; each slot
+    /// holds a pointer, so an idle ring costs 16 KiB).
     pub per_thread_capacity: usize,
 }
 
@@ -70,7 +71,7 @@ impl Default for BatchConfig {
             max_export_batch_size: 512,
             scheduled_delay: Duration::from_secs(5),
             export_timeout: Duration::from_secs(30),
-            per_thread_capacity: 256,
+            per_thread_capacity: 2048,
         }
     }
 }
