@@ -4,7 +4,8 @@
 //! time, then flushes; reported: spans delivered per second (counted by the receiver),
 //! spans dropped, CPU used and the peak resident memory growth during the run.
 //!
-//! `cargo bench -p otel-lite-benches --bench otlp_throughput` writes `benches/RESULTS-otlp.md`.
+//! `cargo bench -p otel-lite-benches --bench otlp_throughput` writes `benches/RESULTS-otlp.md`;
+//! with `OTLP_THROUGHPUT_ONLY=otel-lite` it measures otel-lite alone (for profiling).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -151,6 +152,10 @@ fn main() {
         },
     );
 
+    if std::env::var("OTLP_THROUGHPUT_ONLY").as_deref() == Ok("otel-lite") {
+        println!("otel-lite: {:.0} spans/s delivered", ours.delivered as f64 / ours.seconds);
+        return;
+    }
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_endpoint(format!("{endpoint}/v1/traces"))
