@@ -148,6 +148,8 @@ pub(crate) struct Shared<I> {
     config: BatchConfig,
     rings: Mutex<Vec<Arc<Ring<I>>>>,
     dropped: AtomicU64,
+    /// Refusals counted by rings that have since been forgotten (their thread ended).
+    retired_refused: AtomicU64,
     exported: AtomicU64,
     failed: AtomicU64,
     /// Requests to the worker: a flush generation to reach, and shutdown.
@@ -208,6 +210,7 @@ impl<I: Batchable> BatchProcessor<I> {
             config,
             rings: Mutex::new(Vec::new()),
             dropped: AtomicU64::new(0),
+            retired_refused: AtomicU64::new(0),
             exported: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             control: std::sync::Mutex::new(Control::default()),
@@ -255,7 +258,10 @@ impl<I: Batchable> BatchProcessor<I> {
                     }
                     true
                 }
-                Err(_dropped) => false,
+                // Counted by the ring itself, on the producer's own cache line: a full ring
+                // under load refuses millions of items per second, and a shared counter
+                // would slow down the worker that is trying to empty it.
+                Err(_dropped) => true,
             }
         });
         if pushed != Ok(true) {
@@ -276,8 +282,9 @@ impl<I: Batchable> BatchProcessor<I> {
 
     fn wake_worker(&self) {
         // Relaxed: a hint that saves the lock below while a wake-up is already pending;
-        // the Condvar handshake under the mutex does the synchronisation.
-        if self.shared.wake_pending.swap(true, Ordering::Relaxed) {
+        // the Condvar handshake under the mutex does the synchronisation. The plain load
+        // first keeps the common case (already pending) free of read-modify-writes.
+        if self.shared.wake_pending.load(Ordering::Relaxed) || self.shared.wake_pending.swap(true, Ordering::Relaxed) {
             return;
         }
         let mut c = self.shared.control.lock().unwrap_or_else(|p| p.into_inner());
@@ -340,7 +347,9 @@ impl<I: Batchable> BatchProcessor<I> {
         // Relaxed: reported counts.
         ProcessorStats {
             exported: self.shared.exported.load(Ordering::Relaxed),
-            dropped: self.shared.dropped.load(Ordering::Relaxed),
+            dropped: self.shared.dropped.load(Ordering::Relaxed)
+                + lock(&self.shared.rings).iter().map(|r| r.refused()).sum::<u64>()
+                + self.shared.retired_refused.load(Ordering::Relaxed),
             failed: self.shared.failed.load(Ordering::Relaxed),
         }
     }
@@ -419,7 +428,14 @@ fn drain<I: Batchable>(
     }
     drop(rings);
     // A ring whose thread has exited (only the list still holds it) and that is empty can go.
-    lock(&shared.rings).retain(|r| Arc::strong_count(r) > 1 || r.len() > 0);
+    lock(&shared.rings).retain(|r| {
+        let keep = Arc::strong_count(r) > 1 || r.len() > 0;
+        if !keep {
+            // Relaxed: a reported count.
+            shared.retired_refused.fetch_add(r.refused(), Ordering::Relaxed);
+        }
+        keep
+    });
 }
 
 fn export<I: Batchable>(

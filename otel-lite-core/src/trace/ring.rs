@@ -8,7 +8,12 @@
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 
-use crate::sync::{AtomicUsize, CachePadded, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, CachePadded, Ordering};
+
+pub(crate) struct ProducerState {
+    head_seen: AtomicUsize,
+    refused: AtomicU64,
+}
 
 pub(crate) struct Ring<T> {
     /// Next slot to read; written only by the consumer.
@@ -16,8 +21,9 @@ pub(crate) struct Ring<T> {
     /// Next slot to write; written only by the producer.
     tail: CachePadded<AtomicUsize>,
     /// The producer's last view of `head`, so that pushing does not read the consumer's
-    /// cache line every time; touched only by the producer.
-    head_seen: CachePadded<AtomicUsize>,
+    /// cache line every time, and its count of items refused because the ring was full;
+    /// written only by the producer, on a line of its own.
+    producer: CachePadded<ProducerState>,
     slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
     mask: usize,
 }
@@ -35,7 +41,7 @@ impl<T> Ring<T> {
         Ring {
             head: CachePadded(AtomicUsize::new(0)),
             tail: CachePadded(AtomicUsize::new(0)),
-            head_seen: CachePadded(AtomicUsize::new(0)),
+            producer: CachePadded(ProducerState { head_seen: AtomicUsize::new(0), refused: AtomicU64::new(0) }),
             slots: (0..cap).map(|_| UnsafeCell::new(MaybeUninit::uninit())).collect(),
             mask: cap - 1,
         }
@@ -44,6 +50,12 @@ impl<T> Ring<T> {
     #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
         self.mask + 1
+    }
+
+    /// Items refused because the ring was full.
+    pub(crate) fn refused(&self) -> u64 {
+        // Relaxed: a reported count.
+        self.producer.refused.load(Ordering::Relaxed)
     }
 
     /// Items currently queued (exact for the producer and the consumer, a snapshot for
@@ -64,7 +76,7 @@ impl<T> Ring<T> {
     pub(crate) unsafe fn push(&self, value: T) -> Result<bool, T> {
         // Relaxed: only this thread writes `tail` and `head_seen`.
         let tail = self.tail.load(Ordering::Relaxed);
-        let mut head = self.head_seen.load(Ordering::Relaxed);
+        let mut head = self.producer.head_seen.load(Ordering::Relaxed);
         // Half the capacity (a power of two, at least 2).
         let half = (self.mask >> 1) + 1;
         if tail.wrapping_sub(head) >= half {
@@ -73,8 +85,12 @@ impl<T> Ring<T> {
             // reuse have finished.
             head = self.head.load(Ordering::Acquire);
             // Relaxed: producer-private.
-            self.head_seen.store(head, Ordering::Relaxed);
+            self.producer.head_seen.store(head, Ordering::Relaxed);
             if tail.wrapping_sub(head) > self.mask {
+                // Relaxed load and store, not an RMW: only the producer writes it, and a
+                // reader summing drops needs no ordering with anything else.
+                let refused = &self.producer.refused;
+                refused.store(refused.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
                 return Err(value);
             }
         }

@@ -103,7 +103,11 @@ impl HttpTransport {
             .enable_all()
             .build()
             .map_err(|e| OtlpError::Transport(e.to_string()))?;
-        let client = Client::builder(TokioExecutor::new()).build_http();
+        // No Nagle: a request is headers and body in separate writes, and waiting for an
+        // ACK between them (delayed by the receiver) would stall every export.
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new()).build(connector);
         let jitter = otel_lite_core::now_unix_nanos() | 1;
         Ok(HttpTransport { runtime, client, config, stats, jitter })
     }
