@@ -54,6 +54,13 @@ fn empty_otel_lite() {}
 fn empty_tracing() {}
 
 fn spans(c: &mut Criterion) {
+    {
+        // Before any tracer provider is installed: metrics only (call count and duration).
+        let mut g = c.benchmark_group("instrument_empty_fn_no_tracer_provider");
+        g.bench_function("otel-lite", |b| b.iter(empty_otel_lite));
+        g.bench_function("tracing-no-subscriber", |b| b.iter(empty_tracing));
+        g.finish();
+    }
     fastrace::set_reporter(FastraceDrop, fastrace::collector::Config::default());
     let provider = otel_lite_provider(Sampler::AlwaysOn);
     let tracer = provider.tracer("bench");

@@ -141,15 +141,18 @@ impl Callsite {
     /// Starts a call: the span (child of the current context), the timer, in-flight + 1.
     #[inline]
     pub fn start(&'static self) -> Call {
-        let span = if self.span {
-            let provider = crate::global::tracer_provider().unwrap_or_else(crate::global::noop_provider);
-            let mut span = provider.start_in_scope(self.scope(), SharedStr::from_static(self.span_name), self.kind);
-            if span.is_recording() {
-                span.set_attribute(KeyValue::new("code.function.name", self.qualified));
+        // Without an installed tracer provider there is nothing to record a span into; the
+        // caller's context simply stays current (as the OpenTelemetry API without an SDK
+        // behaves), so metrics-only users pay nothing for spans.
+        let span = match (self.span, crate::global::tracer_provider()) {
+            (true, Some(provider)) => {
+                let mut span = provider.start_in_scope(self.scope(), SharedStr::from_static(self.span_name), self.kind);
+                if span.is_recording() {
+                    span.set_attribute(KeyValue::new("code.function.name", self.qualified));
+                }
+                Some(span)
             }
-            Some(span)
-        } else {
-            None
+            _ => None,
         };
         let handles = self.handles();
         if let Some(g) = handles.and_then(|h| h.in_flight.as_ref()) {
