@@ -2,7 +2,7 @@
 //! release. Everything a call does after the first is one load per cached handle plus
 //! the span and the metric updates themselves.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use crate::attributes::{KeyValue, SharedStr};
 use crate::metrics::snapshot::InstrumentationScope;
@@ -34,7 +34,7 @@ pub struct Callsite {
     span: bool,
     metrics: bool,
     in_flight: bool,
-    scope: OnceLock<Arc<InstrumentationScope>>,
+    scope: OnceLock<&'static InstrumentationScope>,
     handles: OnceLock<Option<Handles>>,
     error_counter: OnceLock<Option<BoundCounter<u64>>>,
 }
@@ -133,9 +133,13 @@ impl Callsite {
             .as_ref()
     }
 
-    fn scope(&'static self) -> &'static Arc<InstrumentationScope> {
-        self.scope
-            .get_or_init(|| Arc::new(InstrumentationScope { name: SharedStr::from_static(self.module), version: None }))
+    fn scope(&'static self) -> &'static InstrumentationScope {
+        self.scope.get_or_init(|| {
+            crate::global::intern_scope(InstrumentationScope {
+                name: SharedStr::from_static(self.module),
+                version: None,
+            })
+        })
     }
 
     /// Starts a call: the span (child of the current context), the timer, in-flight + 1.

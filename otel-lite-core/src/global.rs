@@ -10,6 +10,26 @@ use crate::metrics::Registry;
 
 static REGISTRY: OnceLock<Registry> = OnceLock::new();
 
+/// The one `'static` copy of each distinct instrumentation scope, so spans and log records
+/// can point at their scope without reference counting (an `Arc` clone per span is an
+/// atomic on a line every recording thread shares). Scopes are few and live as long as the
+/// process; this set grows only with new (name, version) pairs.
+pub(crate) fn intern_scope(
+    scope: crate::metrics::snapshot::InstrumentationScope,
+) -> &'static crate::metrics::snapshot::InstrumentationScope {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    type Scope = crate::metrics::snapshot::InstrumentationScope;
+    static SCOPES: OnceLock<Mutex<HashSet<&'static Scope>>> = OnceLock::new();
+    let mut set = SCOPES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(existing) = set.get(&scope) {
+        return existing;
+    }
+    let leaked: &'static Scope = Box::leak(Box::new(scope));
+    set.insert(leaked);
+    leaked
+}
+
 /// The process-wide registry. The first call creates a default one (resource from the
 /// environment) unless [`set_registry`] installed one before.
 ///

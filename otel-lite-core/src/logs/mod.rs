@@ -142,8 +142,8 @@ pub struct LogRecord {
     pub trace_flags: TraceFlags,
     /// An event name, for log records that are events.
     pub event_name: Option<SharedStr>,
-    /// The scope of the logger.
-    pub scope: Arc<InstrumentationScope>,
+    /// The scope of the logger (one shared copy per distinct scope).
+    pub scope: &'static InstrumentationScope,
 }
 
 /// Sends log records somewhere. Called from one thread at a time.
@@ -289,7 +289,7 @@ impl LoggerProvider {
     pub fn logger(&self, scope: impl Into<SharedStr>) -> Logger {
         Logger {
             pipeline: Arc::clone(&self.pipeline),
-            scope: Arc::new(InstrumentationScope { name: scope.into(), version: None }),
+            scope: crate::global::intern_scope(InstrumentationScope { name: scope.into(), version: None }),
         }
     }
 
@@ -359,7 +359,7 @@ impl LoggerProvider {
 #[derive(Clone)]
 pub struct Logger {
     pipeline: Arc<LogPipeline>,
-    scope: Arc<InstrumentationScope>,
+    scope: &'static InstrumentationScope,
 }
 
 impl Logger {
@@ -378,7 +378,7 @@ impl Logger {
             span_id: SpanId::INVALID,
             trace_flags: TraceFlags::default(),
             event_name: None,
-            scope: Arc::clone(&self.scope),
+            scope: self.scope,
         });
     }
 

@@ -159,12 +159,7 @@ impl TracerProvider {
 
     /// A tracer for a scope with a version.
     pub fn tracer_with_scope(&self, scope: InstrumentationScope) -> Tracer {
-        self.tracer_with_scope_arc(Arc::new(scope))
-    }
-
-    /// A tracer for a shared scope (no allocation).
-    pub fn tracer_with_scope_arc(&self, scope: Arc<InstrumentationScope>) -> Tracer {
-        Tracer { pipeline: Arc::clone(&self.pipeline), scope }
+        Tracer { pipeline: Arc::clone(&self.pipeline), scope: crate::global::intern_scope(scope) }
     }
 
     /// The resource spans are exported with.
@@ -242,7 +237,7 @@ impl std::fmt::Debug for TracerProvider {
 #[derive(Clone)]
 pub struct Tracer {
     pipeline: Arc<Pipeline>,
-    scope: Arc<InstrumentationScope>,
+    scope: &'static InstrumentationScope,
 }
 
 impl Tracer {
@@ -316,7 +311,7 @@ impl SpanBuilder<'_> {
         let links = std::mem::take(&mut self.links);
         let (name, kind, attributes) = (self.name, self.kind, self.attributes);
         let start =
-            |parent: &Context| start_span(&tracer.pipeline, &tracer.scope, name, kind, attributes, links, parent);
+            |parent: &Context| start_span(&tracer.pipeline, tracer.scope, name, kind, attributes, links, parent);
         match self.parent.take() {
             Some(parent) => start(&parent),
             None => with_current(start),
@@ -328,7 +323,7 @@ impl TracerProvider {
     /// Starts a span in `scope` as a child of the current context (the `#[instrument]`
     /// path: no tracer to build, no allocation unless the span records).
     #[inline]
-    pub(crate) fn start_in_scope(&self, scope: &Arc<InstrumentationScope>, name: SharedStr, kind: SpanKind) -> Span {
+    pub(crate) fn start_in_scope(&self, scope: &'static InstrumentationScope, name: SharedStr, kind: SpanKind) -> Span {
         with_current(|parent| start_span(&self.pipeline, scope, name, kind, Vec::new(), Vec::new(), parent))
     }
 }
@@ -336,7 +331,7 @@ impl TracerProvider {
 #[inline]
 fn start_span(
     pipeline: &Arc<Pipeline>,
-    scope: &Arc<InstrumentationScope>,
+    scope: &'static InstrumentationScope,
     name: SharedStr,
     kind: SpanKind,
     attributes: Vec<KeyValue>,
@@ -374,7 +369,7 @@ fn start_span(
         links: Vec::new(),
         dropped_links: 0,
         status: Status::Unset,
-        scope: Arc::clone(scope),
+        scope,
     });
     if !links.is_empty() {
         for (sc, attrs) in links {

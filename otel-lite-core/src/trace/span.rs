@@ -132,8 +132,9 @@ pub struct SpanData {
     pub dropped_links: u32,
     /// The status.
     pub status: Status,
-    /// The instrumentation scope of the tracer that created the span.
-    pub scope: Arc<InstrumentationScope>,
+    /// The instrumentation scope of the tracer that created the span (one shared copy per
+    /// distinct scope for the life of the process).
+    pub scope: &'static InstrumentationScope,
 }
 
 /// A span while it is being recorded: all times are clock ticks until `finish`.

@@ -1,8 +1,6 @@
 //! Pure conversions from otel-lite's data model to the OTLP protobuf messages of the
 //! `opentelemetry-proto` crate. No I/O.
 
-use std::sync::Arc;
-
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -99,17 +97,14 @@ fn scope(s: &InstrumentationScope) -> common::InstrumentationScope {
 /// Groups items by scope, keeping first-seen order.
 fn group_by_scope<T>(
     items: Vec<T>,
-    scope_of: impl Fn(&T) -> &Arc<InstrumentationScope>,
-) -> Vec<(Arc<InstrumentationScope>, Vec<T>)> {
-    let mut groups: Vec<(Arc<InstrumentationScope>, Vec<T>)> = Vec::new();
+    scope_of: impl Fn(&T) -> &'static InstrumentationScope,
+) -> Vec<(&'static InstrumentationScope, Vec<T>)> {
+    let mut groups: Vec<(&'static InstrumentationScope, Vec<T>)> = Vec::new();
     for item in items {
         let s = scope_of(&item);
-        match groups.iter_mut().find(|(g, _)| Arc::ptr_eq(g, s) || **g == **s) {
+        match groups.iter_mut().find(|(g, _)| std::ptr::eq(*g, s) || **g == *s) {
             Some((_, v)) => v.push(item),
-            None => {
-                let s = Arc::clone(s);
-                groups.push((s, vec![item]));
-            }
+            None => groups.push((s, vec![item])),
         }
     }
     groups
@@ -195,10 +190,10 @@ fn span(s: SpanData) -> trace::Span {
 
 /// An OTLP trace export request for `spans` of one resource.
 pub fn traces_request(res: &Resource, spans: Vec<SpanData>) -> ExportTraceServiceRequest {
-    let scope_spans = group_by_scope(spans, |s| &s.scope)
+    let scope_spans = group_by_scope(spans, |s| s.scope)
         .into_iter()
         .map(|(sc, spans)| trace::ScopeSpans {
-            scope: Some(scope(&sc)),
+            scope: Some(scope(sc)),
             spans: spans.into_iter().map(span).collect(),
             schema_url: String::new(),
         })
@@ -232,10 +227,10 @@ fn log_record(r: LogRecord) -> logs::LogRecord {
 
 /// An OTLP logs export request for `records` of one resource.
 pub fn logs_request(res: &Resource, records: Vec<LogRecord>) -> ExportLogsServiceRequest {
-    let scope_logs = group_by_scope(records, |r| &r.scope)
+    let scope_logs = group_by_scope(records, |r| r.scope)
         .into_iter()
         .map(|(sc, records)| logs::ScopeLogs {
-            scope: Some(scope(&sc)),
+            scope: Some(scope(sc)),
             log_records: records.into_iter().map(log_record).collect(),
             schema_url: String::new(),
         })
