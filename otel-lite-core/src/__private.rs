@@ -17,6 +17,11 @@ pub fn with_context<F: std::future::Future>(future: F, context: Context) -> crat
     crate::trace::FutureExt::with_context(future, context)
 }
 
+/// Decodes `%XX` escapes (shared with the exporters' header parsing).
+pub fn percent_decode(s: &str) -> Option<String> {
+    crate::resource::percent_decode(s)
+}
+
 /// Names of the per-function metrics (autometrics-compatible).
 pub const CALLS: &str = "function.calls";
 /// Duration histogram name.

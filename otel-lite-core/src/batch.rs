@@ -172,6 +172,47 @@ pub(crate) struct BatchProcessor<I: Batchable> {
     worker: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
+impl ProcessorStats {
+    /// Adds another processor's counts.
+    pub(crate) fn add(&mut self, other: ProcessorStats) {
+        self.exported += other.exported;
+        self.dropped += other.dropped;
+        self.failed += other.failed;
+    }
+}
+
+/// Publishes a pipeline's health as the observable counters `otel_lite.<signal>.exported`,
+/// `.dropped` and `.failed` (scope `otel-lite`). `stats` returns `None` once the pipeline
+/// is gone: callers hold it weakly, so the registry never keeps a pipeline alive.
+pub(crate) fn register_pipeline_metrics(
+    registry: &crate::Registry,
+    signal: &'static str,
+    items: &'static str,
+    unit: &'static str,
+    stats: impl Fn() -> Option<ProcessorStats> + Send + Sync + Clone + 'static,
+) -> Result<(), crate::RegistrationError> {
+    let scope = registry.scope("otel-lite").with_version(env!("CARGO_PKG_VERSION"));
+    type Pick = fn(&ProcessorStats) -> u64;
+    let counters: [(&str, String, Pick); 3] = [
+        ("exported", format!("{items} handed to exporters successfully."), |s| s.exported),
+        ("dropped", format!("{items} dropped because a queue was full or the pipeline was shut down."), |s| s.dropped),
+        ("failed", format!("{items} in batches an exporter failed to export."), |s| s.failed),
+    ];
+    for (what, description, pick) in counters {
+        let stats = stats.clone();
+        scope
+            .observable_counter::<u64>(format!("otel_lite.{signal}.{what}"))
+            .unit(unit)
+            .description(description)
+            .build(move |o| {
+                if let Some(s) = stats() {
+                    o.observe(pick(&s), &[]);
+                }
+            })?;
+    }
+    Ok(())
+}
+
 /// A thread's ring for one processor: the processor (to forget rings of dropped ones), its
 /// id, and the ring.
 pub(crate) type ThreadRing<I> = (Weak<Shared<I>>, u64, Arc<Ring<I>>);

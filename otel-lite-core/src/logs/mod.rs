@@ -317,27 +317,10 @@ impl LoggerProvider {
     /// Publishes the log pipeline's health in `registry` as the observable counters
     /// `otel_lite.logs.exported`, `otel_lite.logs.dropped` and `otel_lite.logs.failed`.
     pub fn register_self_metrics(&self, registry: &crate::Registry) -> Result<(), crate::RegistrationError> {
-        let scope = registry.scope("otel-lite").with_version(env!("CARGO_PKG_VERSION"));
-        type Pick = fn(&ProcessorStats) -> u64;
-        let counters: [(&'static str, &'static str, Pick); 3] = [
-            ("otel_lite.logs.exported", "Log records handed to exporters successfully.", |s| s.exported),
-            (
-                "otel_lite.logs.dropped",
-                "Log records dropped because a queue was full or the pipeline was shut down.",
-                |s| s.dropped,
-            ),
-            ("otel_lite.logs.failed", "Log records in batches an exporter failed to export.", |s| s.failed),
-        ];
-        for (name, description, pick) in counters {
-            // Weak: the registry must not keep a dropped pipeline (and its thread) alive.
-            let pipeline = Arc::downgrade(&self.pipeline);
-            scope.observable_counter::<u64>(name).unit("{record}").description(description).build(move |o| {
-                if let Some(pipeline) = pipeline.upgrade() {
-                    o.observe(pick(&LoggerProvider { pipeline }.stats()), &[]);
-                }
-            })?;
-        }
-        Ok(())
+        let pipeline = Arc::downgrade(&self.pipeline);
+        crate::batch::register_pipeline_metrics(registry, "logs", "Log records", "{record}", move || {
+            pipeline.upgrade().map(|pipeline| LoggerProvider { pipeline }.stats())
+        })
     }
 
     /// Exported, dropped and failed record counts, summed over batch processors.
@@ -345,10 +328,7 @@ impl LoggerProvider {
         let mut total = ProcessorStats::default();
         for p in &self.pipeline.processors {
             if let Processor::Batch(b) = p {
-                let s = b.stats();
-                total.exported += s.exported;
-                total.dropped += s.dropped;
-                total.failed += s.failed;
+                total.add(b.stats());
             }
         }
         total

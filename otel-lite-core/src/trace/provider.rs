@@ -188,25 +188,10 @@ impl TracerProvider {
     /// `otel_lite.spans.exported`, `otel_lite.spans.dropped` and `otel_lite.spans.failed`
     /// (scope `otel-lite`), so that lost spans show up on `/metrics`.
     pub fn register_self_metrics(&self, registry: &crate::Registry) -> Result<(), crate::RegistrationError> {
-        let scope = registry.scope("otel-lite").with_version(env!("CARGO_PKG_VERSION"));
-        type Pick = fn(&ProcessorStats) -> u64;
-        let counters: [(&'static str, &'static str, Pick); 3] = [
-            ("otel_lite.spans.exported", "Spans handed to exporters successfully.", |s| s.exported),
-            ("otel_lite.spans.dropped", "Spans dropped because a queue was full or the pipeline was shut down.", |s| {
-                s.dropped
-            }),
-            ("otel_lite.spans.failed", "Spans in batches an exporter failed to export.", |s| s.failed),
-        ];
-        for (name, description, pick) in counters {
-            // Weak: the registry must not keep a dropped pipeline (and its thread) alive.
-            let pipeline = Arc::downgrade(&self.pipeline);
-            scope.observable_counter::<u64>(name).unit("{span}").description(description).build(move |o| {
-                if let Some(pipeline) = pipeline.upgrade() {
-                    o.observe(pick(&TracerProvider { pipeline }.stats()), &[]);
-                }
-            })?;
-        }
-        Ok(())
+        let pipeline = Arc::downgrade(&self.pipeline);
+        crate::batch::register_pipeline_metrics(registry, "spans", "Spans", "{span}", move || {
+            pipeline.upgrade().map(|pipeline| TracerProvider { pipeline }.stats())
+        })
     }
 
     /// Exported, dropped and failed span counts, summed over batch processors.
@@ -214,10 +199,7 @@ impl TracerProvider {
         let mut total = ProcessorStats::default();
         for p in &self.pipeline.processors {
             if let Processor::Batch(b) = p {
-                let s = b.stats();
-                total.exported += s.exported;
-                total.dropped += s.dropped;
-                total.failed += s.failed;
+                total.add(b.stats());
             }
         }
         total
