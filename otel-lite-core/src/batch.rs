@@ -181,6 +181,49 @@ impl ProcessorStats {
     }
 }
 
+/// How a pipeline hands items to one exporter.
+pub(crate) enum Processor<I: Batchable> {
+    /// Through the batch processor and its worker thread.
+    Batch(BatchProcessor<I>),
+    /// Exporting each item as it ends, on the calling thread (tests and debugging).
+    Simple(Mutex<Box<dyn Sink<I::Output>>>),
+}
+
+impl<I: Batchable> Processor<I> {
+    /// Exports everything so far; waits up to `timeout`.
+    pub(crate) fn force_flush(&self, timeout: Duration) -> bool {
+        match self {
+            Processor::Batch(b) => b.force_flush(timeout),
+            Processor::Simple(e) => lock(e).force_flush().is_ok(),
+        }
+    }
+
+    /// Flushes and stops; waits up to `timeout`.
+    pub(crate) fn shutdown(&self, timeout: Duration) -> bool {
+        match self {
+            Processor::Batch(b) => b.shutdown(timeout),
+            Processor::Simple(e) => lock(e).shutdown().is_ok(),
+        }
+    }
+
+    /// Exports one item on the calling thread (simple processors).
+    pub(crate) fn export_now(sink: &Mutex<Box<dyn Sink<I::Output>>>, item: I::Output) {
+        // An exporter error here has nowhere to go but this item's loss.
+        let _ = lock(sink).export(vec![item]);
+    }
+}
+
+/// The counts of every batch processor, summed.
+pub(crate) fn total_stats<I: Batchable>(processors: &[Processor<I>]) -> ProcessorStats {
+    let mut total = ProcessorStats::default();
+    for p in processors {
+        if let Processor::Batch(b) = p {
+            total.add(b.stats());
+        }
+    }
+    total
+}
+
 /// Publishes a pipeline's health as the observable counters `otel_lite.<signal>.exported`,
 /// `.dropped` and `.failed` (scope `otel-lite`). `stats` returns `None` once the pipeline
 /// is gone: callers hold it weakly, so the registry never keeps a pipeline alive.

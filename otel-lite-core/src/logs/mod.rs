@@ -32,7 +32,7 @@ use crate::batch::{
 };
 use crate::metrics::snapshot::InstrumentationScope;
 use crate::resource::Resource;
-use crate::sync::{lock, Mutex};
+use crate::sync::Mutex;
 use crate::time::now_unix_nanos;
 use crate::trace::{SpanId, TraceFlags, TraceId};
 
@@ -217,10 +217,7 @@ impl Sink<LogRecord> for LogSink {
     }
 }
 
-enum Processor {
-    Batch(BatchProcessor<PendingLog>),
-    Simple(Mutex<Box<dyn LogExporter>>),
-}
+type Processor = crate::batch::Processor<PendingLog>;
 
 struct LogPipeline {
     resource: Resource,
@@ -265,7 +262,7 @@ impl LoggerProviderBuilder {
                     Some(config) => {
                         Processor::Batch(BatchProcessor::new(Box::new(LogSink(exporter)), config, "otel-lite-logs"))
                     }
-                    None => Processor::Simple(Mutex::new(exporter)),
+                    None => Processor::Simple(Mutex::new(Box::new(LogSink(exporter)))),
                 }
             })
             .collect();
@@ -300,18 +297,12 @@ impl LoggerProvider {
 
     /// Exports everything emitted so far; waits up to 30 s.
     pub fn force_flush(&self) -> bool {
-        self.pipeline.processors.iter().all(|p| match p {
-            Processor::Batch(b) => b.force_flush(Duration::from_secs(30)),
-            Processor::Simple(e) => lock(e).force_flush().is_ok(),
-        })
+        self.pipeline.processors.iter().all(|p| p.force_flush(Duration::from_secs(30)))
     }
 
     /// Flushes and stops every processor; waits up to `timeout` each.
     pub fn shutdown(&self, timeout: Duration) -> bool {
-        self.pipeline.processors.iter().all(|p| match p {
-            Processor::Batch(b) => b.shutdown(timeout),
-            Processor::Simple(e) => lock(e).shutdown().is_ok(),
-        })
+        self.pipeline.processors.iter().all(|p| p.shutdown(timeout))
     }
 
     /// Publishes the log pipeline's health in `registry` as the observable counters
@@ -325,13 +316,7 @@ impl LoggerProvider {
 
     /// Exported, dropped and failed record counts, summed over batch processors.
     pub fn stats(&self) -> ProcessorStats {
-        let mut total = ProcessorStats::default();
-        for p in &self.pipeline.processors {
-            if let Processor::Batch(b) = p {
-                total.add(b.stats());
-            }
-        }
-        total
+        crate::batch::total_stats(&self.pipeline.processors)
     }
 }
 
@@ -386,10 +371,7 @@ impl Logger {
                 for p in many {
                     match p {
                         Processor::Batch(b) => b.on_end(PendingLog(Box::new(record.clone()))),
-                        Processor::Simple(e) => {
-                            // An exporter error has nowhere to go but this record's loss.
-                            let _ = lock(e).export(vec![record.clone()]);
-                        }
+                        Processor::Simple(e) => Processor::export_now(e, record.clone()),
                     }
                 }
             }

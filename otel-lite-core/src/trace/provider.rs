@@ -4,22 +4,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::attributes::{KeyValue, SharedStr};
-use crate::batch::BatchProcessor;
 use crate::metrics::snapshot::InstrumentationScope;
 use crate::resource::Resource;
-use crate::sync::lock;
 use crate::trace::clock;
 use crate::trace::context::{with_current, Context, SpanContext, TraceFlags};
 use crate::trace::id::{SpanId, TraceId};
-use crate::trace::processor::{batch_span_processor, BatchConfig, ProcessorStats, SpanExporter};
+use crate::trace::processor::{batch_span_processor, BatchConfig, ProcessorStats, SpanExporter, SpanSink};
 use crate::trace::sampler::Sampler;
 use crate::trace::span::{add_link, cap, FinishedSpan, Recording, Span, SpanData, SpanKind, SpanLimits, Status};
 
-enum Processor {
-    Batch(BatchProcessor<FinishedSpan>),
-    /// Exports each span as it ends, on the ending thread: for tests and debugging.
-    Simple(crate::sync::Mutex<Box<dyn SpanExporter>>),
-}
+type Processor = crate::batch::Processor<FinishedSpan>;
 
 /// What spans of one provider go through.
 pub(crate) struct Pipeline {
@@ -47,10 +41,7 @@ impl Pipeline {
 fn dispatch(p: &Processor, span: FinishedSpan) {
     match p {
         Processor::Batch(b) => b.on_end(span),
-        Processor::Simple(e) => {
-            // An exporter error here has nowhere to go but the span's own loss.
-            let _ = lock(e).export(vec![span.into_data()]);
-        }
+        Processor::Simple(e) => Processor::export_now(e, span.into_data()),
     }
 }
 
@@ -106,7 +97,7 @@ impl TracerProviderBuilder {
                 Some(config) => Processor::Batch(batch_span_processor(exporter, config, &resource)),
                 None => {
                     exporter.set_resource(&resource);
-                    Processor::Simple(crate::sync::Mutex::new(exporter))
+                    Processor::Simple(crate::sync::Mutex::new(Box::new(SpanSink(exporter))))
                 }
             })
             .collect();
@@ -170,18 +161,12 @@ impl TracerProvider {
     /// Exports everything ended so far; waits up to 30 s. Returns whether every processor
     /// finished in time.
     pub fn force_flush(&self) -> bool {
-        self.pipeline.processors.iter().all(|p| match p {
-            Processor::Batch(b) => b.force_flush(Duration::from_secs(30)),
-            Processor::Simple(e) => lock(e).force_flush().is_ok(),
-        })
+        self.pipeline.processors.iter().all(|p| p.force_flush(Duration::from_secs(30)))
     }
 
     /// Flushes and stops every processor (their threads end); waits up to `timeout` each.
     pub fn shutdown(&self, timeout: Duration) -> bool {
-        self.pipeline.processors.iter().all(|p| match p {
-            Processor::Batch(b) => b.shutdown(timeout),
-            Processor::Simple(e) => lock(e).shutdown().is_ok(),
-        })
+        self.pipeline.processors.iter().all(|p| p.shutdown(timeout))
     }
 
     /// Publishes the span pipeline's health in `registry` as the observable counters
@@ -196,13 +181,7 @@ impl TracerProvider {
 
     /// Exported, dropped and failed span counts, summed over batch processors.
     pub fn stats(&self) -> ProcessorStats {
-        let mut total = ProcessorStats::default();
-        for p in &self.pipeline.processors {
-            if let Processor::Batch(b) = p {
-                total.add(b.stats());
-            }
-        }
-        total
+        crate::batch::total_stats(&self.pipeline.processors)
     }
 }
 
