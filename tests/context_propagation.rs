@@ -198,3 +198,32 @@ fn full_queues_drop_and_count_without_blocking() {
     let stats = provider.stats();
     assert_eq!(stats.exported + stats.dropped + stats.failed, 10_000, "every span is accounted for: {stats:?}");
 }
+
+#[test]
+fn the_last_handle_dropping_flushes_and_stops_the_pipeline() {
+    let exporter = InMemorySpanExporter::default();
+    // A long delay: only a flush can deliver the spans before the assertions.
+    let config = BatchConfig { scheduled_delay: Duration::from_secs(3600), ..BatchConfig::default() };
+    let provider = TracerProvider::builder().with_batch_exporter(exporter.clone(), config).build();
+    let registry = otel_lite::Registry::new();
+    provider.register_self_metrics(&registry).unwrap();
+    let tracer = provider.tracer("lifecycle");
+    drop(provider);
+    // The tracer still holds the pipeline: it keeps recording and exporting.
+    drop(tracer.start("while a tracer lives"));
+    let still_open = tracer.start("ends after the pipeline stopped");
+    drop(tracer);
+    let names: Vec<String> = exporter.spans().iter().map(|s| s.name.to_string()).collect();
+    assert_eq!(names, vec!["while a tracer lives".to_string()], "dropping the last handle flushed");
+    drop(still_open);
+    assert_eq!(exporter.spans().len(), 1, "a span ending after shutdown is not exported");
+    let mut text = String::new();
+    for scope in registry.collect().scopes {
+        for m in scope.metrics {
+            text.push_str(&format!("{} {:?}\n", m.name, m.data));
+        }
+    }
+    let line = |name: &str| text.lines().find(|l| l.starts_with(name)).unwrap_or_default().to_string();
+    assert!(line("otel_lite.spans.dropped").contains("U64(1)"), "{text}");
+    assert!(line("otel_lite.spans.exported").contains("U64(1)"), "{text}");
+}

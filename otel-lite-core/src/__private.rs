@@ -40,6 +40,7 @@ pub struct Callsite {
     metrics: bool,
     in_flight: bool,
     scope: OnceLock<&'static InstrumentationScope>,
+    span_attributes: OnceLock<[KeyValue; 1]>,
     handles: OnceLock<Option<Handles>>,
     error_counter: OnceLock<Option<BoundCounter<u64>>>,
 }
@@ -73,6 +74,7 @@ impl Callsite {
             metrics,
             in_flight,
             scope: OnceLock::new(),
+            span_attributes: OnceLock::new(),
             handles: OnceLock::new(),
             error_counter: OnceLock::new(),
         }
@@ -138,6 +140,11 @@ impl Callsite {
             .as_ref()
     }
 
+    /// What every span of this function starts with, built once: `code.function.name`.
+    fn span_attributes(&'static self) -> &'static [KeyValue] {
+        self.span_attributes.get_or_init(|| [KeyValue::new("code.function.name", self.qualified)])
+    }
+
     fn scope(&'static self) -> &'static InstrumentationScope {
         self.scope.get_or_init(|| {
             crate::global::intern_scope(InstrumentationScope {
@@ -154,13 +161,12 @@ impl Callsite {
         // caller's context simply stays current (as the OpenTelemetry API without an SDK
         // behaves), so metrics-only users pay nothing for spans.
         let span = match (self.span, crate::global::tracer_provider()) {
-            (true, Some(provider)) => {
-                let mut span = provider.start_in_scope(self.scope(), SharedStr::from_static(self.span_name), self.kind);
-                if span.is_recording() {
-                    span.set_attribute(KeyValue::new("code.function.name", self.qualified));
-                }
-                Some(span)
-            }
+            (true, Some(provider)) => Some(provider.start_in_scope(
+                self.scope(),
+                SharedStr::from_static(self.span_name),
+                self.kind,
+                self.span_attributes(),
+            )),
             _ => None,
         };
         let handles = self.handles();

@@ -185,16 +185,22 @@ impl ProcessorStats {
 pub(crate) enum Processor<I: Batchable> {
     /// Through the batch processor and its worker thread.
     Batch(BatchProcessor<I>),
-    /// Exporting each item as it ends, on the calling thread (tests and debugging).
-    Simple(Mutex<Box<dyn Sink<I::Output>>>),
+    /// Exporting each item as it ends, on the calling thread (tests and debugging). The
+    /// exporter is dropped at shutdown.
+    Simple(Mutex<Option<Box<dyn Sink<I::Output>>>>),
 }
 
 impl<I: Batchable> Processor<I> {
+    /// A processor exporting each item on the calling thread.
+    pub(crate) fn simple(sink: Box<dyn Sink<I::Output>>) -> Self {
+        Processor::Simple(Mutex::new(Some(sink)))
+    }
+
     /// Exports everything so far; waits up to `timeout`.
     pub(crate) fn force_flush(&self, timeout: Duration) -> bool {
         match self {
             Processor::Batch(b) => b.force_flush(timeout),
-            Processor::Simple(e) => lock(e).force_flush().is_ok(),
+            Processor::Simple(e) => lock(e).as_mut().is_none_or(|e| e.force_flush().is_ok()),
         }
     }
 
@@ -202,14 +208,16 @@ impl<I: Batchable> Processor<I> {
     pub(crate) fn shutdown(&self, timeout: Duration) -> bool {
         match self {
             Processor::Batch(b) => b.shutdown(timeout),
-            Processor::Simple(e) => lock(e).shutdown().is_ok(),
+            Processor::Simple(e) => lock(e).take().is_none_or(|mut e| e.shutdown().is_ok()),
         }
     }
 
     /// Exports one item on the calling thread (simple processors).
-    pub(crate) fn export_now(sink: &Mutex<Box<dyn Sink<I::Output>>>, item: I::Output) {
-        // An exporter error here has nowhere to go but this item's loss.
-        let _ = lock(sink).export(vec![item]);
+    pub(crate) fn export_now(sink: &Mutex<Option<Box<dyn Sink<I::Output>>>>, item: I::Output) {
+        // An exporter error (or a shut-down exporter) has nowhere to go but this item's loss.
+        if let Some(sink) = lock(sink).as_mut() {
+            let _ = sink.export(vec![item]);
+        }
     }
 }
 
@@ -317,12 +325,33 @@ impl<I: Batchable> BatchProcessor<I> {
         BatchProcessor { shared, worker: std::sync::Mutex::new(worker) }
     }
 
+    /// Queues `item` on this thread's ring.
     #[inline]
-    pub(crate) fn on_end(&self, span: I) {
-        // Relaxed: after shutdown, spans are dropped; a span racing with shutdown may still
+    pub(crate) fn on_end(&self, item: I) {
+        // SAFETY: `enqueue` hands us this thread's own ring, which no other thread pushes to.
+        self.enqueue(item, |ring, item| unsafe { ring.push(item) }.ok());
+    }
+
+    /// Queues a boxed item, copied from the box straight into the ring; the box is freed
+    /// here, on the thread that allocated it.
+    #[inline]
+    pub(crate) fn on_end_boxed(&self, item: Box<I>) {
+        // SAFETY: as in `on_end`.
+        self.enqueue(item, |ring, item| unsafe { ring.push_boxed(item) }.ok());
+    }
+
+    /// Runs `push` on this thread's ring for this processor (registering the ring on first
+    /// use). `push` returns `Some(half_full)` when it queued the item, `None` when the ring
+    /// refused it (the ring counts that itself, on the producer's own cache line: a full ring
+    /// under load refuses millions of items per second, and a shared counter would slow down
+    /// the worker that is trying to empty it).
+    #[inline]
+    fn enqueue<V>(&self, item: V, push: impl FnOnce(&Ring<I>, V) -> Option<bool>) {
+        // Relaxed: after shutdown, items are dropped; an item racing with shutdown may still
         // be queued and is then dropped with its ring.
         if self.shared.shutdown.load(Ordering::Relaxed) {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            self.forget_thread_ring();
             return;
         }
         let pushed = I::rings().try_with(|rings| {
@@ -332,32 +361,31 @@ impl<I: Batchable> BatchProcessor<I> {
                 Some(i) => i,
                 None => self.register_ring(&mut rings),
             };
-            let ring = &rings[index].2;
-            // SAFETY: this ring is reachable for pushing only through this thread's
-            // `RINGS`, so this thread is its single producer.
-            match unsafe { ring.push(span) } {
-                Ok(half_full) => {
-                    if half_full {
-                        self.wake_worker();
-                    }
-                    true
-                }
-                // Counted by the ring itself, on the producer's own cache line: a full ring
-                // under load refuses millions of items per second, and a shared counter
-                // would slow down the worker that is trying to empty it.
-                Err(_dropped) => true,
-            }
+            // Reachable for pushing only through this thread's rings: we are its producer.
+            push(&rings[index].2, item)
         });
-        if pushed != Ok(true) {
-            // Relaxed: a reported count.
-            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        match pushed {
+            Ok(Some(true)) => self.wake_worker(),
+            Ok(Some(false) | None) => {}
+            // This thread is tearing down its thread-locals.
+            Err(_) => {
+                // Relaxed: a reported count.
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
+    }
+
+    /// Releases this thread's ring of a processor that has shut down.
+    #[cold]
+    fn forget_thread_ring(&self) {
+        let _ = I::rings().try_with(|rings| rings.borrow_mut().retain(|(_, id, _)| *id != self.shared.id));
     }
 
     #[cold]
     fn register_ring(&self, rings: &mut Vec<ThreadRing<I>>) -> usize {
-        // Forget rings of processors that are gone.
-        rings.retain(|(shared, _, _)| shared.strong_count() > 0);
+        // Forget rings of processors that are gone or shut down.
+        // Relaxed: a stale view keeps a ring until the next registration.
+        rings.retain(|(shared, _, _)| shared.upgrade().is_some_and(|s| !s.shutdown.load(Ordering::Relaxed)));
         let ring = Arc::new(Ring::new(self.shared.config.per_thread_capacity));
         lock(&self.shared.rings).push(Arc::clone(&ring));
         rings.push((Arc::downgrade(&self.shared), self.shared.id, ring));
@@ -424,6 +452,13 @@ impl<I: Batchable> BatchProcessor<I> {
             // A panic in the exporter has been reported by the panic hook already.
             let _ = w.join();
         }
+        // Nothing drains the rings any more: release them (a thread still holding its ring
+        // lets go of it at its next record into this processor). Their refusals stay counted.
+        let mut rings = lock(&self.shared.rings);
+        let refused: u64 = rings.iter().map(|r| r.refused()).sum();
+        // Relaxed: a reported count.
+        self.shared.retired_refused.fetch_add(refused, Ordering::Relaxed);
+        rings.clear();
         flushed
     }
 

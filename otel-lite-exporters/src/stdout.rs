@@ -68,7 +68,7 @@ pub fn format_span(s: &SpanData) -> String {
         Status::Ok => line.push_str(" ok"),
         _ => {}
     }
-    for kv in &s.attributes {
+    for kv in s.attributes.iter() {
         let _ = write!(line, " {}={}", kv.key(), kv.value());
     }
     for e in &s.events {

@@ -32,7 +32,6 @@ use crate::batch::{
 };
 use crate::metrics::snapshot::InstrumentationScope;
 use crate::resource::Resource;
-use crate::sync::Mutex;
 use crate::time::now_unix_nanos;
 use crate::trace::{SpanId, TraceFlags, TraceId};
 
@@ -262,7 +261,7 @@ impl LoggerProviderBuilder {
                     Some(config) => {
                         Processor::Batch(BatchProcessor::new(Box::new(LogSink(exporter)), config, "otel-lite-logs"))
                     }
-                    None => Processor::Simple(Mutex::new(Box::new(LogSink(exporter)))),
+                    None => Processor::simple(Box::new(LogSink(exporter))),
                 }
             })
             .collect();

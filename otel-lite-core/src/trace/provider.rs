@@ -1,5 +1,6 @@
 //! The tracer provider (pipeline configuration), tracers (per scope) and span builders.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,14 @@ use crate::trace::span::{add_link, cap, FinishedSpan, Recording, Span, SpanData,
 type Processor = crate::batch::Processor<FinishedSpan>;
 
 /// What spans of one provider go through.
+///
+/// A pipeline is leaked when its provider is built and lives as `&'static` for the rest of
+/// the process: a recording span then reaches it without a reference count. The count's
+/// atomic decrement at every span end was a full fence right after the span was copied into
+/// the ring, so each span waited for those cache lines to come back from the export worker's
+/// core (measured at about a fifth of the sampled-span cost). What stays behind is a few
+/// hundred bytes of configuration per provider; the worker thread, exporter and buffers are
+/// released by [`TracerProvider::shutdown`] or when the last provider and tracer handle drops.
 pub(crate) struct Pipeline {
     pub(crate) limits: SpanLimits,
     sampler: Sampler,
@@ -24,13 +33,14 @@ pub(crate) struct Pipeline {
 }
 
 impl Pipeline {
-    pub(crate) fn on_end(&self, span: FinishedSpan) {
+    #[inline]
+    pub(crate) fn on_end(&self, span: Box<FinishedSpan>) {
         match self.processors.as_slice() {
             [] => {}
             [only] => dispatch(only, span),
             many => {
                 for p in &many[1..] {
-                    dispatch(p, FinishedSpan(span.0.clone()));
+                    dispatch(p, Box::new(FinishedSpan(span.0.clone())));
                 }
                 dispatch(&many[0], span);
             }
@@ -38,10 +48,11 @@ impl Pipeline {
     }
 }
 
-fn dispatch(p: &Processor, span: FinishedSpan) {
+#[inline]
+fn dispatch(p: &Processor, span: Box<FinishedSpan>) {
     match p {
-        Processor::Batch(b) => b.on_end(span),
-        Processor::Simple(e) => Processor::export_now(e, span.into_data()),
+        Processor::Batch(b) => b.on_end_boxed(span),
+        Processor::Simple(e) => Processor::export_now(e, (*span).into_data()),
     }
 }
 
@@ -97,13 +108,13 @@ impl TracerProviderBuilder {
                 Some(config) => Processor::Batch(batch_span_processor(exporter, config, &resource)),
                 None => {
                     exporter.set_resource(&resource);
-                    Processor::Simple(crate::sync::Mutex::new(Box::new(SpanSink(exporter))))
+                    Processor::simple(Box::new(SpanSink(exporter)))
                 }
             })
             .collect();
-        TracerProvider {
-            pipeline: Arc::new(Pipeline { limits: self.limits, sampler: self.sampler, resource, processors }),
-        }
+        let pipeline: &'static Pipeline =
+            Box::leak(Box::new(Pipeline { limits: self.limits, sampler: self.sampler, resource, processors }));
+        TracerProvider { pipeline, owner: Arc::new(Owner(pipeline)) }
     }
 }
 
@@ -129,7 +140,24 @@ impl TracerProviderBuilder {
 /// ```
 #[derive(Clone)]
 pub struct TracerProvider {
-    pipeline: Arc<Pipeline>,
+    pipeline: &'static Pipeline,
+    owner: Arc<Owner>,
+}
+
+/// Shuts the pipeline down when the last provider or tracer handle drops (spans still
+/// recording then end into a stopped pipeline and are counted as dropped).
+struct Owner(&'static Pipeline);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.shutdown(Duration::from_secs(5));
+    }
+}
+
+impl Pipeline {
+    fn shutdown(&self, timeout: Duration) -> bool {
+        self.processors.iter().all(|p| p.shutdown(timeout))
+    }
 }
 
 impl TracerProvider {
@@ -150,7 +178,7 @@ impl TracerProvider {
 
     /// A tracer for a scope with a version.
     pub fn tracer_with_scope(&self, scope: InstrumentationScope) -> Tracer {
-        Tracer { pipeline: Arc::clone(&self.pipeline), scope: crate::global::intern_scope(scope) }
+        Tracer { pipeline: self.pipeline, scope: crate::global::intern_scope(scope), _owner: Arc::clone(&self.owner) }
     }
 
     /// The resource spans are exported with.
@@ -166,16 +194,16 @@ impl TracerProvider {
 
     /// Flushes and stops every processor (their threads end); waits up to `timeout` each.
     pub fn shutdown(&self, timeout: Duration) -> bool {
-        self.pipeline.processors.iter().all(|p| p.shutdown(timeout))
+        self.pipeline.shutdown(timeout)
     }
 
     /// Publishes the span pipeline's health in `registry` as the observable counters
     /// `otel_lite.spans.exported`, `otel_lite.spans.dropped` and `otel_lite.spans.failed`
     /// (scope `otel-lite`), so that lost spans show up on `/metrics`.
     pub fn register_self_metrics(&self, registry: &crate::Registry) -> Result<(), crate::RegistrationError> {
-        let pipeline = Arc::downgrade(&self.pipeline);
+        let pipeline = self.pipeline;
         crate::batch::register_pipeline_metrics(registry, "spans", "Spans", "{span}", move || {
-            pipeline.upgrade().map(|pipeline| TracerProvider { pipeline }.stats())
+            Some(crate::batch::total_stats(&pipeline.processors))
         })
     }
 
@@ -197,15 +225,20 @@ impl std::fmt::Debug for TracerProvider {
 /// Creates spans for one instrumentation scope.
 #[derive(Clone)]
 pub struct Tracer {
-    pipeline: Arc<Pipeline>,
+    pipeline: &'static Pipeline,
     scope: &'static InstrumentationScope,
+    _owner: Arc<Owner>,
 }
 
 impl Tracer {
     /// Starts an internal span that is a child of the current context.
     #[inline]
     pub fn start(&self, name: impl Into<SharedStr>) -> Span {
-        self.span_builder(name).start()
+        // Not through the builder: its empty vectors would be written and read back for nothing.
+        let name = name.into();
+        with_current(|parent| {
+            start_span(self.pipeline, self.scope, name, SpanKind::Internal, Cow::Borrowed(&[]), Vec::new(), parent)
+        })
     }
 
     /// A builder for a span with a kind, attributes, links or an explicit parent.
@@ -271,8 +304,9 @@ impl SpanBuilder<'_> {
         let tracer = self.tracer;
         let links = std::mem::take(&mut self.links);
         let (name, kind, attributes) = (self.name, self.kind, self.attributes);
-        let start =
-            |parent: &Context| start_span(&tracer.pipeline, tracer.scope, name, kind, attributes, links, parent);
+        let start = |parent: &Context| {
+            start_span(tracer.pipeline, tracer.scope, name, kind, Cow::Owned(attributes), links, parent)
+        };
         match self.parent.take() {
             Some(parent) => start(&parent),
             None => with_current(start),
@@ -284,18 +318,26 @@ impl TracerProvider {
     /// Starts a span in `scope` as a child of the current context (the `#[instrument]`
     /// path: no tracer to build, no allocation unless the span records).
     #[inline]
-    pub(crate) fn start_in_scope(&self, scope: &'static InstrumentationScope, name: SharedStr, kind: SpanKind) -> Span {
-        with_current(|parent| start_span(&self.pipeline, scope, name, kind, Vec::new(), Vec::new(), parent))
+    pub(crate) fn start_in_scope(
+        &self,
+        scope: &'static InstrumentationScope,
+        name: SharedStr,
+        kind: SpanKind,
+        attributes: &'static [KeyValue],
+    ) -> Span {
+        with_current(|parent| {
+            start_span(self.pipeline, scope, name, kind, Cow::Borrowed(attributes), Vec::new(), parent)
+        })
     }
 }
 
 #[inline]
 fn start_span(
-    pipeline: &Arc<Pipeline>,
+    pipeline: &'static Pipeline,
     scope: &'static InstrumentationScope,
     name: SharedStr,
     kind: SpanKind,
-    attributes: Vec<KeyValue>,
+    attributes: Cow<'static, [KeyValue]>,
     links: Vec<(SpanContext, Vec<KeyValue>)>,
     parent: &Context,
 ) -> Span {
@@ -313,9 +355,13 @@ fn start_span(
         return Span::new(context, None);
     }
     let limits = pipeline.limits;
-    let (attributes, dropped_attributes) =
-        if attributes.is_empty() { (attributes, 0) } else { cap(attributes, limits.max_attributes) };
-    let mut data = Box::new(SpanData {
+    let (attributes, dropped_attributes) = if attributes.len() <= limits.max_attributes as usize {
+        (attributes, 0)
+    } else {
+        let (kept, dropped) = cap(attributes.into_owned(), limits.max_attributes);
+        (Cow::Owned(kept), dropped)
+    };
+    let mut data = Box::new(FinishedSpan(SpanData {
         span_context,
         parent_span_id: parent_span.map_or(SpanId::INVALID, SpanContext::span_id),
         parent_is_remote: parent_span.is_some_and(SpanContext::is_remote),
@@ -331,11 +377,11 @@ fn start_span(
         dropped_links: 0,
         status: Status::Unset,
         scope,
-    });
+    }));
     if !links.is_empty() {
         for (sc, attrs) in links {
             add_link(&mut data, limits, sc, attrs);
         }
     }
-    Span::new(context, Some(Recording { data, pipeline: Arc::clone(pipeline) }))
+    Span::new(context, Some(Recording { data, pipeline }))
 }

@@ -74,6 +74,47 @@ impl<T> Ring<T> {
     /// Only one thread may ever call `push` on a given ring (the single producer).
     #[inline]
     pub(crate) unsafe fn push(&self, value: T) -> Result<bool, T> {
+        // SAFETY: the caller is the single producer.
+        let Some((tail, head)) = (unsafe { self.claim() }) else { return Err(value) };
+        // SAFETY: `claim` handed us slot `tail` (see there).
+        unsafe { self.slot(tail).write(value) };
+        // SAFETY: the slot is written; the caller is the single producer.
+        Ok(unsafe { self.publish(tail, head) })
+    }
+
+    /// Like `push`, but copies the value straight from its box into the slot (no stop on
+    /// the stack) and frees the box on this thread. Hands the box back when the ring is full.
+    ///
+    /// # Safety
+    /// Only one thread may ever call `push` or `push_boxed` on a given ring.
+    #[inline]
+    pub(crate) unsafe fn push_boxed(&self, value: Box<T>) -> Result<bool, Box<T>> {
+        // SAFETY: the caller is the single producer.
+        let Some((tail, head)) = (unsafe { self.claim() }) else { return Err(value) };
+        let raw = Box::into_raw(value);
+        // SAFETY: `raw` points to an initialised `T` that we own uniquely (it was a box), and
+        // `claim` handed us slot `tail`, which cannot overlap a heap block we own. After the
+        // copy the slot owns the value, so the box's memory is freed without dropping its
+        // contents: `Box<MaybeUninit<T>>` has the layout of `Box<T>` and drops nothing.
+        unsafe {
+            std::ptr::copy_nonoverlapping(raw, self.slot(tail), 1);
+            drop(Box::from_raw(raw.cast::<MaybeUninit<T>>()));
+        }
+        // SAFETY: the slot is written; the caller is the single producer.
+        Ok(unsafe { self.publish(tail, head) })
+    }
+
+    fn slot(&self, index: usize) -> *mut T {
+        self.slots[index & self.mask].get().cast::<T>()
+    }
+
+    /// The producer's next slot as `(tail, head)`: the slot `tail` is free for the producer
+    /// to write. `None` (and a refusal counted) when the ring is full.
+    ///
+    /// # Safety
+    /// Only the single producer may call this.
+    #[inline]
+    unsafe fn claim(&self) -> Option<(usize, usize)> {
         // Relaxed: only this thread writes `tail` and `head_seen`.
         let tail = self.tail.load(Ordering::Relaxed);
         let mut head = self.producer.head_seen.load(Ordering::Relaxed);
@@ -91,16 +132,26 @@ impl<T> Ring<T> {
                 // reader summing drops needs no ordering with anything else.
                 let refused = &self.producer.refused;
                 refused.store(refused.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-                return Err(value);
+                return None;
             }
         }
-        // SAFETY: slot `tail` is outside [head, tail), so the consumer does not read it, and
-        // we are the only producer (caller's contract); it holds no live value (either never
+        // Slot `tail` is outside [head, tail), so the consumer does not read it, and we are
+        // the only producer (caller's contract); it holds no live value (either never
         // written or already moved out by the consumer before it advanced `head`).
-        unsafe { (*self.slots[tail & self.mask].get()).write(value) };
+        Some((tail, head))
+    }
+
+    /// Makes slot `tail` visible to the consumer; returns whether the ring is now at least
+    /// half full.
+    ///
+    /// # Safety
+    /// Only the single producer may call this, after writing the slot `claim` returned.
+    #[inline]
+    unsafe fn publish(&self, tail: usize, head: usize) -> bool {
         // Release: publishes the slot's contents before the consumer can see the new tail.
         self.tail.store(tail.wrapping_add(1), Ordering::Release);
-        Ok(tail.wrapping_add(1).wrapping_sub(head) >= half)
+        let half = (self.mask >> 1) + 1;
+        tail.wrapping_add(1).wrapping_sub(head) >= half
     }
 
     /// Removes the oldest item.
@@ -180,6 +231,29 @@ mod tests {
         let dropped = producer.join().unwrap();
         assert_eq!(received.len() as u64 + dropped, 200_000);
         assert!(received.windows(2).all(|w| w[0] < w[1]), "in order");
+    }
+
+    #[test]
+    fn boxed_values_move_in_once_and_come_back_when_full() {
+        let item = Arc::new(());
+        let r = Ring::new(4);
+        // SAFETY: this test is the only producer and consumer.
+        unsafe {
+            for i in 0..4 {
+                assert_eq!(r.push_boxed(Box::new(Arc::clone(&item))).map_err(drop), Ok(i >= 1));
+            }
+            let refused = r.push_boxed(Box::new(Arc::clone(&item))).expect_err("full");
+            assert_eq!(Arc::strong_count(&item), 6, "the refused box still owns its value");
+            drop(refused);
+            assert_eq!(r.refused(), 1);
+            // The boxes are gone, their values live on in the slots exactly once.
+            assert_eq!(Arc::strong_count(&item), 5);
+            for _ in 0..4 {
+                assert!(r.pop().is_some());
+            }
+            assert!(r.pop().is_none());
+        }
+        assert_eq!(Arc::strong_count(&item), 1, "nothing leaked, nothing dropped twice");
     }
 
     #[test]

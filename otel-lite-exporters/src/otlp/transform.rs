@@ -149,7 +149,7 @@ fn span(s: SpanData) -> trace::Span {
         kind: span_kind(s.kind),
         start_time_unix_nano: s.start_unix_nanos,
         end_time_unix_nano: s.end_unix_nanos,
-        attributes: attributes(&s.attributes),
+        attributes: attributes(s.attributes.iter()),
         dropped_attributes_count: s.dropped_attributes,
         events: s
             .events
