@@ -59,8 +59,11 @@ pub struct BatchConfig {
     /// Time allowed for one export (`OTEL_BSP_EXPORT_TIMEOUT`, 30 s); a slower exporter
     /// delays the worker, never the application.
     pub export_timeout: Duration,
-    /// Items buffered per recording thread before the worker drains them (2048; each slot
-    /// holds a pointer, so an idle ring costs 16 KiB).
+    /// Items buffered per recording thread before the worker drains them (2048). A span
+    /// slot holds the span itself (about 220 bytes, so that its memory is never freed on
+    /// another thread), so a thread's ring reserves about 440 KiB of address space; the
+    /// pages become resident only as far as the ring has filled. A log slot holds a pointer
+    /// (16 KiB). Lower it for processes with many threads that each record few spans.
     pub per_thread_capacity: usize,
 }
 

@@ -48,6 +48,7 @@ pub struct SpanContext {
 
 impl SpanContext {
     /// A span context.
+    #[inline]
     pub fn new(trace_id: TraceId, span_id: SpanId, flags: TraceFlags, is_remote: bool, state: TraceState) -> Self {
         SpanContext { trace_id, span_id, flags, is_remote, state }
     }
@@ -114,9 +115,17 @@ impl Context {
     }
 
     /// This context with `span` as its span context.
+    #[inline]
     pub fn with_span_context(mut self, span: SpanContext) -> Self {
         self.span = Some(span);
         self
+    }
+
+    /// A context for a child span: this context's baggage and `span` (without cloning this
+    /// context's own span context only to replace it).
+    #[inline]
+    pub(crate) fn child(&self, span: SpanContext) -> Context {
+        Context { span: Some(span), baggage: self.baggage.clone() }
     }
 
     /// This context with `baggage`.

@@ -350,7 +350,7 @@ fn start_span(
     };
     let state = parent_span.map(|p| p.trace_state().clone()).unwrap_or_default();
     let span_context = SpanContext::new(trace_id, SpanId::random(), flags, false, state);
-    let context = parent.clone().with_span_context(span_context.clone());
+    let context = parent.child(span_context.clone());
     if !sampled || pipeline.processors.is_empty() {
         return Span::new(context, None);
     }

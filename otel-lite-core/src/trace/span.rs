@@ -189,6 +189,7 @@ pub struct Span {
 }
 
 impl Span {
+    #[inline]
     pub(crate) fn new(context: Context, recording: Option<Recording>) -> Self {
         Span { context, recording }
     }
