@@ -237,7 +237,8 @@ pub(crate) fn total_stats<I: Batchable>(processors: &[Processor<I>]) -> Processo
 
 /// Publishes a pipeline's health as the observable counters `otel_lite.<signal>.exported`,
 /// `.dropped` and `.failed` (scope `otel-lite`). `stats` returns `None` once the pipeline
-/// is gone: callers hold it weakly, so the registry never keeps a pipeline alive.
+/// is gone (log pipelines are held weakly, so the registry never keeps one alive; span
+/// pipelines live for the process and keep reporting their final counts after shutdown).
 pub(crate) fn register_pipeline_metrics(
     registry: &crate::Registry,
     signal: &'static str,
