@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use otel_lite::logs::Severity;
 use otel_lite::{global, instrument, Config, InitError};
-use peers::otlp::OtlpReceiver;
+use peers::otlp::{log_records_of, spans_of, OtlpReceiver};
 
 #[instrument(err)]
 fn charge(amount: u64) -> Result<u64, std::fmt::Error> {
@@ -47,12 +47,8 @@ fn init_installs_every_pipeline_and_refuses_a_second_time() {
     telemetry.shutdown();
 
     let spans: Vec<_> = receiver.wait_for("traces", 1, Duration::from_secs(10));
-    let span_ids: HashSet<String> = spans
-        .iter()
-        .flat_map(|r| r["body"]["resourceSpans"][0]["scopeSpans"].as_array().cloned().unwrap_or_default())
-        .flat_map(|s| s["spans"].as_array().cloned().unwrap_or_default())
-        .map(|s| s["spanId"].as_str().unwrap().to_string())
-        .collect();
+    let span_ids: HashSet<String> =
+        spans_of(&spans).iter().map(|s| s["spanId"].as_str().unwrap().to_string()).collect();
     assert_eq!(span_ids.len(), 2);
     let service = &spans[0]["body"]["resourceSpans"][0]["resource"]["attributes"];
     assert!(service
@@ -91,11 +87,7 @@ fn quickstart_exports_all_three_signals_over_otlp() {
     assert!(stdout.contains("stopped cleanly"), "{stdout}");
 
     let traces = receiver.wait_for("traces", 1, Duration::from_secs(10));
-    let spans: Vec<serde_json::Value> = traces
-        .iter()
-        .flat_map(|r| r["body"]["resourceSpans"][0]["scopeSpans"].as_array().cloned().unwrap_or_default())
-        .flat_map(|s| s["spans"].as_array().cloned().unwrap_or_default())
-        .collect();
+    let spans = spans_of(&traces);
     let handlers: HashSet<&str> =
         spans.iter().filter(|s| s["name"] == "handle_request").map(|s| s["spanId"].as_str().unwrap()).collect();
     assert!(!handlers.is_empty());
@@ -106,11 +98,7 @@ fn quickstart_exports_all_three_signals_over_otlp() {
         "child spans nest under the handler"
     );
     let logs = receiver.wait_for("logs", 1, Duration::from_secs(10));
-    let records: Vec<serde_json::Value> = logs
-        .iter()
-        .flat_map(|r| r["body"]["resourceLogs"][0]["scopeLogs"].as_array().cloned().unwrap_or_default())
-        .flat_map(|s| s["logRecords"].as_array().cloned().unwrap_or_default())
-        .collect();
+    let records = log_records_of(&logs);
     assert!(!records.is_empty(), "failed requests are logged");
     assert!(
         records.iter().all(|r| handlers.contains(r["spanId"].as_str().unwrap_or(""))),

@@ -14,7 +14,7 @@ use otel_lite::otlp::{
 };
 use otel_lite::trace::{BatchConfig, SpanKind, Status, TracerProvider};
 use otel_lite::{KeyValue, Registry, Resource};
-use peers::otlp::OtlpReceiver;
+use peers::otlp::{log_records_of, spans_of, OtlpReceiver};
 use serde_json::{json, Value as Json};
 
 fn config(receiver: &OtlpReceiver, signal: Signal, protocol: Protocol, compression: Compression) -> SignalConfig {
@@ -36,15 +36,6 @@ fn attrs(node: &Json) -> serde_json::Map<String, Json> {
         .as_array()
         .map(|a| a.iter().map(|kv| (kv["key"].as_str().unwrap().to_string(), kv["value"].clone())).collect())
         .unwrap_or_default()
-}
-
-fn spans_of(requests: &[Json]) -> Vec<Json> {
-    requests
-        .iter()
-        .flat_map(|r| r["body"]["resourceSpans"].as_array().cloned().unwrap_or_default())
-        .flat_map(|rs| rs["scopeSpans"].as_array().cloned().unwrap_or_default())
-        .flat_map(|ss| ss["spans"].as_array().cloned().unwrap_or_default())
-        .collect()
 }
 
 fn traces_round_trip(protocol: Protocol, compression: Compression) {
@@ -245,11 +236,7 @@ fn logs_round_trip(protocol: Protocol, compression: Compression) {
     logger.log(Severity::Info, "outside", vec![]);
     assert!(logs.force_flush());
     let requests = receiver.wait_for("logs", 1, Duration::from_secs(10));
-    let records: Vec<Json> = requests
-        .iter()
-        .flat_map(|r| r["body"]["resourceLogs"][0]["scopeLogs"].as_array().cloned().unwrap_or_default())
-        .flat_map(|s| s["logRecords"].as_array().cloned().unwrap_or_default())
-        .collect();
+    let records = log_records_of(&requests);
     assert_eq!(records.len(), 2);
     let declined = records.iter().find(|r| r["body"]["stringValue"] == "card declined").unwrap();
     assert_eq!(declined["traceId"], span.span_context().trace_id().to_string());

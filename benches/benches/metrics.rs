@@ -12,6 +12,8 @@ use otel_lite::prometheus::{encode, Format};
 use otel_lite::{KeyValue, Registry};
 use otel_lite_benches::{two_threads, value, BOUNDS};
 
+mod common;
+
 #[repr(align(128))]
 struct Padded(AtomicU64);
 
@@ -58,15 +60,7 @@ fn counter_bound(c: &mut Criterion) {
     install_metrics_recorder();
     for threads in [1, 2] {
         let mut g = c.benchmark_group(format!("counter_add_bound/{threads}t"));
-        let run = |g: &mut criterion::BenchmarkGroup<'_, _>, name: &str, op: &(dyn Fn() + Sync)| {
-            g.bench_function(name, |b| {
-                if threads == 1 {
-                    b.iter(op)
-                } else {
-                    b.iter_custom(|iters| two_threads(iters, op, op))
-                }
-            });
-        };
+        let run = |g: &mut _, name: &str, op: &(dyn Fn() + Sync)| common::on_threads(g, threads, name, op);
         let raw = Arc::new(Padded(AtomicU64::new(0)));
         run(&mut g, "raw-atomic", &|| {
             raw.0.fetch_add(1, Ordering::Relaxed);
@@ -100,15 +94,7 @@ fn counter_attrs(c: &mut Criterion) {
     install_metrics_recorder();
     for threads in [1, 2] {
         let mut g = c.benchmark_group(format!("counter_add_3_attributes/{threads}t"));
-        let run = |g: &mut criterion::BenchmarkGroup<'_, _>, name: &str, op: &(dyn Fn() + Sync)| {
-            g.bench_function(name, |b| {
-                if threads == 1 {
-                    b.iter(op)
-                } else {
-                    b.iter_custom(|iters| two_threads(iters, op, op))
-                }
-            });
-        };
+        let run = |g: &mut _, name: &str, op: &(dyn Fn() + Sync)| common::on_threads(g, threads, name, op);
         let registry = Registry::new();
         let counter = registry.counter::<u64>("c").build().unwrap();
         let a = attrs();
@@ -346,16 +332,9 @@ fn encoding(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(30)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = counter_bound, counter_attrs, histogram, gauge, encoding
 }
 criterion_main!(benches);

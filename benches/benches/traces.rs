@@ -11,6 +11,8 @@ use otel_lite::propagation::{TextMapPropagator, TraceContextPropagator};
 use otel_lite::trace::{BatchConfig, Context, ExportError, Sampler, SpanData, SpanExporter, TracerProvider};
 use tracing_subscriber::layer::SubscriberExt;
 
+mod common;
+
 struct Drop0;
 impl SpanExporter for Drop0 {
     fn export(&mut self, batch: Vec<SpanData>) -> Result<(), ExportError> {
@@ -207,16 +209,9 @@ fn propagation(c: &mut Criterion) {
     }
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(30)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = spans, propagation
 }
 criterion_main!(benches);

@@ -59,11 +59,11 @@ pub struct BatchConfig {
     /// Time allowed for one export (`OTEL_BSP_EXPORT_TIMEOUT`, 30 s); a slower exporter
     /// delays the worker, never the application.
     pub export_timeout: Duration,
-    /// Items buffered per recording thread before the worker drains them (2048). A span
-    /// slot holds the span itself (about 220 bytes, so that its memory is never freed on
-    /// another thread), so a thread's ring reserves about 440 KiB of address space; the
-    /// pages become resident only as far as the ring has filled. A log slot holds a pointer
-    /// (16 KiB). Lower it for processes with many threads that each record few spans.
+    /// Items buffered per recording thread before the worker drains them (2048). A slot
+    /// holds the item itself (a span 216 bytes, a log record 168), so that its memory is
+    /// never freed on another thread: a thread's span ring reserves about 430 KiB of
+    /// address space, its log ring about 340 KiB, and pages become resident only as far as
+    /// the ring has filled. Lower it for processes with many threads that each record little.
     pub per_thread_capacity: usize,
 }
 
@@ -601,6 +601,16 @@ mod tests {
         assert_eq!(c.scheduled_delay, Duration::from_millis(250));
         assert_eq!(c.export_timeout, Duration::from_secs(30));
         assert_eq!(warnings, vec!["OTEL_BSP_EXPORT_TIMEOUT=soon".to_string()]);
+    }
+
+    /// Spans and log records sit in the per-thread rings by value, so their size sets each
+    /// thread's ring memory (`BatchConfig::per_thread_capacity` documents it).
+    #[test]
+    fn ring_slots_stay_small() {
+        let span = std::mem::size_of::<crate::trace::span::FinishedSpan>();
+        let log = std::mem::size_of::<crate::logs::PendingLog>();
+        assert!(span <= 224, "span slot grew to {span} bytes");
+        assert!(log <= 224, "log slot grew to {log} bytes");
     }
 
     #[test]

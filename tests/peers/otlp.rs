@@ -96,3 +96,23 @@ impl OtlpReceiver {
         })
     }
 }
+
+/// Every span in decoded trace export requests, across resources and scopes.
+pub fn spans_of(requests: &[Json]) -> Vec<Json> {
+    items_of(requests, "resourceSpans", "scopeSpans", "spans")
+}
+
+/// Every log record in decoded log export requests, across resources and scopes.
+pub fn log_records_of(requests: &[Json]) -> Vec<Json> {
+    items_of(requests, "resourceLogs", "scopeLogs", "logRecords")
+}
+
+fn items_of(requests: &[Json], resources: &str, scopes: &str, items: &str) -> Vec<Json> {
+    let list = |v: &Json, key: &str| v[key].as_array().cloned().unwrap_or_default();
+    requests
+        .iter()
+        .flat_map(|r| list(&r["body"], resources))
+        .flat_map(|r| list(&r, scopes))
+        .flat_map(|s| list(&s, items))
+        .collect()
+}

@@ -184,8 +184,10 @@ impl LogExporter for InMemoryLogExporter {
     }
 }
 
-/// A record on its way through the batch processor.
-pub(crate) struct PendingLog(Box<LogRecord>);
+/// A record on its way through the batch processor. Held in the ring by value: a boxed
+/// record would be allocated on the logging thread and freed on the export worker, and that
+/// cross-thread free contends on the allocator's arena lock (see `trace::span::Recording`).
+pub(crate) struct PendingLog(LogRecord);
 
 thread_local! {
     // This thread's log ring for each batch processor it has logged into.
@@ -195,7 +197,7 @@ thread_local! {
 impl Batchable for PendingLog {
     type Output = LogRecord;
     fn finish(self) -> LogRecord {
-        *self.0
+        self.0
     }
     fn rings() -> &'static ThreadRings<Self> {
         &LOG_RINGS
@@ -365,11 +367,11 @@ impl Logger {
             record.observed_unix_nanos = now_unix_nanos();
         }
         match self.pipeline.processors.as_slice() {
-            [Processor::Batch(b)] => b.on_end(PendingLog(Box::new(record))),
+            [Processor::Batch(b)] => b.on_end(PendingLog(record)),
             many => {
                 for p in many {
                     match p {
-                        Processor::Batch(b) => b.on_end(PendingLog(Box::new(record.clone()))),
+                        Processor::Batch(b) => b.on_end(PendingLog(record.clone())),
                         Processor::Simple(e) => Processor::export_now(e, record.clone()),
                     }
                 }

@@ -13,7 +13,7 @@ mod processor;
 mod provider;
 pub(crate) mod ring;
 mod sampler;
-mod span;
+pub(crate) mod span;
 mod trace_state;
 
 pub use context::{Context, ContextGuard, SpanContext, TraceFlags};

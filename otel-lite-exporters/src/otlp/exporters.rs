@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use otel_lite_core::logs::{LogExporter, LogRecord};
 use otel_lite_core::metrics::snapshot::{HistogramPoint, MetricData, Number, ResourceMetrics};
 use otel_lite_core::trace::{ExportError, SpanData, SpanExporter};
@@ -28,17 +28,51 @@ fn encode<M: prost::Message + serde::Serialize>(message: &M, json: bool) -> Resu
     }
 }
 
-/// Decodes a response's partial success: `(rejected, message)`.
-fn partial<M: prost::Message + Default + serde::de::DeserializeOwned>(
-    body: &[u8],
-    json: bool,
-    rejected: impl Fn(&M) -> Option<(i64, String)>,
-) -> Option<(i64, String)> {
-    if body.is_empty() {
-        return None;
+/// An export request of one signal: what answers it, and how to send it over gRPC.
+trait ExportRequest: prost::Message + serde::Serialize + Sized {
+    type Response: prost::Message + Default + serde::de::DeserializeOwned;
+    /// What the signal's items are called in messages ("spans").
+    const ITEMS: &'static str;
+    /// The response's partial success, `(rejected, message)`, if it carries one.
+    fn rejected(response: &Self::Response) -> Option<(i64, String)>;
+    #[cfg(feature = "otlp-grpc")]
+    fn send_grpc(self, grpc: &mut super::grpc::GrpcTransport) -> Result<Self::Response, ExportError>;
+}
+
+impl ExportRequest for ExportTraceServiceRequest {
+    type Response = ExportTraceServiceResponse;
+    const ITEMS: &'static str = "spans";
+    fn rejected(r: &Self::Response) -> Option<(i64, String)> {
+        r.partial_success.as_ref().map(|p| (p.rejected_spans, p.error_message.clone()))
     }
-    let response: M = if json { serde_json::from_slice(body).ok()? } else { M::decode(body).ok()? };
-    rejected(&response).filter(|(n, m)| *n > 0 || !m.is_empty())
+    #[cfg(feature = "otlp-grpc")]
+    fn send_grpc(self, grpc: &mut super::grpc::GrpcTransport) -> Result<Self::Response, ExportError> {
+        grpc.traces(self)
+    }
+}
+
+impl ExportRequest for ExportLogsServiceRequest {
+    type Response = ExportLogsServiceResponse;
+    const ITEMS: &'static str = "log records";
+    fn rejected(r: &Self::Response) -> Option<(i64, String)> {
+        r.partial_success.as_ref().map(|p| (p.rejected_log_records, p.error_message.clone()))
+    }
+    #[cfg(feature = "otlp-grpc")]
+    fn send_grpc(self, grpc: &mut super::grpc::GrpcTransport) -> Result<Self::Response, ExportError> {
+        grpc.logs(self)
+    }
+}
+
+impl ExportRequest for ExportMetricsServiceRequest {
+    type Response = ExportMetricsServiceResponse;
+    const ITEMS: &'static str = "data points";
+    fn rejected(r: &Self::Response) -> Option<(i64, String)> {
+        r.partial_success.as_ref().map(|p| (p.rejected_data_points, p.error_message.clone()))
+    }
+    #[cfg(feature = "otlp-grpc")]
+    fn send_grpc(self, grpc: &mut super::grpc::GrpcTransport) -> Result<Self::Response, ExportError> {
+        grpc.metrics(self)
+    }
 }
 
 /// One per exporter, created once: the size difference between variants does not matter.
@@ -71,23 +105,27 @@ impl Common {
         Ok(Common { transport, stats, resource: Resource::new(&[]), warned_partial: false })
     }
 
-    /// Sends over HTTP: encodes, posts, and decodes the partial success of `R`.
-    fn http<M, R>(
-        http: &mut HttpTransport,
-        message: &M,
-        rejected: impl Fn(&R) -> Option<(i64, String)>,
-    ) -> Result<Option<(i64, String)>, ExportError>
-    where
-        M: prost::Message + serde::Serialize,
-        R: prost::Message + Default + serde::de::DeserializeOwned,
-    {
-        let json = http.is_json();
-        let delivered = http.send(encode(message, json)?)?;
-        Ok(partial::<R>(&delivered.body, json, rejected))
-    }
-
-    fn record_partial(&mut self, signal: &str, partial: Option<(i64, String)>) {
+    /// Sends `request` and records a partial success from its response.
+    fn export<Q: ExportRequest>(&mut self, request: Q) -> Result<(), ExportError> {
+        let response = match &mut self.transport {
+            Transport::Http(http) => {
+                let json = http.is_json();
+                let body = http.send(encode(&request, json)?)?.body;
+                // An empty or undecodable body is a plain success.
+                if body.is_empty() {
+                    None
+                } else if json {
+                    serde_json::from_slice::<Q::Response>(&body).ok()
+                } else {
+                    <Q::Response as prost::Message>::decode(body).ok()
+                }
+            }
+            #[cfg(feature = "otlp-grpc")]
+            Transport::Grpc(grpc) => Some(request.send_grpc(grpc)?),
+        };
+        let partial = response.as_ref().and_then(Q::rejected).filter(|(n, m)| *n > 0 || !m.is_empty());
         if let Some((rejected, message)) = partial {
+            let signal = Q::ITEMS;
             // Relaxed: a reported count.
             self.stats.rejected.fetch_add(u64::try_from(rejected).unwrap_or(0), Ordering::Relaxed);
             if !self.warned_partial {
@@ -95,6 +133,7 @@ impl Common {
                 eprintln!("otel-lite: the OTLP receiver rejected {rejected} {signal} ({message}); further rejections are only counted");
             }
         }
+        Ok(())
     }
 }
 
@@ -157,17 +196,7 @@ impl OtlpSpanExporter {
 
 impl SpanExporter for OtlpSpanExporter {
     fn export(&mut self, batch: Vec<SpanData>) -> Result<(), ExportError> {
-        let request = traces_request(&self.common.resource, batch);
-        let rejected = |r: &ExportTraceServiceResponse| {
-            r.partial_success.as_ref().map(|p| (p.rejected_spans, p.error_message.clone()))
-        };
-        let p = match &mut self.common.transport {
-            Transport::Http(http) => Common::http(http, &request, rejected)?,
-            #[cfg(feature = "otlp-grpc")]
-            Transport::Grpc(grpc) => rejected(&grpc.traces(request)?).filter(|(n, m)| *n > 0 || !m.is_empty()),
-        };
-        self.common.record_partial("spans", p);
-        Ok(())
+        self.common.export(traces_request(&self.common.resource, batch))
     }
 
     fn set_resource(&mut self, resource: &Resource) {
@@ -204,17 +233,7 @@ impl OtlpLogExporter {
 
 impl LogExporter for OtlpLogExporter {
     fn export(&mut self, batch: Vec<LogRecord>) -> Result<(), ExportError> {
-        let request = logs_request(&self.common.resource, batch);
-        let rejected = |r: &ExportLogsServiceResponse| {
-            r.partial_success.as_ref().map(|p| (p.rejected_log_records, p.error_message.clone()))
-        };
-        let p = match &mut self.common.transport {
-            Transport::Http(http) => Common::http(http, &request, rejected)?,
-            #[cfg(feature = "otlp-grpc")]
-            Transport::Grpc(grpc) => rejected(&grpc.logs(request)?).filter(|(n, m)| *n > 0 || !m.is_empty()),
-        };
-        self.common.record_partial("log records", p);
-        Ok(())
+        self.common.export(logs_request(&self.common.resource, batch))
     }
 
     fn set_resource(&mut self, resource: &Resource) {
@@ -312,17 +331,7 @@ impl OtlpMetricExporter {
         if self.temporality == Temporality::Delta {
             self.delta.apply(&mut snapshot);
         }
-        let request = metrics_request(&snapshot, self.temporality);
-        let rejected = |r: &ExportMetricsServiceResponse| {
-            r.partial_success.as_ref().map(|p| (p.rejected_data_points, p.error_message.clone()))
-        };
-        let p = match &mut self.common.transport {
-            Transport::Http(http) => Common::http(http, &request, rejected)?,
-            #[cfg(feature = "otlp-grpc")]
-            Transport::Grpc(grpc) => rejected(&grpc.metrics(request)?).filter(|(n, m)| *n > 0 || !m.is_empty()),
-        };
-        self.common.record_partial("data points", p);
-        Ok(())
+        self.common.export(metrics_request(&snapshot, self.temporality))
     }
 }
 
