@@ -12,7 +12,7 @@ use std::sync::{Arc, Condvar, Weak};
 use std::thread::{JoinHandle, LocalKey};
 use std::time::{Duration, Instant};
 
-use crate::sync::{lock, AtomicBool, AtomicU64, Mutex, Ordering};
+use crate::sync::{lock, AtomicBool, AtomicU64, CachePadded, Mutex, Ordering};
 use crate::trace::ring::Ring;
 
 /// Why an export failed.
@@ -60,10 +60,10 @@ pub struct BatchConfig {
     /// delays the worker, never the application.
     pub export_timeout: Duration,
     /// Items buffered per recording thread before the worker drains them (2048). A slot
-    /// holds the item itself (a span 216 bytes, a log record 168), so that its memory is
-    /// never freed on another thread: a thread's span ring reserves about 430 KiB of
-    /// address space, its log ring about 340 KiB, and pages become resident only as far as
-    /// the ring has filled. Lower it for processes with many threads that each record little.
+    /// holds the item itself, cache-line aligned (a span 128 bytes, a log record 192), so
+    /// that no memory is freed on another thread: a thread's span ring reserves 256 KiB of
+    /// address space, its log ring 384 KiB, and pages become resident only as far as the
+    /// ring has filled. Lower it for processes with many threads that each record little.
     pub per_thread_capacity: usize,
 }
 
@@ -146,8 +146,16 @@ pub struct ProcessorStats {
     pub failed: u64,
 }
 
-pub(crate) struct Shared<I> {
+/// What every recorded item reads, on a cache line of its own: the worker writes its
+/// counters, mutex and wake flag several times per batch, and a recording thread that shared
+/// their line would miss its cache on its next item after each of those writes.
+struct Entry {
     id: u64,
+    shutdown: AtomicBool,
+}
+
+pub(crate) struct Shared<I> {
+    entry: CachePadded<Entry>,
     config: BatchConfig,
     rings: Mutex<Vec<Arc<Ring<I>>>>,
     dropped: AtomicU64,
@@ -159,7 +167,6 @@ pub(crate) struct Shared<I> {
     control: std::sync::Mutex<Control>,
     wake: Condvar,
     done: Condvar,
-    shutdown: AtomicBool,
     wake_pending: AtomicBool,
 }
 
@@ -302,7 +309,7 @@ fn next_processor_id() -> u64 {
 impl<I: Batchable> BatchProcessor<I> {
     pub(crate) fn new(exporter: Box<dyn Sink<I::Output>>, config: BatchConfig, thread_name: &str) -> Self {
         let shared = Arc::new(Shared {
-            id: next_processor_id(),
+            entry: CachePadded(Entry { id: next_processor_id(), shutdown: AtomicBool::new(false) }),
             config,
             rings: Mutex::new(Vec::new()),
             dropped: AtomicU64::new(0),
@@ -312,7 +319,6 @@ impl<I: Batchable> BatchProcessor<I> {
             control: std::sync::Mutex::new(Control::default()),
             wake: Condvar::new(),
             done: Condvar::new(),
-            shutdown: AtomicBool::new(false),
             wake_pending: AtomicBool::new(false),
         });
         let worker_shared = Arc::clone(&shared);
@@ -324,7 +330,7 @@ impl<I: Batchable> BatchProcessor<I> {
         if worker.is_none() {
             // Nothing would drain the rings: refuse spans instead of filling memory.
             // Relaxed: a flag read on the recording path.
-            shared.shutdown.store(true, Ordering::Relaxed);
+            shared.entry.shutdown.store(true, Ordering::Relaxed);
         }
         BatchProcessor { shared, worker: std::sync::Mutex::new(worker) }
     }
@@ -336,14 +342,6 @@ impl<I: Batchable> BatchProcessor<I> {
         self.enqueue(item, |ring, item| unsafe { ring.push(item) }.ok());
     }
 
-    /// Queues a boxed item, copied from the box straight into the ring; the box is freed
-    /// here, on the thread that allocated it.
-    #[inline]
-    pub(crate) fn on_end_boxed(&self, item: Box<I>) {
-        // SAFETY: as in `on_end`.
-        self.enqueue(item, |ring, item| unsafe { ring.push_boxed(item) }.ok());
-    }
-
     /// Runs `push` on this thread's ring for this processor (registering the ring on first
     /// use). `push` returns `Some(half_full)` when it queued the item, `None` when the ring
     /// refused it (the ring counts that itself, on the producer's own cache line: a full ring
@@ -353,14 +351,14 @@ impl<I: Batchable> BatchProcessor<I> {
     fn enqueue<V>(&self, item: V, push: impl FnOnce(&Ring<I>, V) -> Option<bool>) {
         // Relaxed: after shutdown, items are dropped; an item racing with shutdown may still
         // be queued and is then dropped with its ring.
-        if self.shared.shutdown.load(Ordering::Relaxed) {
+        if self.shared.entry.shutdown.load(Ordering::Relaxed) {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             self.forget_thread_ring();
             return;
         }
         let pushed = I::rings().try_with(|rings| {
             let mut rings = rings.borrow_mut();
-            let position = rings.iter().position(|(_, id, _)| *id == self.shared.id);
+            let position = rings.iter().position(|(_, id, _)| *id == self.shared.entry.id);
             let index = match position {
                 Some(i) => i,
                 None => self.register_ring(&mut rings),
@@ -382,17 +380,17 @@ impl<I: Batchable> BatchProcessor<I> {
     /// Releases this thread's ring of a processor that has shut down.
     #[cold]
     fn forget_thread_ring(&self) {
-        let _ = I::rings().try_with(|rings| rings.borrow_mut().retain(|(_, id, _)| *id != self.shared.id));
+        let _ = I::rings().try_with(|rings| rings.borrow_mut().retain(|(_, id, _)| *id != self.shared.entry.id));
     }
 
     #[cold]
     fn register_ring(&self, rings: &mut Vec<ThreadRing<I>>) -> usize {
         // Forget rings of processors that are gone or shut down.
         // Relaxed: a stale view keeps a ring until the next registration.
-        rings.retain(|(shared, _, _)| shared.upgrade().is_some_and(|s| !s.shutdown.load(Ordering::Relaxed)));
+        rings.retain(|(shared, _, _)| shared.upgrade().is_some_and(|s| !s.entry.shutdown.load(Ordering::Relaxed)));
         let ring = Arc::new(Ring::new(self.shared.config.per_thread_capacity));
         lock(&self.shared.rings).push(Arc::clone(&ring));
-        rings.push((Arc::downgrade(&self.shared), self.shared.id, ring));
+        rings.push((Arc::downgrade(&self.shared), self.shared.entry.id, ring));
         rings.len() - 1
     }
 
@@ -420,7 +418,7 @@ impl<I: Batchable> BatchProcessor<I> {
         self.shared.wake.notify_one();
         while c.flush_done < target {
             // Relaxed: the worker is gone after shutdown; nobody will answer.
-            if self.shared.shutdown.load(Ordering::Relaxed) && self.worker_finished() {
+            if self.shared.entry.shutdown.load(Ordering::Relaxed) && self.worker_finished() {
                 return false;
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -445,7 +443,7 @@ impl<I: Batchable> BatchProcessor<I> {
     pub(crate) fn shutdown(&self, timeout: Duration) -> bool {
         let flushed = self.force_flush(timeout);
         // Relaxed: the worker also sees it through the control mutex below.
-        self.shared.shutdown.store(true, Ordering::Relaxed);
+        self.shared.entry.shutdown.store(true, Ordering::Relaxed);
         {
             let mut c = self.shared.control.lock().unwrap_or_else(|p| p.into_inner());
             c.wake = true;
@@ -499,7 +497,7 @@ fn worker<I: Batchable>(shared: Arc<Shared<I>>, mut exporter: Box<dyn Sink<I::Ou
             // Relaxed: see `wake_worker`.
             shared.wake_pending.store(false, Ordering::Relaxed);
             // Relaxed: set before the notification we just consumed under the mutex.
-            (c.flush_requested, shared.shutdown.load(Ordering::Relaxed))
+            (c.flush_requested, shared.entry.shutdown.load(Ordering::Relaxed))
         };
         let flushing = flush_target > 0;
         let timer = Instant::now() >= next_export;
@@ -533,13 +531,15 @@ fn drain<I: Batchable>(
 ) {
     // Copy the list so that threads registering a ring never wait for an export.
     let rings: Vec<Arc<Ring<I>>> = lock(&shared.rings).clone();
-    for ring in &rings {
+    'rings: for ring in &rings {
         loop {
             if pending.len() >= config.max_export_batch_size {
                 export(shared, pending, exporter, config);
             }
             if pending.len() >= config.max_queue_size {
-                return;
+                // SAFETY: the worker thread is the only consumer (see `pop` below).
+                unsafe { ring.publish_head() };
+                break 'rings;
             }
             // SAFETY: the worker thread is the only consumer: `drain` is its code alone, and
             // the rings' other holders (the recording threads) only push.
@@ -548,6 +548,8 @@ fn drain<I: Batchable>(
                 None => break,
             }
         }
+        // SAFETY: the worker thread is the only consumer (see `pop` above).
+        unsafe { ring.publish_head() };
     }
     drop(rings);
     // A ring whose thread has exited (only the list still holds it) and that is empty can go.
@@ -604,12 +606,13 @@ mod tests {
     }
 
     /// Spans and log records sit in the per-thread rings by value, so their size sets each
-    /// thread's ring memory (`BatchConfig::per_thread_capacity` documents it).
+    /// thread's ring memory (`BatchConfig::per_thread_capacity` documents it), and a span
+    /// fits the two cache lines of its slot.
     #[test]
     fn ring_slots_stay_small() {
         let span = std::mem::size_of::<crate::trace::span::FinishedSpan>();
         let log = std::mem::size_of::<crate::logs::PendingLog>();
-        assert!(span <= 224, "span slot grew to {span} bytes");
+        assert!(span <= 128, "span slot grew to {span} bytes");
         assert!(log <= 224, "log slot grew to {log} bytes");
     }
 

@@ -18,6 +18,8 @@ struct Calibration {
     anchor_instant: Instant,
     /// Nanoseconds per tick.
     nanos_per_tick: f64,
+    /// The same in 32.32 fixed point, for exact integer conversion on the export path.
+    nanos_per_tick_q32: u64,
     tsc: bool,
 }
 
@@ -66,10 +68,24 @@ fn calibrate() -> Calibration {
         if ticks > 0 {
             let nanos_per_tick = (i1 - i0).as_nanos() as f64 / ticks as f64;
             let anchor_ticks = t0 - ((i0 - anchor_instant).as_nanos() as f64 / nanos_per_tick) as u64;
-            return Calibration { anchor_ticks, anchor_unix_nanos, anchor_instant, nanos_per_tick, tsc: true };
+            return Calibration {
+                anchor_ticks,
+                anchor_unix_nanos,
+                anchor_instant,
+                nanos_per_tick,
+                nanos_per_tick_q32: (nanos_per_tick * 4_294_967_296.0).round() as u64,
+                tsc: true,
+            };
         }
     }
-    Calibration { anchor_ticks: 0, anchor_unix_nanos, anchor_instant, nanos_per_tick: 1.0, tsc: false }
+    Calibration {
+        anchor_ticks: 0,
+        anchor_unix_nanos,
+        anchor_instant,
+        nanos_per_tick: 1.0,
+        nanos_per_tick_q32: 1 << 32,
+        tsc: false,
+    }
 }
 
 /// Makes sure the clock is calibrated, so the first span does not pay for it.
@@ -96,14 +112,17 @@ pub(crate) fn seconds_since(start: Ticks) -> f64 {
 }
 
 /// Converts ticks to nanoseconds since the Unix epoch.
+///
+/// Integer arithmetic only: the float-to-128-bit conversion it replaced was a libcall and a
+/// visible share of the export worker's time per span.
 pub(crate) fn to_unix_nanos(ticks: Ticks) -> u64 {
     let c = calibration();
-    let since_anchor = if ticks >= c.anchor_ticks {
-        ((ticks - c.anchor_ticks) as f64 * c.nanos_per_tick) as i128
+    let scale = |d: u64| u64::try_from((u128::from(d) * u128::from(c.nanos_per_tick_q32)) >> 32).unwrap_or(u64::MAX);
+    if ticks >= c.anchor_ticks {
+        c.anchor_unix_nanos.saturating_add(scale(ticks - c.anchor_ticks))
     } else {
-        -(((c.anchor_ticks - ticks) as f64 * c.nanos_per_tick) as i128)
-    };
-    u64::try_from(i128::from(c.anchor_unix_nanos) + since_anchor).unwrap_or(0)
+        c.anchor_unix_nanos.saturating_sub(scale(c.anchor_ticks - ticks))
+    }
 }
 
 #[cfg(test)]

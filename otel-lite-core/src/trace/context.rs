@@ -163,7 +163,6 @@ struct Entry {
     detached: bool,
 }
 
-#[derive(Default)]
 struct Stack {
     entries: Vec<Entry>,
     next_id: u64,
@@ -171,7 +170,11 @@ struct Stack {
 }
 
 thread_local! {
-    static CURRENT: RefCell<Stack> = RefCell::new(Stack::default());
+    // Const-initialised: each access is a plain thread-pointer-relative address, without a
+    // lazy-initialisation check or an indirect call.
+    static CURRENT: RefCell<Stack> = const {
+        RefCell::new(Stack { entries: Vec::new(), next_id: 0, root: Context { span: None, baggage: None } })
+    };
 }
 
 /// Calls `f` with this thread's current context, without cloning it.

@@ -12,7 +12,7 @@ use crate::trace::context::{with_current, Context, SpanContext, TraceFlags};
 use crate::trace::id::{SpanId, TraceId};
 use crate::trace::processor::{batch_span_processor, BatchConfig, ProcessorStats, SpanExporter, SpanSink};
 use crate::trace::sampler::Sampler;
-use crate::trace::span::{add_link, cap, FinishedSpan, Recording, Span, SpanData, SpanKind, SpanLimits, Status};
+use crate::trace::span::{add_link, cap, FinishedSpan, Recording, Span, SpanKind, SpanLimits, SpanRecord};
 
 type Processor = crate::batch::Processor<FinishedSpan>;
 
@@ -34,13 +34,13 @@ pub(crate) struct Pipeline {
 
 impl Pipeline {
     #[inline]
-    pub(crate) fn on_end(&self, span: Box<FinishedSpan>) {
+    pub(crate) fn on_end(&self, span: FinishedSpan) {
         match self.processors.as_slice() {
             [] => {}
             [only] => dispatch(only, span),
             many => {
                 for p in &many[1..] {
-                    dispatch(p, Box::new(FinishedSpan(span.0.clone())));
+                    dispatch(p, span.clone());
                 }
                 dispatch(&many[0], span);
             }
@@ -49,10 +49,10 @@ impl Pipeline {
 }
 
 #[inline]
-fn dispatch(p: &Processor, span: Box<FinishedSpan>) {
+fn dispatch(p: &Processor, span: FinishedSpan) {
     match p {
-        Processor::Batch(b) => b.on_end_boxed(span),
-        Processor::Simple(e) => Processor::export_now(e, (*span).into_data()),
+        Processor::Batch(b) => b.on_end(span),
+        Processor::Simple(e) => Processor::export_now(e, span.into_data()),
     }
 }
 
@@ -350,38 +350,36 @@ fn start_span(
     };
     let state = parent_span.map(|p| p.trace_state().clone()).unwrap_or_default();
     let span_context = SpanContext::new(trace_id, SpanId::random(), flags, false, state);
-    let context = parent.child(span_context.clone());
+    let context = parent.child(span_context);
     if !sampled || pipeline.processors.is_empty() {
         return Span::new(context, None);
     }
     let limits = pipeline.limits;
-    let (attributes, dropped_attributes) = if attributes.len() <= limits.max_attributes as usize {
-        (attributes, 0)
-    } else {
-        let (kept, dropped) = cap(attributes.into_owned(), limits.max_attributes);
-        (Cow::Owned(kept), dropped)
-    };
-    let mut data = Box::new(FinishedSpan(SpanData {
-        span_context,
+    let mut record = SpanRecord {
         parent_span_id: parent_span.map_or(SpanId::INVALID, SpanContext::span_id),
-        parent_is_remote: parent_span.is_some_and(SpanContext::is_remote),
+        start: clock::now(),
         name,
-        kind,
-        start_unix_nanos: clock::now(),
-        end_unix_nanos: 0,
-        attributes,
-        dropped_attributes,
-        events: Vec::new(),
-        dropped_events: 0,
-        links: Vec::new(),
-        dropped_links: 0,
-        status: Status::Unset,
+        static_attributes: &[],
         scope,
-    }));
-    if !links.is_empty() {
-        for (sc, attrs) in links {
-            add_link(&mut data, limits, sc, attrs);
+        extras: None,
+        kind,
+        parent_is_remote: parent_span.is_some_and(SpanContext::is_remote),
+    };
+    match attributes {
+        Cow::Borrowed(shared) if shared.len() <= limits.max_attributes as usize => record.static_attributes = shared,
+        Cow::Owned(own) if own.is_empty() => {}
+        attributes => {
+            let (kept, dropped) = cap(attributes.into_owned(), limits.max_attributes);
+            let extras = record.extras.get_or_insert_with(Box::default);
+            extras.attributes = Some(kept);
+            extras.dropped_attributes = dropped;
         }
     }
-    Span::new(context, Some(Recording { data, pipeline }))
+    if !links.is_empty() {
+        let extras = record.extras.get_or_insert_with(Box::default);
+        for (sc, attrs) in links {
+            add_link(extras, limits, sc, attrs);
+        }
+    }
+    Span::new(context, Some(Recording { pipeline, record }))
 }

@@ -15,16 +15,38 @@ pub(crate) struct ProducerState {
     refused: AtomicU64,
 }
 
+/// The consumer's private line: where it really is, and its last view of `tail`.
+pub(crate) struct ConsumerState {
+    /// Next slot to read, ahead of the published `head` by less than [`PUBLISH_EVERY`].
+    next: AtomicUsize,
+    /// The consumer's last view of `tail`, so that popping reads the producer's line once
+    /// per run of items rather than once per item: every such read pulls the line away
+    /// from the producer, whose next store to `tail` must then fetch it back.
+    tail_seen: AtomicUsize,
+}
+
+/// The consumer publishes `head` every this many items (and at the end of each run): a
+/// producer that finds the ring half full reads `head`, and each read after a new store is
+/// a cache miss; stored once per item, that was a miss on nearly every push under load.
+const PUBLISH_EVERY: usize = 64;
+
+/// A slot starts on a cache line of its own, so that writing one item never touches a line
+/// the consumer may still be reading for a neighbouring item, and a 128-byte item (a span)
+/// takes exactly two lines.
+#[repr(align(64))]
+struct Slot<T>(UnsafeCell<MaybeUninit<T>>);
+
 pub(crate) struct Ring<T> {
-    /// Next slot to read; written only by the consumer.
+    /// Next slot the producer may not overwrite yet; written only by the consumer.
     head: CachePadded<AtomicUsize>,
+    consumer: CachePadded<ConsumerState>,
     /// Next slot to write; written only by the producer.
     tail: CachePadded<AtomicUsize>,
     /// The producer's last view of `head`, so that pushing does not read the consumer's
     /// cache line every time, and its count of items refused because the ring was full;
     /// written only by the producer, on a line of its own.
     producer: CachePadded<ProducerState>,
-    slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    slots: Box<[Slot<T>]>,
     mask: usize,
 }
 
@@ -40,9 +62,10 @@ impl<T> Ring<T> {
         let cap = capacity.max(2).next_power_of_two();
         Ring {
             head: CachePadded(AtomicUsize::new(0)),
+            consumer: CachePadded(ConsumerState { next: AtomicUsize::new(0), tail_seen: AtomicUsize::new(0) }),
             tail: CachePadded(AtomicUsize::new(0)),
             producer: CachePadded(ProducerState { head_seen: AtomicUsize::new(0), refused: AtomicU64::new(0) }),
-            slots: (0..cap).map(|_| UnsafeCell::new(MaybeUninit::uninit())).collect(),
+            slots: (0..cap).map(|_| Slot(UnsafeCell::new(MaybeUninit::uninit()))).collect(),
             mask: cap - 1,
         }
     }
@@ -82,30 +105,8 @@ impl<T> Ring<T> {
         Ok(unsafe { self.publish(tail, head) })
     }
 
-    /// Like `push`, but copies the value straight from its box into the slot (no stop on
-    /// the stack) and frees the box on this thread. Hands the box back when the ring is full.
-    ///
-    /// # Safety
-    /// Only one thread may ever call `push` or `push_boxed` on a given ring.
-    #[inline]
-    pub(crate) unsafe fn push_boxed(&self, value: Box<T>) -> Result<bool, Box<T>> {
-        // SAFETY: the caller is the single producer.
-        let Some((tail, head)) = (unsafe { self.claim() }) else { return Err(value) };
-        let raw = Box::into_raw(value);
-        // SAFETY: `raw` points to an initialised `T` that we own uniquely (it was a box), and
-        // `claim` handed us slot `tail`, which cannot overlap a heap block we own. After the
-        // copy the slot owns the value, so the box's memory is freed without dropping its
-        // contents: `Box<MaybeUninit<T>>` has the layout of `Box<T>` and drops nothing.
-        unsafe {
-            std::ptr::copy_nonoverlapping(raw, self.slot(tail), 1);
-            drop(Box::from_raw(raw.cast::<MaybeUninit<T>>()));
-        }
-        // SAFETY: the slot is written; the caller is the single producer.
-        Ok(unsafe { self.publish(tail, head) })
-    }
-
     fn slot(&self, index: usize) -> *mut T {
-        self.slots[index & self.mask].get().cast::<T>()
+        self.slots[index & self.mask].0.get().cast::<T>()
     }
 
     /// The producer's next slot as `(tail, head)`: the slot `tail` is free for the producer
@@ -157,22 +158,47 @@ impl<T> Ring<T> {
     /// Removes the oldest item.
     ///
     /// # Safety
-    /// Only one thread at a time may call `pop` on a given ring (the single consumer).
+    /// Only one thread at a time may call `pop` or `publish_head` on a given ring (the
+    /// single consumer).
     pub(crate) unsafe fn pop(&self) -> Option<T> {
-        // Relaxed: only the consumer writes `head`, and consumers are serialised.
-        let head = self.head.load(Ordering::Relaxed);
-        // Acquire: pairs with the producer's Release store of `tail`, making the slot's
-        // contents visible.
-        let tail = self.tail.load(Ordering::Acquire);
+        // Relaxed: only the consumer writes `next` and `tail_seen`, and consumers are
+        // serialised.
+        let head = self.consumer.next.load(Ordering::Relaxed);
+        let mut tail = self.consumer.tail_seen.load(Ordering::Relaxed);
         if head == tail {
-            return None;
+            // Acquire: pairs with the producer's Release store of `tail`, making the
+            // contents of every slot before it visible (a stale `tail_seen` only ever
+            // covers slots that an earlier Acquire load already made visible).
+            tail = self.tail.load(Ordering::Acquire);
+            if head == tail {
+                return None;
+            }
+            // Relaxed: consumer-private.
+            self.consumer.tail_seen.store(tail, Ordering::Relaxed);
         }
         // SAFETY: slot `head` is in [head, tail): written and published by the producer,
         // not yet consumed, and only one consumer runs (caller's contract).
-        let value = unsafe { (*self.slots[head & self.mask].get()).assume_init_read() };
-        // Release: our read of the slot happens before the producer may overwrite it.
-        self.head.store(head.wrapping_add(1), Ordering::Release);
+        let value = unsafe { (*self.slots[head & self.mask].0.get()).assume_init_read() };
+        let next = head.wrapping_add(1);
+        // Relaxed: consumer-private.
+        self.consumer.next.store(next, Ordering::Relaxed);
+        if next % PUBLISH_EVERY == 0 || next == tail {
+            // SAFETY: the caller is the single consumer.
+            unsafe { self.publish_head() };
+        }
         Some(value)
+    }
+
+    /// Lets the producer reuse every slot popped so far.
+    ///
+    /// # Safety
+    /// Only the single consumer may call this.
+    pub(crate) unsafe fn publish_head(&self) {
+        // Relaxed: consumer-private.
+        let next = self.consumer.next.load(Ordering::Relaxed);
+        // Release: our reads of the slots before `next` happen before the producer may
+        // overwrite them.
+        self.head.store(next, Ordering::Release);
     }
 }
 
@@ -199,6 +225,8 @@ mod tests {
             }
             assert_eq!(r.push(9), Err(9));
             assert_eq!(r.pop(), Some(0));
+            assert_eq!(r.push(9), Err(9), "a popped slot is reused only once the consumer publishes it");
+            r.publish_head();
             r.push(4).unwrap();
             assert_eq!((1..5).map(|_| r.pop().unwrap()).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
             assert_eq!(r.pop(), None);
@@ -231,29 +259,6 @@ mod tests {
         let dropped = producer.join().unwrap();
         assert_eq!(received.len() as u64 + dropped, 200_000);
         assert!(received.windows(2).all(|w| w[0] < w[1]), "in order");
-    }
-
-    #[test]
-    fn boxed_values_move_in_once_and_come_back_when_full() {
-        let item = Arc::new(());
-        let r = Ring::new(4);
-        // SAFETY: this test is the only producer and consumer.
-        unsafe {
-            for i in 0..4 {
-                assert_eq!(r.push_boxed(Box::new(Arc::clone(&item))).map_err(drop), Ok(i >= 1));
-            }
-            let refused = r.push_boxed(Box::new(Arc::clone(&item))).expect_err("full");
-            assert_eq!(Arc::strong_count(&item), 6, "the refused box still owns its value");
-            drop(refused);
-            assert_eq!(r.refused(), 1);
-            // The boxes are gone, their values live on in the slots exactly once.
-            assert_eq!(Arc::strong_count(&item), 5);
-            for _ in 0..4 {
-                assert!(r.pop().is_some());
-            }
-            assert!(r.pop().is_none());
-        }
-        assert_eq!(Arc::strong_count(&item), 1, "nothing leaked, nothing dropped twice");
     }
 
     #[test]

@@ -5,9 +5,10 @@ use std::borrow::Cow;
 use crate::attributes::{KeyValue, SharedStr};
 use crate::metrics::snapshot::InstrumentationScope;
 use crate::trace::clock;
-use crate::trace::context::{Context, ContextGuard, SpanContext};
-use crate::trace::id::SpanId;
+use crate::trace::context::{Context, ContextGuard, SpanContext, TraceFlags};
+use crate::trace::id::{SpanId, TraceId};
 use crate::trace::provider::Pipeline;
+use crate::trace::trace_state::TraceState;
 
 /// The role of a span in a trace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
@@ -137,44 +138,114 @@ pub struct SpanData {
     pub scope: &'static InstrumentationScope,
 }
 
-/// A span while it is being recorded: all times are clock ticks until `finish`.
+/// A span while it is being recorded: the common fields inline, times in clock ticks.
 ///
-/// The data is boxed while the span lives, so that moving a `Span` around moves a pointer.
-/// When the span ends, the data is copied out of the box into the processor's ring and the
-/// box is freed on the thread that allocated it (a thread-cache hit). Handing the box itself
-/// to the export worker would free it on another thread, and that cross-thread free contends
-/// on the allocator's arena lock with the recording thread's next allocation (measured
-/// before this layout: a futex wake-up in the recording thread for about every sixth span).
+/// Nothing here is allocated for a span that only has a name and static attributes (the
+/// `#[instrument]` case): the rarely used parts (events, links, status, owned attribute
+/// overflow counts) live in [`SpanExtras`], boxed on first use. When the span ends, its
+/// identity and these fields are written into a [`FinishedSpan`] slot of the processor's
+/// per-thread ring, which is sized to two cache lines: every line written there is one the
+/// export worker read a lap earlier and that the recording thread must fetch back.
 pub(crate) struct Recording {
-    pub(crate) data: Box<FinishedSpan>,
     pub(crate) pipeline: &'static Pipeline,
+    pub(crate) record: SpanRecord,
 }
 
-/// A span recorded in clock ticks, handed to processors; `into_data` converts the times.
-pub(crate) struct FinishedSpan(pub(crate) SpanData);
+/// The recorded fields of a span, apart from its own span context (which the span carries in
+/// its [`Context`] already).
+pub(crate) struct SpanRecord {
+    pub(crate) parent_span_id: SpanId,
+    pub(crate) start: clock::Ticks,
+    pub(crate) name: SharedStr,
+    /// The call site's attributes, shared by all its spans; replaced by
+    /// [`SpanExtras::attributes`] once the span has attributes of its own.
+    pub(crate) static_attributes: &'static [KeyValue],
+    pub(crate) scope: &'static InstrumentationScope,
+    pub(crate) extras: Option<Box<SpanExtras>>,
+    pub(crate) kind: SpanKind,
+    pub(crate) parent_is_remote: bool,
+}
 
-impl std::ops::Deref for FinishedSpan {
-    type Target = SpanData;
-    fn deref(&self) -> &SpanData {
-        &self.0
+/// What few spans record: boxed on first use.
+#[derive(Clone, Default)]
+pub(crate) struct SpanExtras {
+    /// The span's attributes when they are not (only) the call site's static ones.
+    pub(crate) attributes: Option<Vec<KeyValue>>,
+    pub(crate) dropped_attributes: u32,
+    pub(crate) events: Vec<Event>,
+    pub(crate) dropped_events: u32,
+    pub(crate) links: Vec<Link>,
+    pub(crate) dropped_links: u32,
+    pub(crate) status: Status,
+}
+
+impl SpanRecord {
+    fn extras(&mut self) -> &mut SpanExtras {
+        self.extras.get_or_insert_with(Box::default)
     }
 }
 
-impl std::ops::DerefMut for FinishedSpan {
-    fn deref_mut(&mut self) -> &mut SpanData {
-        &mut self.0
+/// An ended span as it waits in a ring: times are clock ticks; `into_data` converts them and
+/// unpacks the extras into the exporters' [`SpanData`].
+pub(crate) struct FinishedSpan {
+    pub(crate) trace_id: TraceId,
+    pub(crate) span_id: SpanId,
+    pub(crate) trace_state: TraceState,
+    pub(crate) end: clock::Ticks,
+    pub(crate) record: SpanRecord,
+    pub(crate) flags: TraceFlags,
+    pub(crate) is_remote: bool,
+}
+
+impl Clone for FinishedSpan {
+    fn clone(&self) -> Self {
+        let r = &self.record;
+        FinishedSpan {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            trace_state: self.trace_state.clone(),
+            end: self.end,
+            record: SpanRecord {
+                parent_span_id: r.parent_span_id,
+                start: r.start,
+                name: r.name.clone(),
+                static_attributes: r.static_attributes,
+                scope: r.scope,
+                extras: r.extras.clone(),
+                kind: r.kind,
+                parent_is_remote: r.parent_is_remote,
+            },
+            flags: self.flags,
+            is_remote: self.is_remote,
+        }
     }
 }
 
 impl FinishedSpan {
     pub(crate) fn into_data(self) -> SpanData {
-        let mut d = self.0;
-        d.start_unix_nanos = clock::to_unix_nanos(d.start_unix_nanos);
-        d.end_unix_nanos = clock::to_unix_nanos(d.end_unix_nanos);
-        for e in &mut d.events {
+        let r = self.record;
+        let SpanExtras { attributes, dropped_attributes, mut events, dropped_events, links, dropped_links, status } =
+            r.extras.map(|e| *e).unwrap_or_default();
+        for e in &mut events {
             e.time_unix_nanos = clock::to_unix_nanos(e.time_unix_nanos);
         }
-        d
+        SpanData {
+            span_context: SpanContext::new(self.trace_id, self.span_id, self.flags, self.is_remote, self.trace_state),
+            parent_span_id: r.parent_span_id,
+            parent_is_remote: r.parent_is_remote,
+            name: r.name,
+            kind: r.kind,
+            start_unix_nanos: clock::to_unix_nanos(r.start),
+            end_unix_nanos: clock::to_unix_nanos(self.end),
+            attributes: attributes.map_or(Cow::Borrowed(r.static_attributes), Cow::Owned),
+            dropped_attributes,
+            events,
+            dropped_events,
+            links,
+            dropped_links,
+            status,
+            scope: r.scope,
+        }
     }
 }
 
@@ -227,11 +298,13 @@ impl Span {
     pub fn set_attribute(&mut self, attribute: KeyValue) {
         if let Some(r) = &mut self.recording {
             let limit = r.pipeline.limits.max_attributes;
-            let d = &mut r.data;
-            if let Some(i) = d.attributes.iter().position(|kv| kv.key() == attribute.key()) {
-                d.attributes.to_mut()[i] = attribute;
-            } else if (d.attributes.len() as u32) < limit {
-                d.attributes.to_mut().push(attribute);
+            let static_attributes = r.record.static_attributes;
+            let d = r.record.extras();
+            let attributes = d.attributes.get_or_insert_with(|| static_attributes.to_vec());
+            if let Some(i) = attributes.iter().position(|kv| kv.key() == attribute.key()) {
+                attributes[i] = attribute;
+            } else if (attributes.len() as u32) < limit {
+                attributes.push(attribute);
             } else {
                 d.dropped_attributes += 1;
             }
@@ -242,7 +315,7 @@ impl Span {
     pub fn add_event(&mut self, name: impl Into<SharedStr>, attributes: Vec<KeyValue>) {
         if let Some(r) = &mut self.recording {
             let limits = r.pipeline.limits;
-            let d = &mut r.data;
+            let d = r.record.extras();
             if d.events.len() as u32 >= limits.max_events {
                 d.dropped_events += 1;
                 return;
@@ -255,16 +328,19 @@ impl Span {
     /// Adds a link to another span.
     pub fn add_link(&mut self, span_context: SpanContext, attributes: Vec<KeyValue>) {
         if let Some(r) = &mut self.recording {
-            add_link(&mut r.data, r.pipeline.limits, span_context, attributes);
+            add_link(r.record.extras(), r.pipeline.limits, span_context, attributes);
         }
     }
 
     /// Sets the status. `Ok` is final; `Unset` never overrides another status.
     pub fn set_status(&mut self, status: Status) {
         if let Some(r) = &mut self.recording {
-            match (&r.data.status, &status) {
-                (Status::Ok, _) | (_, Status::Unset) => {}
-                _ => r.data.status = status,
+            if status == Status::Unset {
+                return;
+            }
+            let extras = r.record.extras();
+            if extras.status != Status::Ok {
+                extras.status = status;
             }
         }
     }
@@ -289,15 +365,26 @@ impl Span {
     /// Renames the span.
     pub fn update_name(&mut self, name: impl Into<SharedStr>) {
         if let Some(r) = &mut self.recording {
-            r.data.name = name.into();
+            r.record.name = name.into();
         }
     }
 
     /// Ends the span now and hands it to the pipeline.
     pub fn end(&mut self) {
-        if let Some(Recording { mut data, pipeline }) = self.recording.take() {
-            data.end_unix_nanos = clock::now();
-            pipeline.on_end(data);
+        if let Some(Recording { pipeline, record }) = self.recording.take() {
+            let end = clock::now();
+            // A recording span always carries its own span context.
+            if let Some(sc) = self.context.span_context() {
+                pipeline.on_end(FinishedSpan {
+                    trace_id: sc.trace_id(),
+                    span_id: sc.span_id(),
+                    trace_state: sc.trace_state().clone(),
+                    end,
+                    record,
+                    flags: sc.flags(),
+                    is_remote: sc.is_remote(),
+                });
+            }
         }
     }
 }
@@ -317,7 +404,7 @@ impl std::fmt::Debug for Span {
     }
 }
 
-pub(crate) fn add_link(d: &mut SpanData, limits: SpanLimits, span_context: SpanContext, attributes: Vec<KeyValue>) {
+pub(crate) fn add_link(d: &mut SpanExtras, limits: SpanLimits, span_context: SpanContext, attributes: Vec<KeyValue>) {
     if d.links.len() as u32 >= limits.max_links {
         d.dropped_links += 1;
         return;

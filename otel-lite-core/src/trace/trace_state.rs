@@ -11,8 +11,10 @@ pub const MAX_HEADER_LEN: usize = 512;
 const LONG_MEMBER: usize = 128;
 
 /// Vendor-specific trace state. Cheap to clone; immutable (edits return a new state).
+///
+/// A thin pointer (one word): it is copied into every span context, and most have none.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct TraceState(Option<Arc<[(String, String)]>>);
+pub struct TraceState(Option<Arc<Vec<(String, String)>>>);
 
 /// A key or value that breaks the `tracestate` grammar.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +83,7 @@ impl TraceState {
                 return Err(TraceStateError { member: format!("more than {MAX_MEMBERS} members") });
             }
         }
-        Ok(TraceState((!members.is_empty()).then(|| members.into())))
+        Ok(TraceState((!members.is_empty()).then(|| Arc::new(members.into()))))
     }
 
     /// The value of `key`.
@@ -91,7 +93,7 @@ impl TraceState {
 
     /// The members, leftmost (most recently updated) first.
     pub fn members(&self) -> &[(String, String)] {
-        self.0.as_deref().unwrap_or(&[])
+        self.0.as_deref().map_or(&[], Vec::as_slice)
     }
 
     /// Whether there are no members.
@@ -108,13 +110,13 @@ impl TraceState {
         let mut members: Vec<(String, String)> = vec![(key.to_string(), value.to_string())];
         members.extend(self.members().iter().filter(|(k, _)| k != key).cloned());
         members.truncate(MAX_MEMBERS);
-        Ok(TraceState(Some(members.into())))
+        Ok(TraceState(Some(Arc::new(members.into()))))
     }
 
     /// A new state without `key`.
     pub fn delete(&self, key: &str) -> TraceState {
         let members: Vec<(String, String)> = self.members().iter().filter(|(k, _)| k != key).cloned().collect();
-        TraceState((!members.is_empty()).then(|| members.into()))
+        TraceState((!members.is_empty()).then(|| Arc::new(members.into())))
     }
 
     /// The header value, truncated to 512 characters the way the specification suggests:
