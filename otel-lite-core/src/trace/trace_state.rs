@@ -83,7 +83,7 @@ impl TraceState {
                 return Err(TraceStateError { member: format!("more than {MAX_MEMBERS} members") });
             }
         }
-        Ok(TraceState((!members.is_empty()).then(|| Arc::new(members.into()))))
+        Ok(TraceState((!members.is_empty()).then(|| Arc::new(members))))
     }
 
     /// The value of `key`.
@@ -110,13 +110,13 @@ impl TraceState {
         let mut members: Vec<(String, String)> = vec![(key.to_string(), value.to_string())];
         members.extend(self.members().iter().filter(|(k, _)| k != key).cloned());
         members.truncate(MAX_MEMBERS);
-        Ok(TraceState(Some(Arc::new(members.into()))))
+        Ok(TraceState(Some(Arc::new(members))))
     }
 
     /// A new state without `key`.
     pub fn delete(&self, key: &str) -> TraceState {
         let members: Vec<(String, String)> = self.members().iter().filter(|(k, _)| k != key).cloned().collect();
-        TraceState((!members.is_empty()).then(|| Arc::new(members.into())))
+        TraceState((!members.is_empty()).then(|| Arc::new(members)))
     }
 
     /// The header value, truncated to 512 characters the way the specification suggests:
