@@ -173,7 +173,8 @@ impl Callsite {
         if let Some(g) = handles.and_then(|h| h.in_flight.as_ref()) {
             g.add(1);
         }
-        Call { callsite: self, span, handles, started: crate::trace::clock_now(), finished: false }
+        let started = span.as_ref().and_then(Span::start_ticks).unwrap_or_else(crate::trace::clock_now);
+        Call { callsite: self, span, handles, started, finished: false }
     }
 }
 
@@ -244,7 +245,8 @@ impl Call {
             return;
         }
         self.finished = true;
-        let elapsed = crate::trace::clock_seconds_since(self.started);
+        let now = crate::trace::clock_now();
+        let elapsed = crate::trace::clock_seconds_between(self.started, now);
         if let Some(h) = self.handles {
             // Inside a sampled span the bucket and the counter keep this call as their
             // exemplar, linking the metric to the trace.
@@ -255,9 +257,9 @@ impl Call {
             };
             match span {
                 Some(sc) => {
-                    h.duration.record_with_exemplar(elapsed, sc);
+                    h.duration.record_with_exemplar_at(elapsed, sc, now);
                     if let Some(c) = counter {
-                        c.add_with_exemplar(1, sc);
+                        c.add_with_exemplar_at(1, sc, now);
                     }
                 }
                 None => {
@@ -275,7 +277,7 @@ impl Call {
             span.set_attribute(KeyValue::new("error.type", t));
         }
         if let Some(mut span) = self.span.take() {
-            span.end();
+            span.end_at(now);
         }
     }
 }

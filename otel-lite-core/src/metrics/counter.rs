@@ -221,6 +221,14 @@ macro_rules! sum_instrument {
                 T::exemplars(&self.series.data).offer(0, value.as_f64(), span);
             }
 
+            /// `add_with_exemplar` for a measurement taken at `ticks` (a clock reading).
+            #[inline]
+            #[allow(dead_code)] // used for counters only, not up-down counters
+            pub(crate) fn add_with_exemplar_at(&self, value: T, span: &SpanContext, ticks: u64) {
+                add_checked(&self.core, &self.series.data, value);
+                T::exemplars(&self.series.data).offer_at(0, value.as_f64(), span, ticks);
+            }
+
             /// The current total of this series.
             pub fn value(&self) -> T
             where

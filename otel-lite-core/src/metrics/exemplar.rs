@@ -79,6 +79,14 @@ impl Exemplars {
     /// spans make exemplars (the OpenTelemetry `trace_based` filter).
     #[inline]
     pub(crate) fn offer(&self, index: usize, value: f64, span: &SpanContext) {
+        if span.is_sampled() && span.is_valid() {
+            self.offer_at(index, value, span, crate::trace::clock_now());
+        }
+    }
+
+    /// `offer` for a measurement taken at `ticks`, a clock reading the caller already has.
+    #[inline]
+    pub(crate) fn offer_at(&self, index: usize, value: f64, span: &SpanContext, ticks: u64) {
         if !span.is_sampled() || !span.is_valid() {
             return;
         }
@@ -103,7 +111,7 @@ impl Exemplars {
         slot.trace_hi.store(u64::from_be_bytes(hi), Ordering::Relaxed);
         slot.trace_lo.store(u64::from_be_bytes(lo), Ordering::Relaxed);
         slot.span.store(u64::from_be_bytes(span.span_id().to_bytes()), Ordering::Relaxed);
-        slot.ticks.store(crate::trace::clock_now(), Ordering::Relaxed);
+        slot.ticks.store(ticks, Ordering::Relaxed);
         // Release: publishes the fields with the new even sequence.
         slot.seq.store(seq + 2, Ordering::Release);
     }

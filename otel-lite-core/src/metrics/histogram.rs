@@ -137,6 +137,14 @@ impl BoundHistogram {
             self.series.data.exemplars.offer(bucket, value, span);
         }
     }
+
+    /// `record_with_exemplar` for a measurement taken at `ticks` (a clock reading).
+    #[inline]
+    pub(crate) fn record_with_exemplar_at(&self, value: f64, span: &SpanContext, ticks: u64) {
+        if let Some(bucket) = record(&self.core, &self.series.data, value) {
+            self.series.data.exemplars.offer_at(bucket, value, span, ticks);
+        }
+    }
 }
 
 /// Records `value`; returns its bucket, or `None` if the value was rejected.

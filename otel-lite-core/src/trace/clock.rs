@@ -107,8 +107,13 @@ pub(crate) fn now() -> Ticks {
 /// Seconds elapsed since `start` (a [`now`] reading).
 #[inline]
 pub(crate) fn seconds_since(start: Ticks) -> f64 {
-    let c = calibration();
-    now().saturating_sub(start) as f64 * c.nanos_per_tick * 1e-9
+    seconds_between(start, now())
+}
+
+/// Seconds from `start` to `end` (two [`now`] readings).
+#[inline]
+pub(crate) fn seconds_between(start: Ticks, end: Ticks) -> f64 {
+    end.saturating_sub(start) as f64 * calibration().nanos_per_tick * 1e-9
 }
 
 /// Converts ticks to nanoseconds since the Unix epoch.

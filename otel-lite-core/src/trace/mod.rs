@@ -49,3 +49,10 @@ pub fn clock_to_unix_nanos(ticks: u64) -> u64 {
 pub fn clock_seconds_since(start: u64) -> f64 {
     clock::seconds_since(start)
 }
+
+/// Seconds between two [`clock_now`] readings.
+#[doc(hidden)]
+#[inline]
+pub fn clock_seconds_between(start: u64, end: u64) -> f64 {
+    clock::seconds_between(start, end)
+}

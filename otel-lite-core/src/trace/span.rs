@@ -371,8 +371,23 @@ impl Span {
 
     /// Ends the span now and hands it to the pipeline.
     pub fn end(&mut self) {
+        if self.recording.is_some() {
+            self.end_at(clock::now());
+        }
+    }
+
+    /// When the span started, in clock ticks, while it records.
+    #[inline]
+    pub(crate) fn start_ticks(&self) -> Option<clock::Ticks> {
+        self.recording.as_ref().map(|r| r.record.start)
+    }
+
+    /// Ends the span at `end`, a clock reading the caller already has (`#[instrument]`
+    /// times the call with the span's own start and end: on a VM each clock read can
+    /// cost as much as the rest of a span).
+    #[inline]
+    pub(crate) fn end_at(&mut self, end: clock::Ticks) {
         if let Some(Recording { pipeline, record }) = self.recording.take() {
-            let end = clock::now();
             // A recording span always carries its own span context.
             if let Some(sc) = self.context.span_context() {
                 pipeline.on_end(FinishedSpan {
