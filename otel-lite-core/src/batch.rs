@@ -338,20 +338,12 @@ impl<I: Batchable> BatchProcessor<I> {
         BatchProcessor { shared, worker: std::sync::Mutex::new(worker) }
     }
 
-    /// Queues `item` on this thread's ring.
-    #[inline]
+    /// Queues `item` on this thread's ring for this processor (registering the ring on
+    /// first use). A full ring refuses the item and counts that itself, on the producer's
+    /// own cache line: a full ring under load refuses millions of items per second, and a
+    /// shared counter would slow down the worker that is trying to empty it.
+    #[inline(always)]
     pub(crate) fn on_end(&self, item: I) {
-        // SAFETY: `enqueue` hands us this thread's own ring, which no other thread pushes to.
-        self.enqueue(item, |ring, item| unsafe { ring.push(item) }.ok());
-    }
-
-    /// Runs `push` on this thread's ring for this processor (registering the ring on first
-    /// use). `push` returns `Some(half_full)` when it queued the item, `None` when the ring
-    /// refused it (the ring counts that itself, on the producer's own cache line: a full ring
-    /// under load refuses millions of items per second, and a shared counter would slow down
-    /// the worker that is trying to empty it).
-    #[inline]
-    fn enqueue<V>(&self, item: V, push: impl FnOnce(&Ring<I>, V) -> Option<bool>) {
         // Relaxed: after shutdown, items are dropped; an item racing with shutdown may still
         // be queued and is then dropped with its ring.
         if self.shared.entry.shutdown.load(Ordering::Relaxed) {
@@ -359,24 +351,29 @@ impl<I: Batchable> BatchProcessor<I> {
             self.forget_thread_ring();
             return;
         }
-        let pushed = I::rings().try_with(|rings| {
+        // Only the ring's address leaves the thread-local: the item is then written straight
+        // into its slot, not moved through the closure.
+        let ring = I::rings().try_with(|rings| {
             let mut rings = rings.borrow_mut();
             let position = rings.iter().position(|(_, id, _)| *id == self.shared.entry.id);
             let index = match position {
                 Some(i) => i,
                 None => self.register_ring(&mut rings),
             };
-            // Reachable for pushing only through this thread's rings: we are its producer.
-            push(&rings[index].2, item)
+            Arc::as_ptr(&rings[index].2)
         });
-        match pushed {
-            Ok(Some(true)) => self.wake_worker(),
-            Ok(Some(false) | None) => {}
-            // This thread is tearing down its thread-locals.
-            Err(_) => {
-                // Relaxed: a reported count.
-                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        let Ok(ring) = ring else {
+            // This thread is tearing down its thread-locals. Relaxed: a reported count.
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        // SAFETY: this thread's ring list holds an `Arc` of the ring, and only this thread
+        // removes entries from it (`register_ring`, `forget_thread_ring`), neither of which
+        // runs before the push below returns: the ring outlives this borrow. The ring is
+        // reachable for pushing only through this thread's list, so we are its single
+        // producer.
+        if let Ok(true) = unsafe { (*ring).push(item) } {
+            self.wake_worker();
         }
     }
 

@@ -178,7 +178,7 @@ thread_local! {
 }
 
 /// Calls `f` with this thread's current context, without cloning it.
-#[inline]
+#[inline(always)]
 pub(crate) fn with_current<R>(f: impl FnOnce(&Context) -> R) -> R {
     CURRENT.with(|c| {
         let c = c.borrow();
