@@ -147,13 +147,14 @@ impl Context {
 
     /// Makes this the current context of the thread until the guard drops.
     pub fn attach(self) -> ContextGuard {
-        CURRENT.with(|c| {
-            let mut c = c.borrow_mut();
-            c.next_id += 1;
-            let id = c.next_id;
-            c.entries.push(Entry { id, context: self, detached: false });
-            ContextGuard { id, _not_send: PhantomData }
-        })
+        push_current(|| self)
+    }
+
+    /// Makes a clone of this context current (a span entering): the clone is built in its
+    /// stack slot rather than on the caller's stack and then moved there.
+    #[inline]
+    pub(crate) fn attach_clone(&self) -> ContextGuard {
+        push_current(|| self.clone())
     }
 }
 
@@ -175,6 +176,17 @@ thread_local! {
     static CURRENT: RefCell<Stack> = const {
         RefCell::new(Stack { entries: Vec::new(), next_id: 0, root: Context { span: None, baggage: None } })
     };
+}
+
+#[inline]
+fn push_current(context: impl FnOnce() -> Context) -> ContextGuard {
+    CURRENT.with(|c| {
+        let mut c = c.borrow_mut();
+        c.next_id += 1;
+        let id = c.next_id;
+        c.entries.push(Entry { id, context: context(), detached: false });
+        ContextGuard { id, _not_send: PhantomData }
+    })
 }
 
 /// Calls `f` with this thread's current context, without cloning it.
@@ -201,14 +213,18 @@ impl Drop for ContextGuard {
     fn drop(&mut self) {
         // `try_with`: during thread teardown the stack may already be gone; nothing to restore.
         let _ = CURRENT.try_with(|c| {
-            let mut c = c.borrow_mut();
-            // Guards dropped out of order only mark their entry; the stack unwinds past
-            // detached entries once everything above them is gone.
-            if let Some(e) = c.entries.iter_mut().rev().find(|e| e.id == self.id) {
+            let entries = &mut c.borrow_mut().entries;
+            // The common case: this guard's entry is on top. `truncate` drops it in place
+            // (a `pop` would move it out first).
+            if entries.last().is_some_and(|e| e.id == self.id) {
+                entries.truncate(entries.len() - 1);
+            } else if let Some(e) = entries.iter_mut().rev().find(|e| e.id == self.id) {
+                // Guards dropped out of order only mark their entry; the stack unwinds
+                // past detached entries once everything above them is gone.
                 e.detached = true;
             }
-            while c.entries.last().is_some_and(|e| e.detached) {
-                c.entries.pop();
+            while entries.last().is_some_and(|e| e.detached) {
+                entries.truncate(entries.len() - 1);
             }
         });
     }

@@ -291,7 +291,7 @@ impl Span {
 
     /// Makes this span the current one on this thread until the guard drops.
     pub fn enter(&self) -> ContextGuard {
-        self.context.clone().attach()
+        self.context.attach_clone()
     }
 
     /// Sets an attribute, replacing an earlier value of the same key.
