@@ -4,6 +4,11 @@
 //! time, then flushes; reported: spans delivered per second (counted by the receiver),
 //! spans dropped, CPU used and the peak resident memory growth during the run.
 //!
+//! Metrics: each side holds the same series (two counters and a histogram, 1000 attribute
+//! sets each, under the SDK's default cardinality limit of 2000) and exports all of them
+//! over and over through its periodic reader's flush for a fixed time; reported: data
+//! points delivered per second.
+//!
 //! `cargo bench -p otel-lite-benches --bench otlp_throughput` writes `benches/RESULTS-otlp.md`;
 //! with `OTLP_THROUGHPUT_ONLY=otel-lite` it measures otel-lite alone (for profiling).
 
@@ -18,13 +23,40 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use prost::Message as _;
 
 const RUN: Duration = Duration::from_secs(3);
 
-/// A receiver that decodes every request (as a collector would) and counts the spans.
-fn receiver(spans: Arc<AtomicU64>) -> SocketAddr {
+/// What the receiver counted.
+#[derive(Default)]
+struct Received {
+    spans: AtomicU64,
+    points: AtomicU64,
+}
+
+/// The data points of a decoded metrics request.
+fn points_of(r: &ExportMetricsServiceRequest) -> usize {
+    r.resource_metrics
+        .iter()
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .map(|m| match &m.data {
+            Some(Data::Sum(s)) => s.data_points.len(),
+            Some(Data::Gauge(g)) => g.data_points.len(),
+            Some(Data::Histogram(h)) => h.data_points.len(),
+            Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+            Some(Data::Summary(s)) => s.data_points.len(),
+            None => 0,
+        })
+        .sum()
+}
+
+/// A receiver that decodes every request (as a collector would) and counts the spans and
+/// metric data points.
+fn receiver(received: Arc<Received>) -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     listener.set_nonblocking(true).expect("nonblocking");
@@ -33,20 +65,25 @@ fn receiver(spans: Arc<AtomicU64>) -> SocketAddr {
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
             while let Ok((stream, _)) = listener.accept().await {
-                let spans = Arc::clone(&spans);
+                let received = Arc::clone(&received);
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let spans = Arc::clone(&spans);
+                        let received = Arc::clone(&received);
                         async move {
+                            let metrics = req.uri().path() == "/v1/metrics";
                             let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                            if let Ok(r) = ExportTraceServiceRequest::decode(body) {
+                            if metrics {
+                                if let Ok(r) = ExportMetricsServiceRequest::decode(body) {
+                                    received.points.fetch_add(points_of(&r) as u64, Ordering::Relaxed);
+                                }
+                            } else if let Ok(r) = ExportTraceServiceRequest::decode(body) {
                                 let n: usize = r
                                     .resource_spans
                                     .iter()
                                     .flat_map(|rs| &rs.scope_spans)
                                     .map(|ss| ss.spans.len())
                                     .sum();
-                                spans.fetch_add(n as u64, Ordering::Relaxed);
+                                received.spans.fetch_add(n as u64, Ordering::Relaxed);
                             }
                             let mut resp = Response::new(Full::new(Bytes::new()));
                             resp.headers_mut()
@@ -130,7 +167,7 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let received = Arc::new(AtomicU64::new(0));
+    let received = Arc::new(Received::default());
     let addr = receiver(Arc::clone(&received));
     let endpoint = format!("http://{addr}");
 
@@ -145,7 +182,7 @@ fn main() {
         .build();
     let lite = lite_provider.tracer("bench");
     let ours = measure(
-        &received,
+        &received.spans,
         || drop(lite.start("op")),
         || {
             lite_provider.shutdown(Duration::from_secs(30));
@@ -164,7 +201,7 @@ fn main() {
     let sdk = opentelemetry_sdk::trace::SdkTracerProvider::builder().with_batch_exporter(exporter).build();
     let tracer = sdk.tracer("bench");
     let theirs = measure(
-        &received,
+        &received.spans,
         || tracer.start("op").end(),
         || {
             let _ = sdk.shutdown();
@@ -182,20 +219,117 @@ fn main() {
         )
     };
     let ratio = (ours.delivered as f64 / ours.seconds) / (theirs.delivered as f64 / theirs.seconds).max(1.0);
+    let (our_points, their_points) = metric_throughput(&received.points, &endpoint);
+    let point_row = |name: &str, o: &Outcome| {
+        format!(
+            "| {name} | {:.0} | {} | {} | {:.2} | {} |",
+            o.delivered as f64 / o.seconds,
+            o.recorded,
+            o.delivered,
+            o.cpu / o.seconds,
+            o.peak_rss_growth_kib / 1024,
+        )
+    };
+    let point_ratio =
+        (our_points.delivered as f64 / our_points.seconds) / (their_points.delivered as f64 / their_points.seconds).max(1.0);
     let table = format!(
         "# OTLP export throughput\n\n\
          One thread records spans for {} s, then the pipeline shuts down (flushing); a loopback \
          receiver decodes every request and counts the spans. Batch processors at their \
          defaults (queue 2048, batch 512); OTLP/HTTP protobuf, no compression.\n\n\
          | pipeline | delivered spans/s | delivered | not delivered (dropped) | CPU cores used | peak RSS growth (MiB) |\n|---|---|---|---|---|---|\n{}\n{}\n\n\
-         otel-lite delivers **{ratio:.2}×** the spans per second of opentelemetry-otlp.\n",
+         otel-lite delivers **{ratio:.2}×** the spans per second of opentelemetry-otlp.\n\n\
+         ## Metric data points\n\n\
+         Each side holds two counters and a histogram with {SERIES} attribute sets each \
+         ({} points per export) and exports them all through its periodic reader's flush, \
+         again and again for {} s; cumulative temporality, OTLP/HTTP protobuf.\n\n\
+         | pipeline | delivered points/s | exports | delivered points | CPU cores used | peak RSS growth (MiB) |\n|---|---|---|---|---|---|\n{}\n{}\n\n\
+         otel-lite delivers **{point_ratio:.2}×** the data points per second of opentelemetry-otlp.\n",
         RUN.as_secs(),
         row("otel-lite", &ours),
         row("opentelemetry_sdk + opentelemetry-otlp", &theirs),
+        3 * SERIES,
+        RUN.as_secs(),
+        point_row("otel-lite", &our_points),
+        point_row("opentelemetry_sdk + opentelemetry-otlp", &their_points),
     );
     print!("{table}");
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("RESULTS-otlp.md");
     if let Err(e) = std::fs::write(&path, table) {
         eprintln!("cannot write {}: {e}", path.display());
     }
+}
+
+/// Attribute sets per instrument in the metric export run.
+const SERIES: usize = 1000;
+
+/// Runs `export` (one full export) until `RUN` has passed; `recorded` counts the exports.
+fn measure_exports(received: &AtomicU64, mut export: impl FnMut()) -> Outcome {
+    let before = received.load(Ordering::Relaxed);
+    let (cpu0, rss0) = usage();
+    let start = Instant::now();
+    let mut exports = 0u64;
+    while start.elapsed() < RUN {
+        export();
+        exports += 1;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let (cpu1, rss1) = usage();
+    Outcome {
+        recorded: exports,
+        delivered: received.load(Ordering::Relaxed) - before,
+        seconds,
+        cpu: cpu1 - cpu0,
+        peak_rss_growth_kib: rss1.saturating_sub(rss0),
+    }
+}
+
+/// Data points per second through otel-lite's and the SDK's periodic readers.
+fn metric_throughput(points: &AtomicU64, endpoint: &str) -> (Outcome, Outcome) {
+    let registry = otel_lite::Registry::new();
+    let requests = registry.counter::<u64>("bench.requests").build().expect("counter");
+    let bytes = registry.counter::<u64>("bench.bytes").unit("By").build().expect("counter");
+    let latency = registry.histogram("bench.latency").unit("s").build().expect("histogram");
+    for i in 0..SERIES as i64 {
+        let id = [otel_lite::KeyValue::new("id", i)];
+        requests.add(1, &id);
+        bytes.add(100, &id);
+        latency.record(0.01, &id);
+    }
+    let config = otel_lite::otlp::SignalConfig::new(otel_lite::otlp::Signal::Metrics)
+        .with_base_endpoint(endpoint, otel_lite::otlp::Signal::Metrics);
+    let exporter = otel_lite::otlp::OtlpMetricExporter::new(config, otel_lite::otlp::Temporality::Cumulative)
+        .expect("metric exporter");
+    let reader =
+        otel_lite::otlp::PeriodicReader::start(registry, exporter, Duration::from_secs(3600)).expect("reader");
+    let ours = measure_exports(points, || {
+        reader.force_flush(Duration::from_secs(30));
+    });
+    reader.shutdown(Duration::from_secs(10));
+
+    use opentelemetry::metrics::MeterProvider as _;
+    let exporter = opentelemetry_otlp::MetricExporter::builder()
+        .with_http()
+        .with_endpoint(format!("{endpoint}/v1/metrics"))
+        .build()
+        .expect("opentelemetry-otlp metric exporter");
+    let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(exporter)
+        .with_interval(Duration::from_secs(3600))
+        .build();
+    let sdk = opentelemetry_sdk::metrics::SdkMeterProvider::builder().with_reader(reader).build();
+    let meter = sdk.meter("bench");
+    let requests = meter.u64_counter("bench.requests").build();
+    let bytes = meter.u64_counter("bench.bytes").with_unit("By").build();
+    let latency = meter.f64_histogram("bench.latency").with_unit("s").build();
+    for i in 0..SERIES as i64 {
+        let id = [opentelemetry::KeyValue::new("id", i)];
+        requests.add(1, &id);
+        bytes.add(100, &id);
+        latency.record(0.01, &id);
+    }
+    let theirs = measure_exports(points, || {
+        let _ = sdk.force_flush();
+    });
+    let _ = sdk.shutdown();
+    (ours, theirs)
 }
