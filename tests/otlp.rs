@@ -219,6 +219,45 @@ fn delta_temporality_sends_changes() {
     assert_eq!(h2["count"], "1");
 }
 
+/// Delta exponential histograms, including across a scale change: the second interval's
+/// far-away measurement halves the cumulative histogram's resolution, and the delta must
+/// still hold exactly that one measurement.
+#[test]
+fn delta_temporality_exponential_histograms_across_a_rescale() {
+    let receiver = OtlpReceiver::start();
+    let registry = Registry::builder().resource(resource()).build();
+    let h = registry.exponential_histogram("sizes").build().unwrap();
+    let mut exporter = OtlpMetricExporter::new(
+        config(&receiver, Signal::Metrics, Protocol::HttpJson, Compression::None),
+        Temporality::Delta,
+    )
+    .unwrap();
+    for v in [1.0, 1.5, 2.0] {
+        h.record(v, &[]);
+    }
+    exporter.export(registry.collect()).unwrap();
+    h.record(1.0e6, &[]);
+    exporter.export(registry.collect()).unwrap();
+    let requests = receiver.wait_for("metrics", 2, Duration::from_secs(10));
+    let [first, second] = [0, 1].map(|i| metric(&requests[i], "sizes")["exponentialHistogram"].clone());
+    assert_eq!(second["aggregationTemporality"], "AGGREGATION_TEMPORALITY_DELTA");
+    let (p1, p2) = (&first["dataPoints"][0], &second["dataPoints"][0]);
+    let scale = |p: &serde_json::Value| p["scale"].as_i64().unwrap_or(0);
+    assert!(scale(p2) < scale(p1), "the far value must have forced a rescale: {p1} then {p2}");
+    assert_eq!((p1["count"].clone(), p2["count"].clone()), (json!("3"), json!("1")));
+    assert_eq!(p2["sum"], json!(1.0e6));
+    assert_eq!(p2["startTimeUnixNano"], p1["timeUnixNano"]);
+    let counts: Vec<u64> = p2["positive"]["bucketCounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(counts.iter().sum::<u64>(), 1, "only the new measurement: {counts:?}");
+    // It sits in the last bucket: the three small values' buckets are empty in the delta.
+    assert_eq!(counts.last(), Some(&1), "{counts:?}");
+}
+
 fn logs_round_trip(protocol: Protocol, compression: Compression) {
     let receiver = OtlpReceiver::start();
     let exporter = OtlpLogExporter::new(config(&receiver, Signal::Logs, protocol, compression)).unwrap();

@@ -230,8 +230,8 @@ fn main() {
             o.peak_rss_growth_kib / 1024,
         )
     };
-    let point_ratio =
-        (our_points.delivered as f64 / our_points.seconds) / (their_points.delivered as f64 / their_points.seconds).max(1.0);
+    let point_ratio = (our_points.delivered as f64 / our_points.seconds)
+        / (their_points.delivered as f64 / their_points.seconds).max(1.0);
     let table = format!(
         "# OTLP export throughput\n\n\
          One thread records spans for {} s, then the pipeline shuts down (flushing); a loopback \
@@ -300,8 +300,7 @@ fn metric_throughput(points: &AtomicU64, endpoint: &str) -> (Outcome, Outcome) {
         .with_base_endpoint(endpoint, otel_lite::otlp::Signal::Metrics);
     let exporter = otel_lite::otlp::OtlpMetricExporter::new(config, otel_lite::otlp::Temporality::Cumulative)
         .expect("metric exporter");
-    let reader =
-        otel_lite::otlp::PeriodicReader::start(registry, exporter, Duration::from_secs(3600)).expect("reader");
+    let reader = otel_lite::otlp::PeriodicReader::start(registry, exporter, Duration::from_secs(3600)).expect("reader");
     let ours = measure_exports(points, || {
         reader.force_flush(Duration::from_secs(30));
     });
@@ -313,9 +312,8 @@ fn metric_throughput(points: &AtomicU64, endpoint: &str) -> (Outcome, Outcome) {
         .with_endpoint(format!("{endpoint}/v1/metrics"))
         .build()
         .expect("opentelemetry-otlp metric exporter");
-    let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(exporter)
-        .with_interval(Duration::from_secs(3600))
-        .build();
+    let reader =
+        opentelemetry_sdk::metrics::PeriodicReader::builder(exporter).with_interval(Duration::from_secs(3600)).build();
     let sdk = opentelemetry_sdk::metrics::SdkMeterProvider::builder().with_reader(reader).build();
     let meter = sdk.meter("bench");
     let requests = meter.u64_counter("bench.requests").build();

@@ -12,7 +12,9 @@ use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, 
 use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use otel_lite_core::logs::{LogExporter, LogRecord};
-use otel_lite_core::metrics::snapshot::{HistogramPoint, MetricData, Number, ResourceMetrics};
+use otel_lite_core::metrics::snapshot::{
+    ExponentialBuckets, ExponentialHistogramPoint, HistogramPoint, MetricData, Number, ResourceMetrics,
+};
 use otel_lite_core::trace::{ExportError, SpanData, SpanExporter};
 use otel_lite_core::{AttributeSet, RegistrationError, Registry, Resource};
 
@@ -255,6 +257,7 @@ pub fn config_from_env(signal: Signal) -> SignalConfig {
 struct DeltaState {
     sums: HashMap<(String, String, AttributeSet), (Number, u64)>,
     histograms: HashMap<(String, String, AttributeSet), (HistogramPoint, u64)>,
+    exponential: HashMap<(String, String, AttributeSet), (ExponentialHistogramPoint, u64)>,
 }
 
 impl DeltaState {
@@ -296,9 +299,68 @@ impl DeltaState {
                             }
                         }
                     }
+                    MetricData::ExponentialHistogram(points) => {
+                        for p in points.iter_mut() {
+                            let key = (scope_name.clone(), name.clone(), p.attributes.clone());
+                            let current = p.clone();
+                            if let Some((prev, prev_time)) = self.exponential.insert(key, (current, p.time_unix_nanos))
+                            {
+                                subtract_exponential(p, &prev);
+                                p.start_unix_nanos = prev_time;
+                            }
+                        }
+                    }
                     _ => {}
                 }
             }
+        }
+    }
+}
+
+/// Turns the cumulative exponential histogram `current` into its change since `prev`.
+///
+/// A cumulative histogram only ever lowers its scale (it halves its resolution when a new
+/// measurement falls outside its buckets), so both points are brought to the lower scale
+/// first: bucket `i` at scale `s` lies within bucket `i >> (s - t)` at scale `t`.
+fn subtract_exponential(current: &mut ExponentialHistogramPoint, prev: &ExponentialHistogramPoint) {
+    let scale = current.scale.min(prev.scale);
+    let (current_by, prev_by) = (current.scale - scale, prev.scale - scale);
+    current.positive = downscale(&current.positive, current_by);
+    current.negative = downscale(&current.negative, current_by);
+    subtract_buckets(&mut current.positive, &downscale(&prev.positive, prev_by));
+    subtract_buckets(&mut current.negative, &downscale(&prev.negative, prev_by));
+    current.scale = scale;
+    current.zero_count = current.zero_count.saturating_sub(prev.zero_count);
+    current.count = current.count.saturating_sub(prev.count);
+    current.sum -= prev.sum;
+    // Extremes of an interval cannot be derived from totals.
+    current.min = None;
+    current.max = None;
+}
+
+/// `buckets` at a scale `by` steps lower.
+fn downscale(buckets: &ExponentialBuckets, by: i32) -> ExponentialBuckets {
+    if by == 0 || buckets.counts.is_empty() {
+        return buckets.clone();
+    }
+    let index = |i: usize| buckets.offset + i as i32;
+    // `>>` on a signed index is a floor division, as the mapping needs for negative indices.
+    let first = buckets.offset >> by;
+    let last = index(buckets.counts.len() - 1) >> by;
+    let mut counts = vec![0u64; (last - first + 1) as usize];
+    for (i, c) in buckets.counts.iter().enumerate() {
+        counts[((index(i) >> by) - first) as usize] += c;
+    }
+    ExponentialBuckets { offset: first, counts }
+}
+
+/// Subtracts `prev` from `current` bucket by bucket (same scale). Counts never go down in
+/// a cumulative histogram, so `prev`'s buckets all lie within `current`'s range.
+fn subtract_buckets(current: &mut ExponentialBuckets, prev: &ExponentialBuckets) {
+    for (i, c) in prev.counts.iter().enumerate() {
+        let at = i64::from(prev.offset) + i as i64 - i64::from(current.offset);
+        if let Some(slot) = usize::try_from(at).ok().and_then(|at| current.counts.get_mut(at)) {
+            *slot = slot.saturating_sub(*c);
         }
     }
 }
@@ -402,5 +464,29 @@ impl PeriodicReader {
 impl Drop for PeriodicReader {
     fn drop(&mut self) {
         self.stop(Duration::from_secs(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn buckets(offset: i32, counts: &[u64]) -> ExponentialBuckets {
+        ExponentialBuckets { offset, counts: counts.to_vec() }
+    }
+
+    #[test]
+    fn downscaling_merges_pairs_and_floors_negative_indices() {
+        // Indices -3..=0 map to -2, -1, -1, 0 one scale lower.
+        assert_eq!(downscale(&buckets(-3, &[1, 1, 1, 1]), 1), buckets(-2, &[1, 2, 1]));
+        assert_eq!(downscale(&buckets(5, &[1, 2, 3]), 2), buckets(1, &[6]));
+        assert_eq!(downscale(&buckets(5, &[1, 2, 3]), 0), buckets(5, &[1, 2, 3]));
+    }
+
+    #[test]
+    fn subtracting_aligns_offsets() {
+        let mut current = buckets(-1, &[4, 5, 6]);
+        subtract_buckets(&mut current, &buckets(0, &[2, 6]));
+        assert_eq!(current, buckets(-1, &[4, 3, 0]));
     }
 }

@@ -402,11 +402,9 @@ pub fn metrics_request(snapshot: &ResourceMetrics, temporality: Temporality) -> 
                             aggregation_temporality: temporality.proto(),
                         })),
                         MetricData::ExponentialHistogram(points) => {
-                            // Always cumulative: subtracting needs both points at one scale,
-                            // which is not implemented yet.
                             one(metrics::metric::Data::ExponentialHistogram(metrics::ExponentialHistogram {
                                 data_points: points.iter().map(exp_point).collect(),
-                                aggregation_temporality: Temporality::Cumulative.proto(),
+                                aggregation_temporality: temporality.proto(),
                             }))
                         }
                         MetricData::Meter(points) => meter_metrics(m, points, temporality),
