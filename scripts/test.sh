@@ -35,11 +35,11 @@ install_debian_peers() {
 
 install_python_peers() {
   local venv=.peers/venv
-  if ! "$venv/bin/python" -c 'import prometheus_client.openmetrics.parser, opentelemetry.proto.collector.trace.v1.trace_service_pb2, grpc' 2>/dev/null; then
-    say "creating $venv with prometheus-client, opentelemetry-proto and grpcio"
+  if ! "$venv/bin/python" -c 'import prometheus_client.openmetrics.parser, opentelemetry.proto.collector.trace.v1.trace_service_pb2, grpc, grpc_status.rpc_status' 2>/dev/null; then
+    say "creating $venv with prometheus-client, opentelemetry-proto, grpcio and grpcio-status"
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
-    "$venv/bin/pip" install -q --disable-pip-version-check 'prometheus-client>=0.20' 'opentelemetry-proto>=1.27,<2' 'grpcio>=1.60' \
-      || die "could not install prometheus-client, opentelemetry-proto and grpcio from PyPI"
+    "$venv/bin/pip" install -q --disable-pip-version-check 'prometheus-client>=0.20' 'opentelemetry-proto>=1.27,<2' 'grpcio>=1.60' 'grpcio-status>=1.60' \
+      || die "could not install prometheus-client, opentelemetry-proto, grpcio and grpcio-status from PyPI"
   fi
   export OTEL_LITE_PYTHON="$PWD/$venv/bin/python"
 }

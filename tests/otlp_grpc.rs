@@ -78,15 +78,39 @@ fn all_signals_over_grpc_with_and_without_gzip() {
 #[test]
 fn retryable_codes_are_retried_others_are_not() {
     let receiver = OtlpReceiver::start();
-    receiver.script(json!({"traces": [{"grpc_code": "UNAVAILABLE"}, {"grpc_code": "RESOURCE_EXHAUSTED"}, {}, {"grpc_code": "INVALID_ARGUMENT"}]}));
+    receiver.script(json!({"traces": [
+        {"grpc_code": "UNAVAILABLE"},
+        {"grpc_code": "RESOURCE_EXHAUSTED", "retry_delay_ms": 100},
+        {},
+        {"grpc_code": "INVALID_ARGUMENT"},
+        {"grpc_code": "RESOURCE_EXHAUSTED"},
+    ]}));
     let exporter = OtlpSpanExporter::new(grpc(&receiver, Signal::Traces, Compression::None)).unwrap();
     let stats = exporter.stats();
     let provider = TracerProvider::builder().with_simple_exporter(exporter).build();
     drop(provider.tracer("grpc").start("first"));
     let statuses: Vec<_> = receiver.requests().iter().map(|r| r["status"].clone()).collect();
     assert_eq!(statuses, vec![json!("UNAVAILABLE"), json!("RESOURCE_EXHAUSTED"), json!(200)]);
-    assert_eq!(stats.retries.load(Ordering::Relaxed), 2);
+    assert_eq!(stats.retries.load(Ordering::Relaxed), 2, "RESOURCE_EXHAUSTED with RetryInfo is retried");
     drop(provider.tracer("grpc").start("second"));
     assert_eq!(receiver.requests().len(), 4, "INVALID_ARGUMENT is not retried");
-    assert_eq!(stats.failed.load(Ordering::Relaxed), 1);
+    drop(provider.tracer("grpc").start("third"));
+    assert_eq!(receiver.requests().len(), 5, "RESOURCE_EXHAUSTED without RetryInfo is not retried");
+    assert_eq!(stats.failed.load(Ordering::Relaxed), 2);
+}
+
+/// A server's `RetryInfo` delay is waited out before the retry, instead of the exporter's
+/// own first backoff (200 ms with jitter).
+#[test]
+fn retry_info_delay_is_honoured() {
+    let receiver = OtlpReceiver::start();
+    receiver.script(json!({"traces": [{"grpc_code": "UNAVAILABLE", "retry_delay_ms": 1200}]}));
+    let exporter = OtlpSpanExporter::new(grpc(&receiver, Signal::Traces, Compression::None)).unwrap();
+    let provider = TracerProvider::builder().with_simple_exporter(exporter).build();
+    let started = std::time::Instant::now();
+    drop(provider.tracer("grpc").start("throttled"));
+    let waited = started.elapsed();
+    let statuses: Vec<_> = receiver.requests().iter().map(|r| r["status"].clone()).collect();
+    assert_eq!(statuses, vec![json!("UNAVAILABLE"), json!(200)]);
+    assert!(waited >= Duration::from_millis(1200), "retried after {waited:?}, before the server's 1.2 s");
 }

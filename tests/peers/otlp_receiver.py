@@ -16,6 +16,8 @@ where each step is consumed once, in order, per signal:
   {"delay_ms": 1500}                     wait, then answer normally
   {"rejected": 3, "message": "why"}      200 with a partial success
   {"grpc_code": "UNAVAILABLE"}           (gRPC) fail the call with that status code
+  {"grpc_code": "RESOURCE_EXHAUSTED", "retry_delay_ms": 1200}
+                                         (gRPC) ... with a google.rpc.RetryInfo detail
 When a signal's steps run out, requests get 200 (gRPC: OK) with an empty response.
 gRPC requests are recorded like HTTP ones, with content_type "application/grpc" and
 "status" 200 on success or the status code's name.
@@ -182,6 +184,16 @@ def start_grpc(out_file, control_file):
         with LOCK:
             with open(out_file, "a") as f:
                 f.write(json.dumps(entry) + "\n")
+        if code and "retry_delay_ms" in step:
+            from google.protobuf import any_pb2
+            from google.rpc import code_pb2, error_details_pb2, status_pb2
+            from grpc_status import rpc_status
+            info = error_details_pb2.RetryInfo()
+            info.retry_delay.FromMilliseconds(step["retry_delay_ms"])
+            detail = any_pb2.Any()
+            detail.Pack(info)
+            status = status_pb2.Status(code=getattr(code_pb2, code), message="scripted throttling", details=[detail])
+            context.abort_with_status(rpc_status.to_status(status))
         if code:
             context.abort(getattr(grpc.StatusCode, code), "scripted failure")
         response = response_type()

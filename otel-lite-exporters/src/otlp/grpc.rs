@@ -1,8 +1,10 @@
 //! OTLP/gRPC transport (feature `otlp-grpc`): tonic clients of the `opentelemetry-proto`
 //! services, with the same bounded retries as HTTP. Retryable codes follow the OTLP
-//! specification (CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, OUT_OF_RANGE,
-//! UNAVAILABLE, DATA_LOSS); the server's `RetryInfo` delay is not read yet, so retries use
-//! exponential backoff with jitter.
+//! specification: CANCELLED, DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE, UNAVAILABLE,
+//! DATA_LOSS, and RESOURCE_EXHAUSTED only when the server says recovery is possible by
+//! sending a `google.rpc.RetryInfo` (otherwise it may be a permanent limit, such as a
+//! message too large). A server's `RetryInfo` delay is honoured (within the export
+//! timeout); without one, retries use exponential backoff with jitter.
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -20,6 +22,7 @@ use tonic::codec::CompressionEncoding;
 use tonic::metadata::{MetadataKey, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
+use tonic_types::StatusExt as _;
 
 use super::config::{Compression, SignalConfig};
 use super::transport::{OtlpError, TransportStats};
@@ -35,17 +38,21 @@ pub(crate) struct GrpcTransport {
     jitter: u64,
 }
 
-fn retryable(code: Code) -> bool {
-    matches!(
-        code,
-        Code::Cancelled
-            | Code::DeadlineExceeded
-            | Code::ResourceExhausted
-            | Code::Aborted
-            | Code::OutOfRange
-            | Code::Unavailable
-            | Code::DataLoss
-    )
+/// Whether a call that failed with `code` may be retried; `throttled` says whether the
+/// server sent a `RetryInfo`.
+fn retryable(code: Code, throttled: bool) -> bool {
+    match code {
+        Code::ResourceExhausted => throttled,
+        code => matches!(
+            code,
+            Code::Cancelled
+                | Code::DeadlineExceeded
+                | Code::Aborted
+                | Code::OutOfRange
+                | Code::Unavailable
+                | Code::DataLoss
+        ),
+    }
 }
 
 impl GrpcTransport {
@@ -117,8 +124,11 @@ impl GrpcTransport {
                 Ok(Err(status)) => status,
             };
             let error = OtlpError::Status { status: status.code() as u16, body: status.message().to_string() };
-            let wait = backoff.mul_f64(self.jitter_factor());
-            if !retryable(status.code()) || Instant::now() + wait >= deadline {
+            let retry_info = status.get_details_retry_info();
+            let throttled = retry_info.is_some();
+            let server_delay = retry_info.and_then(|r| r.retry_delay);
+            let wait = server_delay.unwrap_or_else(|| backoff.mul_f64(self.jitter_factor()));
+            if !retryable(status.code(), throttled) || Instant::now() + wait >= deadline {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 return Err(ExportError::Failed(Box::new(error)));
             }
