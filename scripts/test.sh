@@ -4,8 +4,9 @@
 #   scripts/test.sh
 #
 # Peers: Prometheus, promtool and Alertmanager (Debian packages `prometheus`,
-# `prometheus-alertmanager`) and the Python `prometheus-client` reference parsers (in a
-# venv under .peers/). A peer that cannot be installed stops the suite with an error:
+# `prometheus-alertmanager`), `openssl` (test certificates), and in a venv under .peers/
+# the Python `prometheus-client` reference parsers and the OTLP receiver's
+# `opentelemetry-proto`, `grpcio` and `grpcio-status`. A peer that cannot be installed stops the suite with an error:
 # nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,8 @@ install_debian_peers() {
   command -v prometheus >/dev/null || missing+=(prometheus)
   command -v promtool >/dev/null || missing+=(prometheus)
   command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+  # Makes the certificate authority and receiver certificate of the OTLP TLS tests.
+  command -v openssl >/dev/null || missing+=(openssl)
   [ ${#missing[@]} -eq 0 ] && return 0
   say "installing Debian packages: ${missing[*]}"
   local sudo=""

@@ -17,6 +17,7 @@
 //! | `OTEL_BSP_*`, `OTEL_BLRP_*` | 2048 / 512 / 5000 ms (logs 1000 ms) / 30000 ms | batch processors |
 //! | `OTEL_METRIC_EXPORT_INTERVAL`, `OTEL_METRIC_EXPORT_TIMEOUT` | 60000 ms, 30000 ms | the OTLP periodic reader |
 //! | `OTEL_EXPORTER_OTLP_*` (and per signal) | `http://localhost:4318`, `http/protobuf` | endpoint, protocol, headers, compression, timeout |
+//! | `OTEL_EXPORTER_OTLP_CERTIFICATE`, `_CLIENT_CERTIFICATE`, `_CLIENT_KEY` (and per signal) | system roots, no client certificate | PEM files for `https://` endpoints (feature `otlp-tls`) |
 //! | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` | `cumulative` | `cumulative`, `delta`, `lowmemory` |
 //! | `OTEL_EXPORTER_PROMETHEUS_HOST`, `_PORT` | `localhost`, `9464` | the `/metrics` endpoint |
 //! | `OTEL_ATTRIBUTE_COUNT_LIMIT`, `OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`, `OTEL_SPAN_EVENT_COUNT_LIMIT`, `OTEL_SPAN_LINK_COUNT_LIMIT`, `OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT`, `OTEL_LINK_ATTRIBUTE_COUNT_LIMIT` | 128 | span limits |
@@ -278,13 +279,22 @@ impl Config {
         };
 
         // Kept for the OTLP exporters, which read their own variables.
-        let env = ["ENDPOINT", "PROTOCOL", "HEADERS", "COMPRESSION", "TIMEOUT"]
-            .iter()
-            .flat_map(|s| {
-                ["", "TRACES_", "METRICS_", "LOGS_"].into_iter().map(move |sig| format!("OTEL_EXPORTER_OTLP_{sig}{s}"))
-            })
-            .filter_map(|k| get(&k).map(|v| (k, v)))
-            .collect();
+        let env = [
+            "ENDPOINT",
+            "PROTOCOL",
+            "HEADERS",
+            "COMPRESSION",
+            "TIMEOUT",
+            "CERTIFICATE",
+            "CLIENT_CERTIFICATE",
+            "CLIENT_KEY",
+        ]
+        .iter()
+        .flat_map(|s| {
+            ["", "TRACES_", "METRICS_", "LOGS_"].into_iter().map(move |sig| format!("OTEL_EXPORTER_OTLP_{sig}{s}"))
+        })
+        .filter_map(|k| get(&k).map(|v| (k, v)))
+        .collect();
 
         Config {
             disabled,

@@ -60,44 +60,47 @@ fn receiver(received: Arc<Received>) -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     listener.set_nonblocking(true).expect("nonblocking");
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            while let Ok((stream, _)) = listener.accept().await {
-                let received = Arc::clone(&received);
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let received = Arc::clone(&received);
-                        async move {
-                            let metrics = req.uri().path() == "/v1/metrics";
-                            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                            if metrics {
-                                if let Ok(r) = ExportMetricsServiceRequest::decode(body) {
-                                    received.points.fetch_add(points_of(&r) as u64, Ordering::Relaxed);
+    std::thread::Builder::new()
+        .name("receiver".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                while let Ok((stream, _)) = listener.accept().await {
+                    let received = Arc::clone(&received);
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                            let received = Arc::clone(&received);
+                            async move {
+                                let metrics = req.uri().path() == "/v1/metrics";
+                                let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                                if metrics {
+                                    if let Ok(r) = ExportMetricsServiceRequest::decode(body) {
+                                        received.points.fetch_add(points_of(&r) as u64, Ordering::Relaxed);
+                                    }
+                                } else if let Ok(r) = ExportTraceServiceRequest::decode(body) {
+                                    let n: usize = r
+                                        .resource_spans
+                                        .iter()
+                                        .flat_map(|rs| &rs.scope_spans)
+                                        .map(|ss| ss.spans.len())
+                                        .sum();
+                                    received.spans.fetch_add(n as u64, Ordering::Relaxed);
                                 }
-                            } else if let Ok(r) = ExportTraceServiceRequest::decode(body) {
-                                let n: usize = r
-                                    .resource_spans
-                                    .iter()
-                                    .flat_map(|rs| &rs.scope_spans)
-                                    .map(|ss| ss.spans.len())
-                                    .sum();
-                                received.spans.fetch_add(n as u64, Ordering::Relaxed);
+                                let mut resp = Response::new(Full::new(Bytes::new()));
+                                resp.headers_mut()
+                                    .insert("content-type", "application/x-protobuf".parse().expect("header"));
+                                Ok::<_, Infallible>(resp)
                             }
-                            let mut resp = Response::new(Full::new(Bytes::new()));
-                            resp.headers_mut()
-                                .insert("content-type", "application/x-protobuf".parse().expect("header"));
-                            Ok::<_, Infallible>(resp)
-                        }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await;
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-    });
+                }
+            });
+        })
+        .expect("receiver thread");
     addr
 }
 

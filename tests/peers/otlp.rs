@@ -1,7 +1,7 @@
 //! The Python OTLP receiver (`otlp_receiver.py`) driven from Rust tests.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ pub struct OtlpReceiver {
     grpc_port: u16,
     out: PathBuf,
     control: PathBuf,
+    scheme: &'static str,
 }
 
 impl OtlpReceiver {
@@ -26,6 +27,17 @@ impl OtlpReceiver {
 
     /// Starts the receiver on `port` (0: a free one).
     pub fn start_on(port: u16) -> OtlpReceiver {
+        Self::start_with(port, None)
+    }
+
+    /// Starts a receiver that speaks only TLS, with `certificate` and `key` (PEM files);
+    /// its endpoints are then `https://`.
+    #[allow(dead_code)] // used by the TLS tests only
+    pub fn start_tls(certificate: &Path, key: &Path) -> OtlpReceiver {
+        Self::start_with(0, Some((certificate, key)))
+    }
+
+    fn start_with(port: u16, tls: Option<(&Path, &Path)>) -> OtlpReceiver {
         let dir =
             std::env::temp_dir().join(format!("otel-lite-otlp-{}-{}", std::process::id(), otel_lite::now_unix_nanos()));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -38,6 +50,7 @@ impl OtlpReceiver {
             .arg(&out)
             .arg(&control)
             .arg(port.to_string())
+            .args(tls.map(|(c, k)| [c.as_os_str().to_owned(), k.as_os_str().to_owned()]).into_iter().flatten())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -60,17 +73,18 @@ impl OtlpReceiver {
                  run scripts/test.sh); it printed {line:?}"
             )
         });
-        OtlpReceiver { _process: Guard(child), port, grpc_port, out, control }
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        OtlpReceiver { _process: Guard(child), port, grpc_port, out, control, scheme }
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https://` for a TLS receiver).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
 
-    /// `http://127.0.0.1:<grpc port>` (the gRPC endpoint).
+    /// `http://127.0.0.1:<grpc port>` (the gRPC endpoint; `https://` for a TLS receiver).
     pub fn grpc_endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.grpc_port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.grpc_port)
     }
 
     /// Sets the scripted answers (see the receiver's docs).

@@ -4,6 +4,7 @@
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` gets `/v1/<signal>` appended (for HTTP), while a
 //! per-signal `OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT` is used as is.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use otel_lite_core::__private::percent_decode;
@@ -93,6 +94,21 @@ pub struct SignalConfig {
     pub compression: Compression,
     /// Time allowed for one export, retries included.
     pub timeout: Duration,
+    /// Certificates for `https://` endpoints (feature `otlp-tls`).
+    pub tls: TlsConfig,
+}
+
+/// Certificates for `https://` endpoints (used with the `otlp-tls` feature).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsConfig {
+    /// PEM file of the certificate authorities trusted to sign the receiver's certificate
+    /// (`OTEL_EXPORTER_OTLP_CERTIFICATE`); without it, the system's root certificates.
+    pub ca_certificate: Option<PathBuf>,
+    /// PEM file of the client certificate chain for mutual TLS
+    /// (`OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`).
+    pub client_certificate: Option<PathBuf>,
+    /// PEM file of the client certificate's private key (`OTEL_EXPORTER_OTLP_CLIENT_KEY`).
+    pub client_key: Option<PathBuf>,
 }
 
 impl SignalConfig {
@@ -105,6 +121,7 @@ impl SignalConfig {
             headers: Vec::new(),
             compression: Compression::None,
             timeout: Duration::from_secs(10),
+            tls: TlsConfig::default(),
         }
     }
 
@@ -209,6 +226,21 @@ impl SignalConfig {
                 }),
             }
         }
+
+        let path = |suffix: &str| lookup(suffix).map(|(var, v)| (var, PathBuf::from(v.trim())));
+        config.tls.ca_certificate = path("CERTIFICATE").map(|(_, p)| p);
+        match (path("CLIENT_CERTIFICATE"), path("CLIENT_KEY")) {
+            (Some((_, cert)), Some((_, key))) => {
+                config.tls.client_certificate = Some(cert);
+                config.tls.client_key = Some(key);
+            }
+            (Some((var, p)), None) | (None, Some((var, p))) => warnings.push(ConfigWarning {
+                variable: var,
+                value: p.display().to_string(),
+                reason: "a client certificate needs both CLIENT_CERTIFICATE and CLIENT_KEY; not using it",
+            }),
+            (None, None) => {}
+        }
         (config, warnings)
     }
 }
@@ -293,5 +325,28 @@ mod tests {
         let (c, w) = SignalConfig::from_env_with(Signal::Traces, env(&vars));
         assert_eq!(w.len(), 4, "{w:?}");
         assert_eq!(c, SignalConfig::new(Signal::Traces));
+    }
+
+    #[test]
+    fn tls_files_per_signal_win_and_a_lone_client_certificate_is_reported() {
+        let (c, w) = SignalConfig::from_env_with(
+            Signal::Logs,
+            env(&[
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/ca.pem"),
+                ("OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE", "/etc/logs-ca.pem"),
+                ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/etc/client.pem"),
+                ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/client.key"),
+            ]),
+        );
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.tls.ca_certificate, Some(PathBuf::from("/etc/logs-ca.pem")));
+        assert_eq!(c.tls.client_certificate, Some(PathBuf::from("/etc/client.pem")));
+        assert_eq!(c.tls.client_key, Some(PathBuf::from("/etc/client.key")));
+
+        let (c, w) =
+            SignalConfig::from_env_with(Signal::Traces, env(&[("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/client.key")]));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].variable, "OTEL_EXPORTER_OTLP_CLIENT_KEY");
+        assert_eq!(c.tls, TlsConfig::default());
     }
 }

@@ -55,10 +55,29 @@ fn retryable(code: Code, throttled: bool) -> bool {
     }
 }
 
+/// tonic's TLS settings for `tls`: its CA file, else the system's roots, and the client
+/// certificate for mutual TLS.
+#[cfg(feature = "otlp-tls")]
+fn tls_config(tls: &super::config::TlsConfig) -> Result<tonic::transport::ClientTlsConfig, OtlpError> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let read =
+        |path: &std::path::Path| std::fs::read(path).map_err(|e| OtlpError::Tls(format!("{}: {e}", path.display())));
+    let mut config = ClientTlsConfig::new();
+    config = match &tls.ca_certificate {
+        Some(ca) => config.ca_certificate(Certificate::from_pem(read(ca)?)),
+        None => config.with_native_roots(),
+    };
+    if let (Some(cert), Some(key)) = (&tls.client_certificate, &tls.client_key) {
+        config = config.identity(Identity::from_pem(read(cert)?, read(key)?));
+    }
+    Ok(config)
+}
+
 impl GrpcTransport {
     pub(crate) fn new(config: SignalConfig, stats: Arc<TransportStats>) -> Result<Self, OtlpError> {
-        if config.url.starts_with("https://") {
-            return Err(OtlpError::Unsupported("https endpoints (this build has no TLS)"));
+        let https = config.url.starts_with("https://");
+        if https && !cfg!(feature = "otlp-tls") {
+            return Err(OtlpError::Unsupported("https endpoints need the otlp-tls feature"));
         }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -66,6 +85,12 @@ impl GrpcTransport {
             .map_err(|e| OtlpError::Transport(e.to_string()))?;
         let endpoint =
             Endpoint::from_shared(config.url.clone()).map_err(|_| OtlpError::InvalidEndpoint(config.url.clone()))?;
+        #[cfg(feature = "otlp-tls")]
+        let endpoint = if https {
+            endpoint.tls_config(tls_config(&config.tls)?).map_err(|e| OtlpError::Tls(e.to_string()))?
+        } else {
+            endpoint
+        };
         // Lazy: the connection is made (and remade) by the first requests, never here.
         let channel = {
             let _entered = runtime.enter();

@@ -23,10 +23,12 @@ mod config;
 mod exporters;
 #[cfg(feature = "otlp-grpc")]
 mod grpc;
+#[cfg(feature = "otlp-tls")]
+mod tls;
 mod transform;
 mod transport;
 
-pub use config::{Compression, ConfigWarning, Protocol, Signal, SignalConfig};
+pub use config::{Compression, ConfigWarning, Protocol, Signal, SignalConfig, TlsConfig};
 pub use exporters::{config_from_env, OtlpLogExporter, OtlpMetricExporter, OtlpSpanExporter, PeriodicReader};
 pub use transform::{logs_request, metrics_request, traces_request, Temporality};
 pub use transport::{OtlpError, TransportStats};

@@ -46,6 +46,8 @@ pub enum OtlpError {
     InvalidEndpoint(String),
     /// This build cannot speak the configured protocol or scheme.
     Unsupported(&'static str),
+    /// The TLS configuration (certificate files, keys) is not usable.
+    Tls(String),
 }
 
 impl fmt::Display for OtlpError {
@@ -56,6 +58,7 @@ impl fmt::Display for OtlpError {
             OtlpError::Timeout => f.write_str("export timed out"),
             OtlpError::InvalidEndpoint(u) => write!(f, "invalid OTLP endpoint {u:?}"),
             OtlpError::Unsupported(what) => write!(f, "unsupported: {what}"),
+            OtlpError::Tls(why) => write!(f, "TLS configuration: {why}"),
         }
     }
 }
@@ -80,9 +83,14 @@ pub(crate) struct Delivered {
     pub(crate) body: Bytes,
 }
 
+#[cfg(feature = "otlp-tls")]
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+#[cfg(not(feature = "otlp-tls"))]
+type Connector = HttpConnector;
+
 pub(crate) struct HttpTransport {
     runtime: tokio::runtime::Runtime,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<Connector, Full<Bytes>>,
     config: SignalConfig,
     pub(crate) stats: Arc<TransportStats>,
     jitter: u64,
@@ -90,10 +98,9 @@ pub(crate) struct HttpTransport {
 
 impl HttpTransport {
     pub(crate) fn new(config: SignalConfig, stats: Arc<TransportStats>) -> Result<Self, OtlpError> {
-        if config.url.starts_with("https://") {
-            return Err(OtlpError::Unsupported(
-                "https endpoints (this build has no TLS; use a local collector or sidecar)",
-            ));
+        let https = config.url.starts_with("https://");
+        if https && !cfg!(feature = "otlp-tls") {
+            return Err(OtlpError::Unsupported("https endpoints need the otlp-tls feature"));
         }
         if config.protocol == Protocol::Grpc {
             return Err(OtlpError::Unsupported("gRPC needs the otlp-grpc feature"));
@@ -107,6 +114,17 @@ impl HttpTransport {
         // ACK between them (delayed by the receiver) would stall every export.
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        #[cfg(feature = "otlp-tls")]
+        let connector = {
+            connector.enforce_http(false);
+            // Certificates are read only for an https endpoint.
+            let tls = if https { super::tls::client_config(&config.tls)? } else { super::tls::plain_only()? };
+            hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls)
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(connector)
+        };
         let client = Client::builder(TokioExecutor::new()).build(connector);
         let jitter = otel_lite_core::now_unix_nanos() | 1;
         Ok(HttpTransport { runtime, client, config, stats, jitter })
