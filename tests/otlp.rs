@@ -112,6 +112,50 @@ fn traces_json_gzip() {
     traces_round_trip(Protocol::HttpJson, Compression::Gzip);
 }
 
+/// The span exporter refills the messages of its previous request: nothing of a rich span
+/// (parent, trace state, attributes, events, links, error status) may leak into the bare
+/// spans that reuse its message.
+#[test]
+fn recycled_span_messages_carry_nothing_over() {
+    let receiver = OtlpReceiver::start();
+    let exporter =
+        OtlpSpanExporter::new(config(&receiver, Signal::Traces, Protocol::HttpProtobuf, Compression::None)).unwrap();
+    let provider = TracerProvider::builder().resource(resource()).with_simple_exporter(exporter).build();
+    let tracer = provider.tracer("recycling");
+    let state = otel_lite::trace::TraceState::from_header("vendor=abc").unwrap();
+    let remote = otel_lite::trace::SpanContext::new(
+        otel_lite::trace::TraceId::random(),
+        otel_lite::trace::SpanId::random(),
+        otel_lite::trace::TraceFlags::SAMPLED,
+        true,
+        state,
+    );
+    {
+        let parent = otel_lite::trace::Context::new().with_span_context(remote.clone());
+        let mut rich = tracer
+            .span_builder("rich")
+            .parent(&parent)
+            .attributes(vec![KeyValue::new("a", 1)])
+            .link(remote.clone(), vec![KeyValue::new("l", true)])
+            .start();
+        rich.add_event("e", vec![KeyValue::new("k", "v")]);
+        rich.set_status(Status::error("broken"));
+    }
+    drop(tracer.start("bare"));
+    let spans = spans_of(&receiver.wait_for("traces", 2, Duration::from_secs(10)));
+    let (rich, bare) = (&spans[0], &spans[1]);
+    assert_eq!(rich["name"], "rich");
+    assert_eq!(rich["traceState"], "vendor=abc");
+    assert_eq!(rich["status"]["code"], "STATUS_CODE_ERROR");
+    assert_eq!(bare["name"], "bare");
+    for field in ["parentSpanId", "traceState", "attributes", "events", "links"] {
+        assert!(bare.get(field).is_none_or(|v| v == "" || v == &json!([])), "{field} leaked: {bare}");
+    }
+    assert!(bare["status"].get("code").is_none_or(|c| c == "STATUS_CODE_UNSET"), "{bare}");
+    assert!(bare["status"].get("message").is_none_or(|m| m == ""), "{bare}");
+    assert_ne!(bare["traceId"], rich["traceId"]);
+}
+
 fn metric<'a>(request: &'a Json, name: &str) -> &'a Json {
     request["body"]["resourceMetrics"][0]["scopeMetrics"]
         .as_array()

@@ -571,7 +571,12 @@ fn export<I: Batchable>(
 ) {
     while !pending.is_empty() {
         let n = pending.len().min(config.max_export_batch_size);
-        let batch: Vec<I::Output> = pending.drain(..n).collect();
+        let batch: Vec<I::Output> = if n == pending.len() {
+            // The whole queue goes: hand over its buffer rather than copying every item out.
+            std::mem::replace(pending, Vec::with_capacity(config.max_export_batch_size))
+        } else {
+            pending.drain(..n).collect()
+        };
         let count = batch.len() as u64;
         // Relaxed: reported counts.
         match exporter.export(batch) {

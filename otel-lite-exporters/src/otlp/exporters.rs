@@ -19,7 +19,7 @@ use otel_lite_core::trace::{ExportError, SpanData, SpanExporter};
 use otel_lite_core::{AttributeSet, RegistrationError, Registry, Resource};
 
 use super::config::{Signal, SignalConfig};
-use super::transform::{logs_request, metrics_request, traces_request, Temporality};
+use super::transform::{logs_request, metrics_request, recycle_spans, traces_request_recycling, Temporality};
 use super::transport::{HttpTransport, OtlpError, TransportStats};
 
 fn encode<M: prost::Message + serde::Serialize>(message: &M, json: bool) -> Result<Vec<u8>, ExportError> {
@@ -107,12 +107,15 @@ impl Common {
         Ok(Common { transport, stats, resource: Resource::new(&[]), warned_partial: false })
     }
 
-    /// Sends `request` and records a partial success from its response.
-    fn export<Q: ExportRequest>(&mut self, request: Q) -> Result<(), ExportError> {
+    /// Sends `request` and records a partial success from its response. Over HTTP the
+    /// request is handed to `recycle` once it is encoded (its buffers can serve the next one).
+    fn export<Q: ExportRequest>(&mut self, request: Q, recycle: impl FnOnce(Q)) -> Result<(), ExportError> {
         let response = match &mut self.transport {
             Transport::Http(http) => {
                 let json = http.is_json();
-                let body = http.send(encode(&request, json)?)?.body;
+                let body = encode(&request, json)?;
+                recycle(request);
+                let body = http.send(body)?.body;
                 // An empty or undecodable body is a plain success.
                 if body.is_empty() {
                     None
@@ -172,12 +175,14 @@ fn register(stats: &Arc<TransportStats>, signal: &'static str, registry: &Regist
 /// `TracerProvider::builder().with_batch_exporter(OtlpSpanExporter::new(config)?, BatchConfig::default())`.
 pub struct OtlpSpanExporter {
     common: Common,
+    /// Span messages of the last request (one list per scope), refilled by the next one.
+    recycled: Vec<Vec<opentelemetry_proto::tonic::trace::v1::Span>>,
 }
 
 impl OtlpSpanExporter {
     /// An exporter sending to `config`.
     pub fn new(config: SignalConfig) -> Result<Self, OtlpError> {
-        Ok(OtlpSpanExporter { common: Common::new(config)? })
+        Ok(OtlpSpanExporter { common: Common::new(config)?, recycled: Vec::new() })
     }
 
     /// An exporter configured by the `OTEL_EXPORTER_OTLP_*` variables (warnings printed).
@@ -198,7 +203,11 @@ impl OtlpSpanExporter {
 
 impl SpanExporter for OtlpSpanExporter {
     fn export(&mut self, batch: Vec<SpanData>) -> Result<(), ExportError> {
-        self.common.export(traces_request(&self.common.resource, batch))
+        // The message lists of at most this many scopes are kept between exports.
+        const KEEP: usize = 4;
+        let request = traces_request_recycling(&self.common.resource, batch, &mut self.recycled);
+        let recycled = &mut self.recycled;
+        self.common.export(request, |r| recycle_spans(r, recycled, KEEP))
     }
 
     fn set_resource(&mut self, resource: &Resource) {
@@ -235,7 +244,7 @@ impl OtlpLogExporter {
 
 impl LogExporter for OtlpLogExporter {
     fn export(&mut self, batch: Vec<LogRecord>) -> Result<(), ExportError> {
-        self.common.export(logs_request(&self.common.resource, batch))
+        self.common.export(logs_request(&self.common.resource, batch), drop)
     }
 
     fn set_resource(&mut self, resource: &Resource) {
@@ -393,7 +402,7 @@ impl OtlpMetricExporter {
         if self.temporality == Temporality::Delta {
             self.delta.apply(&mut snapshot);
         }
-        self.common.export(metrics_request(&snapshot, self.temporality))
+        self.common.export(metrics_request(&snapshot, self.temporality), drop)
     }
 }
 

@@ -99,10 +99,17 @@ fn group_by_scope<T>(
     items: Vec<T>,
     scope_of: impl Fn(&T) -> &'static InstrumentationScope,
 ) -> Vec<(&'static InstrumentationScope, Vec<T>)> {
+    let same = |a: &InstrumentationScope, b: &InstrumentationScope| std::ptr::eq(a, b) || a == b;
+    // The common case, one scope for the whole batch, keeps the batch's buffer as it is.
+    if let Some(first) = items.first().map(&scope_of) {
+        if items.iter().all(|i| same(scope_of(i), first)) {
+            return vec![(first, items)];
+        }
+    }
     let mut groups: Vec<(&'static InstrumentationScope, Vec<T>)> = Vec::new();
     for item in items {
         let s = scope_of(&item);
-        match groups.iter_mut().find(|(g, _)| std::ptr::eq(*g, s) || **g == *s) {
+        match groups.iter_mut().find(|(g, _)| same(g, s)) {
             Some((_, v)) => v.push(item),
             None => groups.push((s, vec![item])),
         }
@@ -137,65 +144,98 @@ fn span_flags(trace_flags: u8, is_remote: Option<bool>) -> u32 {
     flags
 }
 
-fn span(s: SpanData) -> trace::Span {
+fn set_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.clear();
+    out.extend_from_slice(bytes);
+}
+
+fn set_str(out: &mut String, s: &str) {
+    out.clear();
+    out.push_str(s);
+}
+
+/// Writes `s` into `out`, reusing the buffers `out` already has (a message recycled from
+/// an earlier request): an exporter then allocates nothing per span for ids and names.
+fn fill_span(out: &mut trace::Span, s: SpanData) {
     let parent = s.parent_span_id.is_valid();
-    trace::Span {
-        trace_id: s.span_context.trace_id().to_bytes().to_vec(),
-        span_id: s.span_context.span_id().to_bytes().to_vec(),
-        trace_state: s.span_context.trace_state().header(),
-        parent_span_id: if parent { s.parent_span_id.to_bytes().to_vec() } else { Vec::new() },
-        flags: span_flags(s.span_context.flags().bits(), Some(parent && s.parent_is_remote)),
-        name: s.name.as_str().to_string(),
-        kind: span_kind(s.kind),
-        start_time_unix_nano: s.start_unix_nanos,
-        end_time_unix_nano: s.end_unix_nanos,
-        attributes: attributes(s.attributes.iter()),
-        dropped_attributes_count: s.dropped_attributes,
-        events: s
-            .events
-            .iter()
-            .map(|e| trace::span::Event {
-                time_unix_nano: e.time_unix_nanos,
-                name: e.name.as_str().to_string(),
-                attributes: attributes(&e.attributes),
-                dropped_attributes_count: e.dropped_attributes,
-            })
-            .collect(),
-        dropped_events_count: s.dropped_events,
-        links: s
-            .links
-            .iter()
-            .map(|l| trace::span::Link {
-                trace_id: l.span_context.trace_id().to_bytes().to_vec(),
-                span_id: l.span_context.span_id().to_bytes().to_vec(),
-                trace_state: l.span_context.trace_state().header(),
-                attributes: attributes(&l.attributes),
-                dropped_attributes_count: l.dropped_attributes,
-                flags: span_flags(l.span_context.flags().bits(), Some(l.span_context.is_remote())),
-            })
-            .collect(),
-        dropped_links_count: s.dropped_links,
-        // Like the reference SDK, an unset status is sent as an empty status message.
-        status: match &s.status {
-            Status::Unset => Some(trace::Status::default()),
-            Status::Ok => Some(trace::Status { message: String::new(), code: trace::status::StatusCode::Ok as i32 }),
-            Status::Error { description } => {
-                Some(trace::Status { message: description.to_string(), code: trace::status::StatusCode::Error as i32 })
-            }
-            #[allow(unreachable_patterns)]
-            _ => None,
-        },
+    set_bytes(&mut out.trace_id, &s.span_context.trace_id().to_bytes());
+    set_bytes(&mut out.span_id, &s.span_context.span_id().to_bytes());
+    if s.span_context.trace_state().is_empty() {
+        out.trace_state.clear();
+    } else {
+        out.trace_state = s.span_context.trace_state().header();
     }
+    if parent {
+        set_bytes(&mut out.parent_span_id, &s.parent_span_id.to_bytes());
+    } else {
+        out.parent_span_id.clear();
+    }
+    out.flags = span_flags(s.span_context.flags().bits(), Some(parent && s.parent_is_remote));
+    set_str(&mut out.name, s.name.as_str());
+    out.kind = span_kind(s.kind);
+    out.start_time_unix_nano = s.start_unix_nanos;
+    out.end_time_unix_nano = s.end_unix_nanos;
+    out.attributes.clear();
+    out.attributes.extend(s.attributes.iter().map(attribute));
+    out.dropped_attributes_count = s.dropped_attributes;
+    out.events.clear();
+    out.events.extend(s.events.iter().map(|e| trace::span::Event {
+        time_unix_nano: e.time_unix_nanos,
+        name: e.name.as_str().to_string(),
+        attributes: attributes(&e.attributes),
+        dropped_attributes_count: e.dropped_attributes,
+    }));
+    out.dropped_events_count = s.dropped_events;
+    out.links.clear();
+    out.links.extend(s.links.iter().map(|l| trace::span::Link {
+        trace_id: l.span_context.trace_id().to_bytes().to_vec(),
+        span_id: l.span_context.span_id().to_bytes().to_vec(),
+        trace_state: l.span_context.trace_state().header(),
+        attributes: attributes(&l.attributes),
+        dropped_attributes_count: l.dropped_attributes,
+        flags: span_flags(l.span_context.flags().bits(), Some(l.span_context.is_remote())),
+    }));
+    out.dropped_links_count = s.dropped_links;
+    // Like the reference SDK, an unset status is sent as an empty status message.
+    let (code, message) = match &s.status {
+        Status::Ok => (trace::status::StatusCode::Ok, ""),
+        Status::Error { description } => (trace::status::StatusCode::Error, &**description),
+        _ => (trace::status::StatusCode::Unset, ""),
+    };
+    let status = out.status.get_or_insert_with(trace::Status::default);
+    status.code = code as i32;
+    set_str(&mut status.message, message);
 }
 
 /// An OTLP trace export request for `spans` of one resource.
 pub fn traces_request(res: &Resource, spans: Vec<SpanData>) -> ExportTraceServiceRequest {
+    traces_request_recycling(res, spans, &mut Vec::new())
+}
+
+/// `traces_request`, refilling in place the span messages of earlier requests that
+/// `recycled` holds (see [`recycle_spans`]) before it allocates new ones.
+pub(crate) fn traces_request_recycling(
+    res: &Resource,
+    spans: Vec<SpanData>,
+    recycled: &mut Vec<Vec<trace::Span>>,
+) -> ExportTraceServiceRequest {
     let scope_spans = group_by_scope(spans, |s| s.scope)
         .into_iter()
-        .map(|(sc, spans)| trace::ScopeSpans {
-            scope: Some(scope(sc)),
-            spans: spans.into_iter().map(span).collect(),
-            schema_url: String::new(),
+        .map(|(sc, spans)| {
+            let mut out = recycled.pop().unwrap_or_default();
+            let n = spans.len();
+            for (i, s) in spans.into_iter().enumerate() {
+                match out.get_mut(i) {
+                    Some(message) => fill_span(message, s),
+                    None => {
+                        let mut message = trace::Span::default();
+                        fill_span(&mut message, s);
+                        out.push(message);
+                    }
+                }
+            }
+            out.truncate(n);
+            trace::ScopeSpans { scope: Some(scope(sc)), spans: out, schema_url: String::new() }
         })
         .collect();
     ExportTraceServiceRequest {
@@ -204,6 +244,18 @@ pub fn traces_request(res: &Resource, spans: Vec<SpanData>) -> ExportTraceServic
             scope_spans,
             schema_url: String::new(),
         }],
+    }
+}
+
+/// Keeps the span messages of a sent request for the next one: the lists of at most `keep`
+/// scopes.
+pub(crate) fn recycle_spans(request: ExportTraceServiceRequest, recycled: &mut Vec<Vec<trace::Span>>, keep: usize) {
+    for rs in request.resource_spans {
+        for ss in rs.scope_spans {
+            if recycled.len() < keep {
+                recycled.push(ss.spans);
+            }
+        }
     }
 }
 
