@@ -156,7 +156,7 @@ fn set_str(out: &mut String, s: &str) {
 
 /// Writes `s` into `out`, reusing the buffers `out` already has (a message recycled from
 /// an earlier request): an exporter then allocates nothing per span for ids and names.
-fn fill_span(out: &mut trace::Span, s: SpanData) {
+fn fill_span(out: &mut trace::Span, s: &SpanData) {
     let parent = s.parent_span_id.is_valid();
     set_bytes(&mut out.trace_id, &s.span_context.trace_id().to_bytes());
     set_bytes(&mut out.span_id, &s.span_context.span_id().to_bytes());
@@ -224,7 +224,7 @@ pub(crate) fn traces_request_recycling(
         .map(|(sc, spans)| {
             let mut out = recycled.pop().unwrap_or_default();
             let n = spans.len();
-            for (i, s) in spans.into_iter().enumerate() {
+            for (i, s) in spans.iter().enumerate() {
                 match out.get_mut(i) {
                     Some(message) => fill_span(message, s),
                     None => {
