@@ -3,6 +3,12 @@
 //!
 //! Each slot is a seqlock whose writers never wait: a writer that finds the slot busy
 //! skips its exemplar (exemplars are samples; losing one is fine, blocking is not).
+//!
+//! A slot is rewritten at most once per millisecond: an offer that finds an exemplar
+//! recorded less than a millisecond before its own measurement keeps that one. Scrapes and
+//! exports are seconds apart, so what they show is just as recent, while a hot function
+//! called from many threads no longer makes every call claim the same shared cache line
+//! (and a single thread skips the claim's atomic read-modify-write on nearly every call).
 //! Slots are allocated the first time an exemplar is offered, so instruments that never
 //! see a sampled span pay one null pointer per series.
 
@@ -90,11 +96,23 @@ impl Exemplars {
         if !span.is_sampled() || !span.is_valid() {
             return;
         }
+        self.offer_unless_fresh(index, value, span, ticks, crate::trace::clock::ticks_per_millisecond());
+    }
+
+    /// `offer_at`, keeping a slot's exemplar when it was recorded less than `fresh_ticks`
+    /// before `ticks` (or after it).
+    #[inline]
+    fn offer_unless_fresh(&self, index: usize, value: f64, span: &SpanContext, ticks: u64, fresh_ticks: u64) {
         let slots = match self.slots() {
             Some(s) => s,
             None => self.allocate(),
         };
         let Some(slot) = slots.get(index) else { return };
+        // Relaxed: only a hint for skipping; the sequence below keeps the slot consistent.
+        let last = slot.ticks.load(Ordering::Relaxed);
+        if last != 0 && ticks.saturating_sub(last) < fresh_ticks {
+            return;
+        }
         // Relaxed load, then an Acquire CAS to odd: claims the slot; the field stores below
         // cannot move before the claim. A busy slot (odd, or a lost race) is skipped.
         let seq = slot.seq.load(Ordering::Relaxed);
@@ -206,6 +224,20 @@ mod tests {
     }
 
     #[test]
+    fn a_fresh_exemplar_is_kept_for_a_millisecond() {
+        let e = Exemplars::new(1);
+        let ms = crate::trace::clock::ticks_per_millisecond();
+        let t0 = 1_000 * ms;
+        e.offer_at(0, 1.0, &sc(true), t0);
+        e.offer_at(0, 2.0, &sc(true), t0 + ms / 2);
+        assert_eq!(e.read(0).map(|x| x.value), Some(1.0), "half a millisecond later: kept");
+        e.offer_at(0, 3.0, &sc(true), t0 - 5);
+        assert_eq!(e.read(0).map(|x| x.value), Some(1.0), "an older measurement never replaces a newer one");
+        e.offer_at(0, 4.0, &sc(true), t0 + ms);
+        assert_eq!(e.read(0).map(|x| x.value), Some(4.0), "a millisecond later: replaced");
+    }
+
+    #[test]
     fn concurrent_writers_never_tear() {
         let e = Exemplars::new(1);
         std::thread::scope(|s| {
@@ -219,8 +251,10 @@ mod tests {
                         false,
                         TraceState::default(),
                     );
-                    for _ in 0..20_000 {
-                        e.offer(0, f64::from(t + 1), &sc);
+                    // Ticks a full "millisecond" apart: no offer is skipped as fresh, so
+                    // the writers really race for the slot.
+                    for i in 1..=20_000u64 {
+                        e.offer_unless_fresh(0, f64::from(t + 1), &sc, i * 10, 10);
                     }
                 });
             }

@@ -20,6 +20,8 @@ struct Calibration {
     nanos_per_tick: f64,
     /// The same in 32.32 fixed point, for exact integer conversion on the export path.
     nanos_per_tick_q32: u64,
+    /// Ticks in a millisecond (at least 1).
+    ticks_per_ms: u64,
     tsc: bool,
 }
 
@@ -74,6 +76,7 @@ fn calibrate() -> Calibration {
                 anchor_instant,
                 nanos_per_tick,
                 nanos_per_tick_q32: (nanos_per_tick * 4_294_967_296.0).round() as u64,
+                ticks_per_ms: ((1e6 / nanos_per_tick) as u64).max(1),
                 tsc: true,
             };
         }
@@ -84,6 +87,7 @@ fn calibrate() -> Calibration {
         anchor_instant,
         nanos_per_tick: 1.0,
         nanos_per_tick_q32: 1 << 32,
+        ticks_per_ms: 1_000_000,
         tsc: false,
     }
 }
@@ -102,6 +106,12 @@ pub(crate) fn now() -> Ticks {
         return rdtsc();
     }
     u64::try_from(c.anchor_instant.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// How many ticks make a millisecond.
+#[inline]
+pub(crate) fn ticks_per_millisecond() -> u64 {
+    calibration().ticks_per_ms
 }
 
 /// Seconds elapsed since `start` (a [`now`] reading).

@@ -5,7 +5,7 @@
 //! context of the thread (restored when the guard drops); [`FutureExt::in_span`] does the
 //! same for async code, on every poll and never across an `.await`.
 
-mod clock;
+pub(crate) mod clock;
 mod context;
 mod future;
 mod id;
