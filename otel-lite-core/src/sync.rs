@@ -18,6 +18,33 @@ pub(crate) use loom::sync::{
 
 use std::ops::Deref;
 
+/// Interior mutability for memory that threads hand to each other through atomics (the
+/// ring's slots). Under loom it is loom's `UnsafeCell`, which checks that every access is
+/// ordered after the last conflicting one by the atomics that are meant to order it.
+#[cfg(not(otel_lite_loom))]
+#[derive(Debug)]
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(otel_lite_loom))]
+impl<T> UnsafeCell<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        UnsafeCell(std::cell::UnsafeCell::new(value))
+    }
+    /// Runs `f` with a pointer for reading.
+    #[inline(always)]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+    /// Runs `f` with a pointer for writing.
+    #[inline(always)]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+#[cfg(otel_lite_loom)]
+pub(crate) use loom::cell::UnsafeCell;
+
 /// Aligns a value to its own cache line so that two hot cells never share one.
 ///
 /// 128 bytes covers the adjacent-line prefetcher on x86_64 and the 128-byte lines of

@@ -1,4 +1,5 @@
-//! loom models of the lock-free metric cells and of the series map.
+//! loom models of the lock-free metric cells, of the series map and of the per-thread span
+//! ring.
 //!
 //! Run (always with the separate target directory, so the normal build cache survives):
 //!
@@ -27,6 +28,7 @@ use otel_lite_core::metrics::__loom::{
     F64Sum, HistogramShard, HistogramTotals, MeterCell, Observation, SeriesMap, Striped, U64Sum,
 };
 use otel_lite_core::metrics::OVERFLOW_ATTRIBUTE;
+use otel_lite_core::trace::__loom::Ring;
 use otel_lite_core::KeyValue;
 
 /// The preemption bound used when `LOOM_MAX_PREEMPTIONS` is not set.
@@ -369,5 +371,48 @@ fn series_race_for_last_slot() {
         assert_eq!(all.len(), 2);
         assert_eq!(all.iter().filter(|s| s.attributes.get(OVERFLOW_ATTRIBUTE).is_some()).count(), 1);
         assert_eq!(totals(&map), (2, 2));
+    });
+}
+
+// --- Ring (per-thread span queue) ---------------------------------------------------
+
+/// A producer pushes three items into a two-slot ring while the consumer pops them (and
+/// publishes its position lazily, at the end of each run it sees): every item is either
+/// refused (and counted) or popped exactly once, in order. The slots are loom cells, so
+/// loom also checks that no slot is read before its write is published, nor overwritten
+/// before the consumer has published that it is done with it.
+#[test]
+fn ring_one_producer_one_consumer() {
+    model(|| {
+        let ring = Arc::new(Ring::new(2));
+        let producer = {
+            let ring = Arc::clone(&ring);
+            thread::spawn(move || {
+                let mut refused = 0u64;
+                for i in 0..3u64 {
+                    // SAFETY: this thread is the ring's only producer.
+                    if unsafe { ring.push(i) }.is_err() {
+                        refused += 1;
+                    }
+                }
+                refused
+            })
+        };
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            // SAFETY: the model's main thread is the ring's only consumer.
+            match unsafe { ring.pop() } {
+                Some(v) => got.push(v),
+                None => thread::yield_now(),
+            }
+        }
+        let refused = producer.join().unwrap();
+        // SAFETY: as above; the producer has finished.
+        while let Some(v) = unsafe { ring.pop() } {
+            got.push(v);
+        }
+        assert_eq!(got.len() as u64 + refused, 3, "popped {got:?}, refused {refused}");
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "out of order: {got:?}");
+        assert_eq!(ring.refused(), refused);
     });
 }

@@ -4,11 +4,14 @@
 //! The producer is the one thread that owns the ring through its thread-local handle; the
 //! consumer is whoever holds the processor's drain lock. Neither contract can be checked
 //! by the type system, so `push` and `pop` are `unsafe` and their callers say why they hold.
+//!
+//! `tests/loom.rs` model-checks the protocol (`ring_one_producer_one_consumer`): the slots
+//! are loom cells there, and weakening either Release store (`tail` by the producer, `head`
+//! by the consumer) to Relaxed makes loom report the slot race it would allow.
 
-use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 
-use crate::sync::{AtomicU64, AtomicUsize, CachePadded, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, CachePadded, Ordering, UnsafeCell};
 
 pub(crate) struct ProducerState {
     head_seen: AtomicUsize,
@@ -36,7 +39,8 @@ const PUBLISH_EVERY: usize = 64;
 #[repr(align(64))]
 struct Slot<T>(UnsafeCell<MaybeUninit<T>>);
 
-pub(crate) struct Ring<T> {
+/// A bounded single-producer, single-consumer queue (see the module docs).
+pub struct Ring<T> {
     /// Next slot the producer may not overwrite yet; written only by the consumer.
     head: CachePadded<AtomicUsize>,
     consumer: CachePadded<ConsumerState>,
@@ -58,7 +62,7 @@ unsafe impl<T: Send> Sync for Ring<T> {}
 
 impl<T> Ring<T> {
     /// A ring holding up to `capacity` (rounded up to a power of two, at least 2) items.
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize) -> Self {
         let cap = capacity.max(2).next_power_of_two();
         Ring {
             head: CachePadded(AtomicUsize::new(0)),
@@ -70,13 +74,13 @@ impl<T> Ring<T> {
         }
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(otel_lite_loom)))]
     pub(crate) fn capacity(&self) -> usize {
         self.mask + 1
     }
 
     /// Items refused because the ring was full.
-    pub(crate) fn refused(&self) -> u64 {
+    pub fn refused(&self) -> u64 {
         // Relaxed: a reported count.
         self.producer.refused.load(Ordering::Relaxed)
     }
@@ -96,17 +100,13 @@ impl<T> Ring<T> {
     /// # Safety
     /// Only one thread may ever call `push` on a given ring (the single producer).
     #[inline]
-    pub(crate) unsafe fn push(&self, value: T) -> Result<bool, T> {
+    pub unsafe fn push(&self, value: T) -> Result<bool, T> {
         // SAFETY: the caller is the single producer.
         let Some((tail, head)) = (unsafe { self.claim() }) else { return Err(value) };
-        // SAFETY: `claim` handed us slot `tail` (see there).
-        unsafe { self.slot(tail).write(value) };
+        // SAFETY: `claim` handed us slot `tail` (see there), so nothing else accesses it.
+        self.slots[tail & self.mask].0.with_mut(|slot| unsafe { slot.cast::<T>().write(value) });
         // SAFETY: the slot is written; the caller is the single producer.
         Ok(unsafe { self.publish(tail, head) })
-    }
-
-    fn slot(&self, index: usize) -> *mut T {
-        self.slots[index & self.mask].0.get().cast::<T>()
     }
 
     /// The producer's next slot as `(tail, head)`: the slot `tail` is free for the producer
@@ -160,7 +160,7 @@ impl<T> Ring<T> {
     /// # Safety
     /// Only one thread at a time may call `pop` or `publish_head` on a given ring (the
     /// single consumer).
-    pub(crate) unsafe fn pop(&self) -> Option<T> {
+    pub unsafe fn pop(&self) -> Option<T> {
         // Relaxed: only the consumer writes `next` and `tail_seen`, and consumers are
         // serialised.
         let head = self.consumer.next.load(Ordering::Relaxed);
@@ -178,7 +178,7 @@ impl<T> Ring<T> {
         }
         // SAFETY: slot `head` is in [head, tail): written and published by the producer,
         // not yet consumed, and only one consumer runs (caller's contract).
-        let value = unsafe { (*self.slots[head & self.mask].0.get()).assume_init_read() };
+        let value = self.slots[head & self.mask].0.with(|slot| unsafe { (*slot).assume_init_read() });
         let next = head.wrapping_add(1);
         // Relaxed: consumer-private.
         self.consumer.next.store(next, Ordering::Relaxed);
@@ -193,7 +193,7 @@ impl<T> Ring<T> {
     ///
     /// # Safety
     /// Only the single consumer may call this.
-    pub(crate) unsafe fn publish_head(&self) {
+    pub unsafe fn publish_head(&self) {
         // Relaxed: consumer-private.
         let next = self.consumer.next.load(Ordering::Relaxed);
         // Release: our reads of the slots before `next` happen before the producer may
