@@ -76,6 +76,11 @@ impl SpanContext {
     pub fn trace_state(&self) -> &TraceState {
         &self.state
     }
+    /// The vendor trace state, taken out.
+    #[inline]
+    pub(crate) fn into_trace_state(self) -> TraceState {
+        self.state
+    }
     /// Whether both ids are valid.
     pub fn is_valid(&self) -> bool {
         self.trace_id.is_valid() && self.span_id.is_valid()
@@ -121,11 +126,16 @@ impl Context {
         self
     }
 
-    /// A context for a child span: this context's baggage and `span` (without cloning this
-    /// context's own span context only to replace it).
+    /// The span context and the baggage, taken apart.
     #[inline]
-    pub(crate) fn child(&self, span: SpanContext) -> Context {
-        Context { span: Some(span), baggage: self.baggage.clone() }
+    pub(crate) fn into_parts(self) -> (Option<SpanContext>, Option<Arc<Baggage>>) {
+        (self.span, self.baggage)
+    }
+
+    /// A context from its parts (see `into_parts`).
+    #[inline]
+    pub(crate) fn from_parts(span: Option<SpanContext>, baggage: Option<Arc<Baggage>>) -> Context {
+        Context { span, baggage }
     }
 
     /// This context with `baggage`.
@@ -190,7 +200,7 @@ fn push_current(context: impl FnOnce() -> Context) -> ContextGuard {
 }
 
 /// Calls `f` with this thread's current context, without cloning it.
-#[inline(always)]
+#[inline]
 pub(crate) fn with_current<R>(f: impl FnOnce(&Context) -> R) -> R {
     CURRENT.with(|c| {
         let c = c.borrow();

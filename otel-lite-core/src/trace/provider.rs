@@ -8,7 +8,7 @@ use crate::attributes::{KeyValue, SharedStr};
 use crate::metrics::snapshot::InstrumentationScope;
 use crate::resource::Resource;
 use crate::trace::clock;
-use crate::trace::context::{with_current, Context, SpanContext, TraceFlags};
+use crate::trace::context::{Context, SpanContext, TraceFlags};
 use crate::trace::id::{SpanId, TraceId};
 use crate::trace::processor::{batch_span_processor, BatchConfig, ProcessorStats, SpanExporter, SpanSink};
 use crate::trace::sampler::Sampler;
@@ -236,9 +236,15 @@ impl Tracer {
     pub fn start(&self, name: impl Into<SharedStr>) -> Span {
         // Not through the builder: its empty vectors would be written and read back for nothing.
         let name = name.into();
-        with_current(|parent| {
-            start_span(self.pipeline, self.scope, name, SpanKind::Internal, Cow::Borrowed(&[]), Vec::new(), parent)
-        })
+        start_span(
+            self.pipeline,
+            self.scope,
+            name,
+            SpanKind::Internal,
+            Cow::Borrowed(&[]),
+            Vec::new(),
+            Context::current(),
+        )
     }
 
     /// A builder for a span with a kind, attributes, links or an explicit parent.
@@ -304,13 +310,8 @@ impl SpanBuilder<'_> {
         let tracer = self.tracer;
         let links = std::mem::take(&mut self.links);
         let (name, kind, attributes) = (self.name, self.kind, self.attributes);
-        let start = |parent: &Context| {
-            start_span(tracer.pipeline, tracer.scope, name, kind, Cow::Owned(attributes), links, parent)
-        };
-        match self.parent.take() {
-            Some(parent) => start(&parent),
-            None => with_current(start),
-        }
+        let parent = self.parent.take().unwrap_or_else(Context::current);
+        start_span(tracer.pipeline, tracer.scope, name, kind, Cow::Owned(attributes), links, parent)
     }
 }
 
@@ -325,15 +326,18 @@ impl TracerProvider {
         kind: SpanKind,
         attributes: &'static [KeyValue],
     ) -> Span {
-        with_current(|parent| {
-            start_span(self.pipeline, scope, name, kind, Cow::Borrowed(attributes), Vec::new(), parent)
-        })
+        start_span(self.pipeline, scope, name, kind, Cow::Borrowed(attributes), Vec::new(), Context::current())
     }
 }
 
-// Always inlined, like `with_current`: otherwise the span is built in this frame and copied
-// out through the thread-local closure's, a measured sixth of a sampled span's cost.
-#[inline(always)]
+/// Starts a span under `parent`, which the span's context then takes over.
+///
+/// The parent is a clone taken out of the thread-local context rather than a reference
+/// used inside it: building the span inside the thread-local access made that access a
+/// large closure the compiler would not inline, so every thread-local read on the way (the
+/// context, the id generator) became an indirect call, and the span was copied out through
+/// the closure's frame.
+#[inline]
 fn start_span(
     pipeline: &'static Pipeline,
     scope: &'static InstrumentationScope,
@@ -341,31 +345,36 @@ fn start_span(
     kind: SpanKind,
     attributes: Cow<'static, [KeyValue]>,
     links: Vec<(SpanContext, Vec<KeyValue>)>,
-    parent: &Context,
+    parent: Context,
 ) -> Span {
-    let parent_span = parent.span_context().filter(|p| p.is_valid());
-    let trace_id = parent_span.map_or_else(TraceId::random, SpanContext::trace_id);
-    let sampled = pipeline.sampler.should_sample(parent_span, trace_id);
-    let flags = match parent_span {
+    // The child takes over the parent's baggage and trace state (no reference counts).
+    let (parent_span, baggage) = parent.into_parts();
+    let parent_span = parent_span.filter(SpanContext::is_valid);
+    let p = parent_span.as_ref();
+    let trace_id = p.map_or_else(TraceId::random, SpanContext::trace_id);
+    let sampled = pipeline.sampler.should_sample(p, trace_id);
+    let flags = match p {
         Some(p) => p.flags().with_sampled(sampled),
         None => TraceFlags::RANDOM.with_sampled(sampled),
     };
-    let state = parent_span.map(|p| p.trace_state().clone()).unwrap_or_default();
+    let parent_span_id = p.map_or(SpanId::INVALID, SpanContext::span_id);
+    let parent_is_remote = p.is_some_and(SpanContext::is_remote);
+    let state = parent_span.map(SpanContext::into_trace_state).unwrap_or_default();
     let span_context = SpanContext::new(trace_id, SpanId::random(), flags, false, state);
-    let context = parent.child(span_context);
+    let context = Context::from_parts(Some(span_context), baggage);
     if !sampled || pipeline.processors.is_empty() {
         return Span::new(context, None);
     }
     let limits = pipeline.limits;
     let mut record = SpanRecord {
-        parent_span_id: parent_span.map_or(SpanId::INVALID, SpanContext::span_id),
+        parent_span_id,
         start: clock::now(),
         name,
         static_attributes: &[],
         scope,
         extras: None,
         kind,
-        parent_is_remote: parent_span.is_some_and(SpanContext::is_remote),
+        parent_is_remote,
     };
     match attributes {
         Cow::Borrowed(shared) if shared.len() <= limits.max_attributes as usize => record.static_attributes = shared,
