@@ -149,7 +149,19 @@ fn spans(c: &mut Criterion) {
         let off = otel_lite_provider(Sampler::AlwaysOff);
         let off_tracer = off.tracer("bench");
         g.bench_function("otel-lite", |b| b.iter(|| drop(off_tracer.start("op"))));
-        // No subscriber at all: tracing's floor.
+        // The same semantics in the reference SDK: a non-recording span with fresh ids that
+        // still propagates (sampled flag off).
+        {
+            use opentelemetry::trace::{Tracer as _, TracerProvider as _};
+            let sdk_off = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOff)
+                .with_batch_exporter(SdkDrop)
+                .build();
+            let sdk_tracer = sdk_off.tracer("bench");
+            g.bench_function("opentelemetry_sdk", |b| b.iter(|| drop(sdk_tracer.start("op"))));
+            let _ = sdk_off.shutdown();
+        }
+        // No subscriber at all: tracing's floor (nothing is created, nothing propagates).
         g.bench_function("tracing-no-subscriber", |b| b.iter(|| drop(tracing::info_span!("op"))));
         g.finish();
     }
