@@ -114,3 +114,20 @@ fn retry_info_delay_is_honoured() {
     assert_eq!(statuses, vec![json!("UNAVAILABLE"), json!(200)]);
     assert!(waited >= Duration::from_millis(1200), "retried after {waited:?}, before the server's 1.2 s");
 }
+
+/// A `RetryInfo` with a zero delay still backs off (at least the first backoff, 200 ms
+/// with ±20% jitter) instead of retrying in a tight loop against a throttling server.
+#[test]
+fn a_zero_retry_info_delay_still_backs_off() {
+    let receiver = OtlpReceiver::start();
+    receiver.script(json!({"traces": [{"grpc_code": "RESOURCE_EXHAUSTED", "retry_delay_ms": 0}]}));
+    let exporter = OtlpSpanExporter::new(grpc(&receiver, Signal::Traces, Compression::None)).unwrap();
+    let stats = exporter.stats();
+    let provider = TracerProvider::builder().with_simple_exporter(exporter).build();
+    let started = std::time::Instant::now();
+    drop(provider.tracer("grpc").start("throttled"));
+    let waited = started.elapsed();
+    assert_eq!(receiver.requests().len(), 2, "retried once, then delivered");
+    assert_eq!(stats.retries.load(Ordering::Relaxed), 1);
+    assert!(waited >= Duration::from_millis(150), "retried after {waited:?}");
+}

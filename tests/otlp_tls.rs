@@ -1,8 +1,8 @@
 //! OTLP to `https://` endpoints (feature `otlp-tls`) against the Python receiver serving
 //! TLS only, over HTTP/protobuf and gRPC: a certificate authority made for the test with the
 //! `openssl` command signs the receiver's certificate; with that CA configured the export
-//! arrives, and without it (system roots only) the handshake is refused and the export
-//! fails: the receiver's certificate really is verified.
+//! arrives, and trusting another CA instead the handshake is refused and the export fails:
+//! the receiver's certificate really is verified.
 
 mod peers;
 
@@ -15,9 +15,11 @@ use otel_lite::otlp::{OtlpSpanExporter, Signal, SignalConfig, TlsConfig};
 use otel_lite::trace::TracerProvider;
 use peers::otlp::{spans_of, OtlpReceiver};
 
-/// A CA and a server certificate for 127.0.0.1 signed by it, in a fresh directory.
+/// A CA and a server certificate for 127.0.0.1 signed by it, and another CA that signed
+/// nothing, in a fresh directory.
 struct Certificates {
     ca: PathBuf,
+    other_ca: PathBuf,
     server: PathBuf,
     server_key: PathBuf,
 }
@@ -33,11 +35,12 @@ fn certificates() -> Certificates {
         std::env::temp_dir().join(format!("otel-lite-tls-{}-{}", std::process::id(), otel_lite::now_unix_nanos()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    let mut ca =
-        vec!["req", "-x509", "-days", "2", "-subj", "/CN=otel-lite test CA", "-keyout", "ca.key", "-out", "ca.pem"];
-    ca.extend(ec);
-    ca.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]);
-    openssl(&dir, &ca);
+    for (key, pem) in [("ca.key", "ca.pem"), ("other-ca.key", "other-ca.pem")] {
+        let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=otel-lite test CA", "-keyout", key, "-out", pem];
+        ca.extend(ec);
+        ca.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]);
+        openssl(&dir, &ca);
+    }
     let mut csr = vec!["req", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr"];
     csr.extend(ec);
     openssl(&dir, &csr);
@@ -62,7 +65,12 @@ fn certificates() -> Certificates {
             "server.pem",
         ],
     );
-    Certificates { ca: dir.join("ca.pem"), server: dir.join("server.pem"), server_key: dir.join("server.key") }
+    Certificates {
+        ca: dir.join("ca.pem"),
+        other_ca: dir.join("other-ca.pem"),
+        server: dir.join("server.pem"),
+        server_key: dir.join("server.key"),
+    }
 }
 
 /// The configuration read from the standard variables, as `init()` would.
@@ -100,9 +108,9 @@ fn https_and_grpc_over_tls_verify_the_receiver() {
     assert_eq!(names, ["over https", "over grpc+tls"]);
     assert_eq!(requests[1]["content_type"], "application/grpc");
 
-    // The test CA is not among the system's roots: both transports refuse the receiver.
-    assert_eq!(export_one(config(&receiver.endpoint(), false, None), "untrusted"), (0, 1));
-    assert_eq!(export_one(config(&receiver.grpc_endpoint(), true, None), "untrusted"), (0, 1));
+    // Trusting another CA, both transports refuse the receiver.
+    assert_eq!(export_one(config(&receiver.endpoint(), false, Some(&certs.other_ca)), "untrusted"), (0, 1));
+    assert_eq!(export_one(config(&receiver.grpc_endpoint(), true, Some(&certs.other_ca)), "untrusted"), (0, 1));
     assert_eq!(receiver.requests().len(), 2, "nothing reached the receiver without a trusted certificate");
 }
 
@@ -113,9 +121,12 @@ fn unusable_certificate_files_are_reported_at_construction() {
     let not_pem = dir.join("not.pem");
     std::fs::write(&not_pem, "hello").expect("write");
     for ca in [not_pem.clone(), dir.join("missing.pem")] {
-        let mut c = SignalConfig::new(Signal::Traces).with_base_endpoint("https://127.0.0.1:1", Signal::Traces);
-        c.tls = TlsConfig { ca_certificate: Some(ca.clone()), ..TlsConfig::default() };
-        let error = OtlpSpanExporter::new(c).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(error.contains("TLS configuration") && error.contains(&ca.display().to_string()), "{error}");
+        for grpc in [false, true] {
+            let mut c = config("https://127.0.0.1:1", grpc, None);
+            c.tls = TlsConfig { ca_certificate: Some(ca.clone()), ..TlsConfig::default() };
+            let error = OtlpSpanExporter::new(c).err().map(|e| e.to_string()).unwrap_or_default();
+            let named = error.contains("TLS configuration") && error.contains(&ca.display().to_string());
+            assert!(named, "grpc {grpc}: {error}");
+        }
     }
 }

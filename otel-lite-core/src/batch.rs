@@ -61,11 +61,13 @@ pub struct BatchConfig {
     pub export_timeout: Duration,
     /// Items buffered per recording thread (spans 4096, log records 2048); the worker is
     /// woken when a thread's ring is half full. A slot holds the item itself, cache-line
-    /// aligned (a span 128 bytes, a log record 192), so that no memory is freed on another
-    /// thread: a thread's span ring reserves 512 KiB of address space, its log ring
-    /// 384 KiB, and pages become resident only as far as the ring has filled. Each wake-up
-    /// of an idle worker costs the recording thread a system call (several microseconds on
-    /// a virtual machine), so a bigger ring means fewer of them per item. Lower it for processes with many threads that each record little.
+    /// aligned (a span 128 bytes, a log record 192), so that a plain item frees no memory
+    /// on another thread (a span's events, links, status and own attributes are boxed and
+    /// freed by the worker). A thread's span ring reserves 512 KiB of address space, its
+    /// log ring 384 KiB, and pages become resident only as far as the ring has filled.
+    /// Each wake-up of an idle worker costs the recording thread a system call (several
+    /// microseconds on a virtual machine), so a bigger ring means fewer of them per item.
+    /// Lower it for processes with many threads that each record little.
     pub per_thread_capacity: usize,
 }
 
@@ -534,6 +536,10 @@ fn drain<I: Batchable>(
     'rings: for ring in &rings {
         loop {
             if pending.len() >= config.max_export_batch_size {
+                // An export can take up to its timeout: let the producer reuse the slots
+                // popped so far meanwhile. SAFETY: the worker thread is the only consumer
+                // (see `pop` below).
+                unsafe { ring.publish_head() };
                 export(shared, pending, exporter, config);
             }
             if pending.len() >= config.max_queue_size {

@@ -186,7 +186,8 @@ impl LogExporter for InMemoryLogExporter {
 
 /// A record on its way through the batch processor. Held in the ring by value: a boxed
 /// record would be allocated on the logging thread and freed on the export worker, and that
-/// cross-thread free contends on the allocator's arena lock (see `trace::span::Recording`).
+/// cross-thread free contends on the allocator's arena lock (measured for spans: a futex
+/// wake-up in the recording thread for about every sixth span).
 pub(crate) struct PendingLog(LogRecord);
 
 thread_local! {

@@ -18,7 +18,8 @@ struct Calibration {
     anchor_instant: Instant,
     /// Nanoseconds per tick.
     nanos_per_tick: f64,
-    /// The same in 32.32 fixed point, for exact integer conversion on the export path.
+    /// The same in 32.32 fixed point, for integer conversion on the export path (its
+    /// rounding, under a millisecond per day, is far below the calibration error).
     nanos_per_tick_q32: u64,
     /// Ticks in a millisecond (at least 1).
     ticks_per_ms: u64,

@@ -2,7 +2,7 @@
 //! the batch processor without a lock or a read-modify-write atomic.
 //!
 //! The producer is the one thread that owns the ring through its thread-local handle; the
-//! consumer is whoever holds the processor's drain lock. Neither contract can be checked
+//! consumer is the processor's export worker. Neither contract can be checked
 //! by the type system, so `push` and `pop` are `unsafe` and their callers say why they hold.
 //!
 //! `tests/loom.rs` model-checks the protocol (`ring_one_producer_one_consumer`): the slots
@@ -85,8 +85,9 @@ impl<T> Ring<T> {
         self.producer.refused.load(Ordering::Relaxed)
     }
 
-    /// Items currently queued (exact for the producer and the consumer, a snapshot for
-    /// anyone else).
+    /// Items the producer cannot overwrite yet: those queued plus up to `PUBLISH_EVERY - 1`
+    /// popped but not yet published by the consumer (exact once it has published; a
+    /// snapshot for anyone but the producer).
     pub(crate) fn len(&self) -> usize {
         // Acquire on both: a consistent-enough snapshot; never used to access slots.
         let tail = self.tail.load(Ordering::Acquire);

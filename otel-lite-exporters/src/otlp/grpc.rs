@@ -60,6 +60,9 @@ fn retryable(code: Code, throttled: bool) -> bool {
 #[cfg(feature = "otlp-tls")]
 fn tls_config(tls: &super::config::TlsConfig) -> Result<tonic::transport::ClientTlsConfig, OtlpError> {
     use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    // tonic accepts any bytes as a PEM file; rustls's parse (the HTTP transport's) rejects
+    // an unusable file here, at construction, with the file named.
+    super::tls::client_config(tls)?;
     let read =
         |path: &std::path::Path| std::fs::read(path).map_err(|e| OtlpError::Tls(format!("{}: {e}", path.display())));
     let mut config = ClientTlsConfig::new();
@@ -151,7 +154,8 @@ impl GrpcTransport {
             let error = OtlpError::Status { status: status.code() as u16, body: status.message().to_string() };
             let retry_info = status.get_details_retry_info();
             let throttled = retry_info.is_some();
-            let server_delay = retry_info.and_then(|r| r.retry_delay);
+            // A zero delay would retry in a tight loop against a throttling server: back off.
+            let server_delay = retry_info.and_then(|r| r.retry_delay).filter(|d| !d.is_zero());
             let wait = server_delay.unwrap_or_else(|| backoff.mul_f64(self.jitter_factor()));
             if !retryable(status.code(), throttled) || Instant::now() + wait >= deadline {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
