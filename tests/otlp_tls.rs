@@ -22,6 +22,8 @@ struct Certificates {
     other_ca: PathBuf,
     server: PathBuf,
     server_key: PathBuf,
+    client: PathBuf,
+    client_key: PathBuf,
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -65,7 +67,33 @@ fn certificates() -> Certificates {
             "server.pem",
         ],
     );
+    let mut csr = vec!["req", "-subj", "/CN=otel-lite client", "-keyout", "client.key", "-out", "client.csr"];
+    csr.extend(ec);
+    openssl(&dir, &csr);
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").expect("ext");
+    openssl(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "client.ext",
+            "-out",
+            "client.pem",
+        ],
+    );
     Certificates {
+        client: dir.join("client.pem"),
+        client_key: dir.join("client.key"),
         ca: dir.join("ca.pem"),
         other_ca: dir.join("other-ca.pem"),
         server: dir.join("server.pem"),
@@ -129,4 +157,31 @@ fn unusable_certificate_files_are_reported_at_construction() {
             assert!(named, "grpc {grpc}: {error}");
         }
     }
+}
+
+#[test]
+fn mutual_tls_presents_the_client_certificate() {
+    let certs = certificates();
+    let receiver = OtlpReceiver::start_mutual_tls(&certs.server, &certs.server_key, &certs.ca);
+    let with_client = |endpoint: &str, grpc: bool| {
+        let (mut c, warnings) = SignalConfig::from_env_with(Signal::Traces, |k| match k {
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(endpoint.to_string()),
+            "OTEL_EXPORTER_OTLP_PROTOCOL" => Some(if grpc { "grpc" } else { "http/protobuf" }.into()),
+            "OTEL_EXPORTER_OTLP_CERTIFICATE" => Some(certs.ca.display().to_string()),
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE" => Some(certs.client.display().to_string()),
+            "OTEL_EXPORTER_OTLP_CLIENT_KEY" => Some(certs.client_key.display().to_string()),
+            _ => None,
+        });
+        assert!(warnings.is_empty(), "{warnings:?}");
+        c.timeout = Duration::from_secs(3);
+        c
+    };
+    assert_eq!(export_one(with_client(&receiver.endpoint(), false), "mtls https"), (1, 0));
+    assert_eq!(export_one(with_client(&receiver.grpc_endpoint(), true), "mtls grpc"), (1, 0));
+    // Without a client certificate the receiver refuses the connection.
+    assert_eq!(export_one(config(&receiver.endpoint(), false, Some(&certs.ca)), "anonymous"), (0, 1));
+    assert_eq!(export_one(config(&receiver.grpc_endpoint(), true, Some(&certs.ca)), "anonymous"), (0, 1));
+    let names: Vec<_> =
+        spans_of(&receiver.wait_for("traces", 2, Duration::from_secs(10))).iter().map(|s| s["name"].clone()).collect();
+    assert_eq!(names, ["mtls https", "mtls grpc"]);
 }

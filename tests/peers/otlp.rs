@@ -27,17 +27,23 @@ impl OtlpReceiver {
 
     /// Starts the receiver on `port` (0: a free one).
     pub fn start_on(port: u16) -> OtlpReceiver {
-        Self::start_with(port, None)
+        Self::start_with(port, None, None)
     }
 
     /// Starts a receiver that speaks only TLS, with `certificate` and `key` (PEM files);
     /// its endpoints are then `https://`.
     #[allow(dead_code)] // used by the TLS tests only
     pub fn start_tls(certificate: &Path, key: &Path) -> OtlpReceiver {
-        Self::start_with(0, Some((certificate, key)))
+        Self::start_with(0, Some((certificate, key)), None)
     }
 
-    fn start_with(port: u16, tls: Option<(&Path, &Path)>) -> OtlpReceiver {
+    /// Like `start_tls`, requiring a client certificate signed by `client_ca` (mutual TLS).
+    #[allow(dead_code)] // used by the TLS tests only
+    pub fn start_mutual_tls(certificate: &Path, key: &Path, client_ca: &Path) -> OtlpReceiver {
+        Self::start_with(0, Some((certificate, key)), Some(client_ca))
+    }
+
+    fn start_with(port: u16, tls: Option<(&Path, &Path)>, client_ca: Option<&Path>) -> OtlpReceiver {
         let dir =
             std::env::temp_dir().join(format!("otel-lite-otlp-{}-{}", std::process::id(), otel_lite::now_unix_nanos()));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -51,6 +57,7 @@ impl OtlpReceiver {
             .arg(&control)
             .arg(port.to_string())
             .args(tls.map(|(c, k)| [c.as_os_str().to_owned(), k.as_os_str().to_owned()]).into_iter().flatten())
+            .args(client_ca.map(|ca| ca.as_os_str().to_owned()))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -1,9 +1,10 @@
 """An OTLP/HTTP receiver for tests: decodes requests with the official protobuf
 definitions (the `opentelemetry-proto` package), records them, and answers as scripted.
 
-usage: otlp_receiver.py OUT_FILE CONTROL_FILE [PORT [CERT_PEM KEY_PEM]]
+usage: otlp_receiver.py OUT_FILE CONTROL_FILE [PORT [CERT_PEM KEY_PEM [CLIENT_CA_PEM]]]
 
-With CERT_PEM and KEY_PEM, both servers speak TLS only (HTTPS and gRPC over TLS).
+With CERT_PEM and KEY_PEM, both servers speak TLS only (HTTPS and gRPC over TLS); with
+CLIENT_CA_PEM as well, they require a client certificate signed by that CA (mutual TLS).
 
 Listens on 127.0.0.1 (on PORT, or a free port) for OTLP/HTTP, and on a free port for
 OTLP/gRPC, and prints `READY <http port> <grpc port>` once both listen. For each
@@ -165,7 +166,7 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(200, response.SerializeToString(), "application/x-protobuf")
 
 
-def start_grpc(out_file, control_file, tls=None):
+def start_grpc(out_file, control_file, tls=None, client_ca=None):
     import grpc
     from concurrent import futures
     from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc as logs_grpc
@@ -222,7 +223,9 @@ def start_grpc(out_file, control_file, tls=None):
     logs_grpc.add_LogsServiceServicer_to_server(Logs(), server)
     if tls:
         cert, key = (open(f, "rb").read() for f in tls)
-        port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key, cert)]))
+        roots = open(client_ca, "rb").read() if client_ca else None
+        credentials = grpc.ssl_server_credentials([(key, cert)], root_certificates=roots, require_client_auth=bool(roots))
+        port = server.add_secure_port("127.0.0.1:0", credentials)
     else:
         port = server.add_insecure_port("127.0.0.1:0")
     server.start()
@@ -233,16 +236,20 @@ def main():
     out_file, control_file = sys.argv[1], sys.argv[2]
     port = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     tls = (sys.argv[4], sys.argv[5]) if len(sys.argv) > 5 else None
+    client_ca = sys.argv[6] if len(sys.argv) > 6 else None
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     if tls:
         import ssl
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(*tls)
+        if client_ca:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(client_ca)
         server.socket = context.wrap_socket(server.socket, server_side=True)
     server.out_file = out_file
     server.control_file = control_file
     server.daemon_threads = True
-    grpc_server, grpc_port = start_grpc(out_file, control_file, tls)
+    grpc_server, grpc_port = start_grpc(out_file, control_file, tls, client_ca)
     print(f"READY {server.server_address[1]} {grpc_port}", flush=True)
     try:
         server.serve_forever()
