@@ -43,54 +43,21 @@ fn certificates() -> Certificates {
         ca.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]);
         openssl(&dir, &ca);
     }
-    let mut csr = vec!["req", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr"];
-    csr.extend(ec);
-    openssl(&dir, &csr);
-    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n").expect("ext");
-    openssl(
-        &dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-            "-out",
-            "server.pem",
-        ],
-    );
-    let mut csr = vec!["req", "-subj", "/CN=otel-lite client", "-keyout", "client.key", "-out", "client.csr"];
-    csr.extend(ec);
-    openssl(&dir, &csr);
-    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").expect("ext");
-    openssl(
-        &dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "client.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "client.ext",
-            "-out",
-            "client.pem",
-        ],
-    );
+    // A key and a certificate named `name`, signed by `ca.pem`, with the extensions `ext`.
+    let signed = |name: &str, subject: &str, ext: &str| {
+        let (key, csr, ext_file, pem) =
+            (format!("{name}.key"), format!("{name}.csr"), format!("{name}.ext"), format!("{name}.pem"));
+        let mut request = vec!["req", "-subj", subject, "-keyout", &key, "-out", &csr];
+        request.extend(ec);
+        openssl(&dir, &request);
+        std::fs::write(dir.join(&ext_file), ext).expect("extensions file");
+        let ca = ["-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2"];
+        let mut sign = vec!["x509", "-req", "-in", &csr, "-extfile", &ext_file, "-out", &pem];
+        sign.extend(ca);
+        openssl(&dir, &sign);
+    };
+    signed("server", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
+    signed("client", "/CN=otel-lite client", "extendedKeyUsage=clientAuth\n");
     Certificates {
         client: dir.join("client.pem"),
         client_key: dir.join("client.key"),
@@ -103,11 +70,18 @@ fn certificates() -> Certificates {
 
 /// The configuration read from the standard variables, as `init()` would.
 fn config(endpoint: &str, grpc: bool, ca: Option<&Path>) -> SignalConfig {
-    let ca = ca.map(|p| p.display().to_string());
+    config_with_client(endpoint, grpc, ca, None)
+}
+
+/// `config` with a client certificate and key (mutual TLS).
+fn config_with_client(endpoint: &str, grpc: bool, ca: Option<&Path>, client: Option<(&Path, &Path)>) -> SignalConfig {
+    let path = |p: &Path| p.display().to_string();
     let (mut c, warnings) = SignalConfig::from_env_with(Signal::Traces, |k| match k {
         "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(endpoint.to_string()),
         "OTEL_EXPORTER_OTLP_PROTOCOL" => Some(if grpc { "grpc" } else { "http/protobuf" }.into()),
-        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE" => ca.clone(),
+        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE" => ca.map(path),
+        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE" => client.map(|(cert, _)| path(cert)),
+        "OTEL_EXPORTER_OTLP_CLIENT_KEY" => client.map(|(_, key)| path(key)),
         _ => None,
     });
     assert!(warnings.is_empty(), "{warnings:?}");
@@ -163,19 +137,8 @@ fn unusable_certificate_files_are_reported_at_construction() {
 fn mutual_tls_presents_the_client_certificate() {
     let certs = certificates();
     let receiver = OtlpReceiver::start_mutual_tls(&certs.server, &certs.server_key, &certs.ca);
-    let with_client = |endpoint: &str, grpc: bool| {
-        let (mut c, warnings) = SignalConfig::from_env_with(Signal::Traces, |k| match k {
-            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(endpoint.to_string()),
-            "OTEL_EXPORTER_OTLP_PROTOCOL" => Some(if grpc { "grpc" } else { "http/protobuf" }.into()),
-            "OTEL_EXPORTER_OTLP_CERTIFICATE" => Some(certs.ca.display().to_string()),
-            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE" => Some(certs.client.display().to_string()),
-            "OTEL_EXPORTER_OTLP_CLIENT_KEY" => Some(certs.client_key.display().to_string()),
-            _ => None,
-        });
-        assert!(warnings.is_empty(), "{warnings:?}");
-        c.timeout = Duration::from_secs(3);
-        c
-    };
+    let client = Some((certs.client.as_path(), certs.client_key.as_path()));
+    let with_client = |endpoint: &str, grpc: bool| config_with_client(endpoint, grpc, Some(&certs.ca), client);
     assert_eq!(export_one(with_client(&receiver.endpoint(), false), "mtls https"), (1, 0));
     assert_eq!(export_one(with_client(&receiver.grpc_endpoint(), true), "mtls grpc"), (1, 0));
     // Without a client certificate the receiver refuses the connection.

@@ -153,6 +153,7 @@ pub(crate) struct Recording {
 
 /// The recorded fields of a span, apart from its own span context (which the span carries in
 /// its [`Context`] already).
+#[derive(Clone)]
 pub(crate) struct SpanRecord {
     pub(crate) parent_span_id: SpanId,
     pub(crate) start: clock::Ticks,
@@ -187,6 +188,7 @@ impl SpanRecord {
 
 /// An ended span as it waits in a ring: times are clock ticks; `into_data` converts them and
 /// unpacks the extras into the exporters' [`SpanData`].
+#[derive(Clone)]
 pub(crate) struct FinishedSpan {
     pub(crate) trace_id: TraceId,
     pub(crate) span_id: SpanId,
@@ -195,30 +197,6 @@ pub(crate) struct FinishedSpan {
     pub(crate) record: SpanRecord,
     pub(crate) flags: TraceFlags,
     pub(crate) is_remote: bool,
-}
-
-impl Clone for FinishedSpan {
-    fn clone(&self) -> Self {
-        let r = &self.record;
-        FinishedSpan {
-            trace_id: self.trace_id,
-            span_id: self.span_id,
-            trace_state: self.trace_state.clone(),
-            end: self.end,
-            record: SpanRecord {
-                parent_span_id: r.parent_span_id,
-                start: r.start,
-                name: r.name.clone(),
-                static_attributes: r.static_attributes,
-                scope: r.scope,
-                extras: r.extras.clone(),
-                kind: r.kind,
-                parent_is_remote: r.parent_is_remote,
-            },
-            flags: self.flags,
-            is_remote: self.is_remote,
-        }
-    }
 }
 
 impl FinishedSpan {
