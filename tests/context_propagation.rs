@@ -227,3 +227,91 @@ fn the_last_handle_dropping_flushes_and_stops_the_pipeline() {
     assert!(line("otel_lite.spans.dropped").contains("U64(1)"), "{text}");
     assert!(line("otel_lite.spans.exported").contains("U64(1)"), "{text}");
 }
+
+/// An unsampled span makes its ids only when asked (it defers them: most are dropped unseen),
+/// so it must capture its parent when it starts, not when it is first looked at.
+#[test]
+fn an_unsampled_span_keeps_its_parent_after_the_parent_is_no_longer_current() {
+    use otel_lite::propagation::Baggage;
+    use otel_lite::trace::{Sampler, SpanContext, TraceFlags, TraceId, TraceState};
+    let provider = TracerProvider::builder().sampler(Sampler::AlwaysOff).build();
+    let tracer = provider.tracer("off");
+    let remote = SpanContext::new(
+        TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+        SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+        TraceFlags::new(0x03),
+        true,
+        TraceState::from_header("vendor=value").unwrap(),
+    );
+    let mut baggage = Baggage::new();
+    baggage.insert("user", "alice");
+    let guard = Context::new().with_span_context(remote.clone()).with_baggage(baggage).attach();
+    let span = tracer.start("late");
+    drop(guard);
+    assert!(Context::current().span_context().is_none());
+
+    let own = span.span_context().clone();
+    assert_eq!(own.trace_id(), remote.trace_id());
+    assert!(own.span_id().is_valid());
+    assert_ne!(own.span_id(), remote.span_id());
+    assert_eq!(own.flags(), TraceFlags::RANDOM, "sampled cleared, the parent's other flags kept");
+    assert!(!own.is_remote());
+    assert_eq!(own.trace_state(), remote.trace_state());
+    assert_eq!(span.context().baggage().get("user"), Some("alice"));
+    assert_eq!(span.span_context(), &own, "the ids are made once");
+
+    let _entered = span.enter();
+    let child = tracer.start("child");
+    assert_eq!(child.span_context().trace_id(), remote.trace_id());
+    assert_eq!(child.context().baggage().get("user"), Some("alice"));
+}
+
+/// Threads that look at the same unsampled root for the first time at once all see one
+/// identity, and that identity propagates as "not sampled".
+#[test]
+fn an_unsampled_root_has_one_identity_when_first_read_from_many_threads() {
+    use otel_lite::propagation::{TextMapPropagator, TraceContextPropagator};
+    use otel_lite::trace::Sampler;
+    for sampler in [Sampler::AlwaysOff, Sampler::ParentBased(Box::new(Sampler::AlwaysOff)), Sampler::TraceIdRatio(0.0)]
+    {
+        let provider = TracerProvider::builder().sampler(sampler.clone()).build();
+        let tracer = provider.tracer("off");
+        for _ in 0..50 {
+            let span = tracer.start("root");
+            assert!(!span.is_recording());
+            let seen: Vec<_> = std::thread::scope(|s| {
+                let readers: Vec<_> = (0..4).map(|_| s.spawn(|| span.span_context().clone())).collect();
+                readers.into_iter().map(|r| r.join().unwrap()).collect()
+            });
+            assert!(seen.iter().all(|sc| sc == &seen[0]), "{sampler:?}: {seen:?}");
+            assert!(seen[0].is_valid(), "{sampler:?}");
+            let mut headers = HashMap::new();
+            TraceContextPropagator.inject(span.context(), &mut headers);
+            let expected = format!("00-{}-{}-02", seen[0].trace_id(), seen[0].span_id());
+            assert_eq!(headers.get("traceparent"), Some(&expected), "{sampler:?}");
+        }
+    }
+}
+
+/// A sampler that follows its parent samples the children of a sampled parent even where it
+/// drops roots, so the shortcut for unsampled roots must not apply under a parent.
+#[test]
+fn parentbased_always_off_still_records_children_of_a_sampled_parent() {
+    use otel_lite::trace::{Sampler, SpanContext, TraceFlags, TraceId, TraceState};
+    let exporter = InMemorySpanExporter::default();
+    let provider = TracerProvider::builder()
+        .sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)))
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let tracer = provider.tracer("parent-based");
+    assert!(!tracer.start("root").is_recording());
+    let parent =
+        SpanContext::new(TraceId::random(), SpanId::random(), TraceFlags::SAMPLED, true, TraceState::default());
+    let _guard = Context::new().with_span_context(parent.clone()).attach();
+    let child = tracer.start("child");
+    assert!(child.is_recording());
+    drop(child);
+    let spans = exporter.spans();
+    assert_eq!(spans.len(), 1);
+    assert_eq!(spans[0].parent_span_id, parent.span_id());
+}

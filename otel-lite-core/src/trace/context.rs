@@ -1,6 +1,6 @@
 //! Span contexts and the current [`Context`], carried in a thread-local stack.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -115,7 +115,11 @@ impl Context {
     }
 
     /// The current context of this thread (a cheap clone).
+    #[inline]
     pub fn current() -> Context {
+        if !is_attached() {
+            return Context::new();
+        }
         with_current(Context::clone)
     }
 
@@ -124,6 +128,12 @@ impl Context {
     pub fn with_span_context(mut self, span: SpanContext) -> Self {
         self.span = Some(span);
         self
+    }
+
+    /// Whether dropping this frees nothing: no baggage, no trace state.
+    #[inline]
+    pub(crate) fn is_unallocated(&self) -> bool {
+        self.baggage.is_none() && self.span.as_ref().is_none_or(|s| s.state.is_unallocated())
     }
 
     /// The span context and the baggage, taken apart.
@@ -181,6 +191,10 @@ struct Stack {
 }
 
 thread_local! {
+    /// Whether this thread's stack has entries: a thread with nothing attached (most spans
+    /// start there, as roots) learns it from one thread-pointer-relative load. A type
+    /// without a destructor has no registration state to check on access, unlike `CURRENT`.
+    static ATTACHED: Cell<bool> = const { Cell::new(false) };
     // Const-initialised: each access is a plain thread-pointer-relative address, without a
     // lazy-initialisation check or an indirect call.
     static CURRENT: RefCell<Stack> = const {
@@ -195,8 +209,15 @@ fn push_current(context: impl FnOnce() -> Context) -> ContextGuard {
         c.next_id += 1;
         let id = c.next_id;
         c.entries.push(Entry { id, context: context(), detached: false });
+        ATTACHED.set(true);
         ContextGuard { id, _not_send: PhantomData }
     })
+}
+
+/// Whether anything is attached on this thread; if not, the current context is empty.
+#[inline]
+pub(crate) fn is_attached() -> bool {
+    ATTACHED.get()
 }
 
 /// Calls `f` with this thread's current context, without cloning it.
@@ -236,6 +257,7 @@ impl Drop for ContextGuard {
             while entries.last().is_some_and(|e| e.detached) {
                 entries.truncate(entries.len() - 1);
             }
+            ATTACHED.set(!entries.is_empty());
         });
     }
 }

@@ -12,7 +12,7 @@ use crate::trace::context::{Context, SpanContext, TraceFlags};
 use crate::trace::id::{SpanId, TraceId};
 use crate::trace::processor::{batch_span_processor, BatchConfig, ProcessorStats, SpanExporter, SpanSink};
 use crate::trace::sampler::Sampler;
-use crate::trace::span::{add_link, cap, FinishedSpan, Recording, Span, SpanKind, SpanLimits, SpanRecord};
+use crate::trace::span::{add_link, cap, FinishedSpan, Span, SpanKind, SpanLimits, SpanRecord};
 
 type Processor = crate::batch::Processor<FinishedSpan>;
 
@@ -28,6 +28,11 @@ type Processor = crate::batch::Processor<FinishedSpan>;
 pub(crate) struct Pipeline {
     pub(crate) limits: SpanLimits,
     sampler: Sampler,
+    /// What the sampler decides for a root span, and whether it drops every span, when that
+    /// does not depend on the trace id: such spans skip the decision and defer their ids
+    /// (see [`Span::deferred`]), so dropping one unseen costs a thread-local read.
+    root_decision: Option<bool>,
+    never_samples: bool,
     resource: Resource,
     processors: Vec<Processor>,
 }
@@ -112,8 +117,14 @@ impl TracerProviderBuilder {
                 }
             })
             .collect();
-        let pipeline: &'static Pipeline =
-            Box::leak(Box::new(Pipeline { limits: self.limits, sampler: self.sampler, resource, processors }));
+        let pipeline: &'static Pipeline = Box::leak(Box::new(Pipeline {
+            limits: self.limits,
+            root_decision: self.sampler.decide_by_parent(None),
+            never_samples: self.sampler == Sampler::AlwaysOff,
+            sampler: self.sampler,
+            resource,
+            processors,
+        }));
         TracerProvider { pipeline, owner: Arc::new(Owner(pipeline)) }
     }
 }
@@ -234,8 +245,22 @@ impl Tracer {
     /// Starts an internal span that is a child of the current context.
     #[inline]
     pub fn start(&self, name: impl Into<SharedStr>) -> Span {
+        if self.pipeline.root_decision == Some(false) {
+            if !crate::trace::context::is_attached() {
+                return Span::deferred_root();
+            }
+            if self.pipeline.never_samples {
+                return unsampled_under_current();
+            }
+        }
+        self.start_sampling(name.into())
+    }
+
+    /// The rest of [`Tracer::start`], kept out of line so that the check above inlines
+    /// into callers.
+    #[inline(never)]
+    fn start_sampling(&self, name: SharedStr) -> Span {
         // Not through the builder: its empty vectors would be written and read back for nothing.
-        let name = name.into();
         start_span(
             self.pipeline,
             self.scope,
@@ -326,8 +351,27 @@ impl TracerProvider {
         kind: SpanKind,
         attributes: &'static [KeyValue],
     ) -> Span {
+        if self.pipeline.root_decision == Some(false) {
+            if !crate::trace::context::is_attached() {
+                return Span::deferred_root();
+            }
+            if self.pipeline.never_samples {
+                return unsampled_under_current();
+            }
+        }
         start_span(self.pipeline, scope, name, kind, Cow::Borrowed(attributes), Vec::new(), Context::current())
     }
+}
+
+/// A span that the sampler drops whatever its trace id, under the current context. It
+/// defers its ids (see [`Span::deferred`]).
+///
+/// Out of line: the parent context is read into the span's place here, and the common case
+/// in the callers, an unsampled root, stays a few constant stores that the span's drop then
+/// reads back.
+#[inline(never)]
+fn unsampled_under_current() -> Span {
+    Span::deferred(Context::current())
 }
 
 /// Starts a span under `parent`, which the span's context then takes over.
@@ -351,19 +395,41 @@ fn start_span(
     let (parent_span, baggage) = parent.into_parts();
     let parent_span = parent_span.filter(SpanContext::is_valid);
     let p = parent_span.as_ref();
-    let trace_id = p.map_or_else(TraceId::random, SpanContext::trace_id);
-    let sampled = pipeline.sampler.should_sample(p, trace_id);
+    // A root's trace id is drawn before the decision only for a sampler that reads it.
+    let mut trace_id = p.map_or(TraceId::INVALID, SpanContext::trace_id);
+    let sampled = match pipeline.sampler.decide_by_parent(p) {
+        Some(decision) => decision,
+        None => {
+            if !trace_id.is_valid() {
+                trace_id = TraceId::random();
+            }
+            pipeline.sampler.should_sample(p, trace_id)
+        }
+    };
+    if !sampled {
+        let parent_span = match parent_span {
+            // A root whose trace id the sampler drew keeps it (as a parent without a span id).
+            None if trace_id.is_valid() => {
+                Some(SpanContext::new(trace_id, SpanId::INVALID, TraceFlags::RANDOM, false, Default::default()))
+            }
+            parent_span => parent_span,
+        };
+        return Span::deferred(Context::from_parts(parent_span, baggage));
+    }
+    if !trace_id.is_valid() {
+        trace_id = TraceId::random();
+    }
     let flags = match p {
-        Some(p) => p.flags().with_sampled(sampled),
-        None => TraceFlags::RANDOM.with_sampled(sampled),
+        Some(p) => p.flags().with_sampled(true),
+        None => TraceFlags::RANDOM.with_sampled(true),
     };
     let parent_span_id = p.map_or(SpanId::INVALID, SpanContext::span_id);
     let parent_is_remote = p.is_some_and(SpanContext::is_remote);
     let state = parent_span.map(SpanContext::into_trace_state).unwrap_or_default();
     let span_context = SpanContext::new(trace_id, SpanId::random(), flags, false, state);
     let context = Context::from_parts(Some(span_context), baggage);
-    if !sampled || pipeline.processors.is_empty() {
-        return Span::new(context, None);
+    if pipeline.processors.is_empty() {
+        return Span::non_recording(context);
     }
     let limits = pipeline.limits;
     let mut record = SpanRecord {
@@ -392,5 +458,5 @@ fn start_span(
             add_link(extras, limits, sc, attrs);
         }
     }
-    Span::new(context, Some(Recording { pipeline, record }))
+    Span::new_recording(context, pipeline, record)
 }

@@ -73,6 +73,23 @@ impl Sampler {
     }
 }
 
+impl Sampler {
+    /// The decision when it does not depend on the trace id, so that a root span's id can
+    /// be drawn only when it is needed (an unsampled span defers its ids).
+    #[inline]
+    pub(crate) fn decide_by_parent(&self, parent: Option<&SpanContext>) -> Option<bool> {
+        match self {
+            Sampler::AlwaysOn => Some(true),
+            Sampler::AlwaysOff => Some(false),
+            Sampler::TraceIdRatio(_) => None,
+            Sampler::ParentBased(root) => match parent {
+                Some(p) if p.is_valid() => Some(p.is_sampled()),
+                _ => root.decide_by_parent(None),
+            },
+        }
+    }
+}
+
 /// Consistent probability sampling: the low 56 bits of the trace id are its randomness `R`;
 /// the span is sampled when `R >= (1 - ratio) * 2^56`.
 fn ratio_sampled(ratio: f64, trace_id: TraceId) -> bool {

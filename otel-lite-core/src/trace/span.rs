@@ -1,6 +1,8 @@
 //! Spans: a timed, named operation with attributes, events, links and a status.
 
 use std::borrow::Cow;
+use std::mem::ManuallyDrop;
+use std::sync::OnceLock;
 
 use crate::attributes::{KeyValue, SharedStr};
 use crate::metrics::snapshot::InstrumentationScope;
@@ -233,48 +235,101 @@ impl FinishedSpan {
 /// A span that is not recording (not sampled, or no pipeline installed) still has a valid
 /// context, so it propagates to children and to other processes.
 pub struct Span {
-    context: Context,
-    recording: Option<Recording>,
+    /// The span's own context, except while `state` is [`State::Deferred`] or
+    /// [`State::DeferredRoot`]: then the parent's, from which the span's own is derived on
+    /// first use.
+    ///
+    /// Both fields are dropped by hand (see `Drop for Span`): most spans end holding nothing
+    /// to free, and the compiler's drop glue for them would be a call per span.
+    context: ManuallyDrop<Context>,
+    state: ManuallyDrop<State>,
+}
+
+enum State {
+    Recording(Recording),
+    /// Not recording (never was, or has ended): `context` is the span's own.
+    Idle,
+    /// Not sampled, and nobody has asked for its context yet. An unsampled span must still
+    /// propagate, but most are dropped unseen; generating their ids (three random draws)
+    /// and cloning the parent's into a context of their own is deferred until a caller
+    /// enters the span or reads its context, and skipped when none does.
+    Deferred(OnceLock<Context>),
+    /// [`State::Deferred`] under an empty parent context (which `drop` then need not check).
+    DeferredRoot(OnceLock<Context>),
 }
 
 impl Span {
+    /// A span that records.
     #[inline]
-    pub(crate) fn new(context: Context, recording: Option<Recording>) -> Self {
-        Span { context, recording }
+    pub(crate) fn new_recording(context: Context, pipeline: &'static Pipeline, record: SpanRecord) -> Self {
+        Span {
+            context: ManuallyDrop::new(context),
+            state: ManuallyDrop::new(State::Recording(Recording { pipeline, record })),
+        }
+    }
+
+    /// An unsampled span under `parent`: its ids are made when first needed.
+    ///
+    /// `parent`'s span context, when present, is valid, or a root's trace id chosen by the
+    /// sampler with an invalid span id. The span keeps its trace id, flags (with `sampled`
+    /// cleared) and trace state; without one the span starts a new trace.
+    #[inline]
+    pub(crate) fn deferred(parent: Context) -> Self {
+        Span { context: ManuallyDrop::new(parent), state: ManuallyDrop::new(State::Deferred(OnceLock::new())) }
+    }
+
+    /// An unsampled root span (see [`Span::deferred`]).
+    #[inline]
+    pub(crate) fn deferred_root() -> Self {
+        Span {
+            context: ManuallyDrop::new(Context::new()),
+            state: ManuallyDrop::new(State::DeferredRoot(OnceLock::new())),
+        }
     }
 
     /// A span that records nothing and carries `context`.
     pub fn non_recording(context: Context) -> Self {
-        Span { context, recording: None }
+        Span { context: ManuallyDrop::new(context), state: ManuallyDrop::new(State::Idle) }
     }
 
     /// The span's identity.
     pub fn span_context(&self) -> &SpanContext {
         // A span always carries its own span context.
-        self.context.span_context().unwrap_or_else(|| {
-            static INVALID: std::sync::OnceLock<SpanContext> = std::sync::OnceLock::new();
+        self.context().span_context().unwrap_or_else(|| {
+            static INVALID: OnceLock<SpanContext> = OnceLock::new();
             INVALID.get_or_init(SpanContext::default)
         })
     }
 
     /// The context this span is current in: the parent's baggage plus this span.
     pub fn context(&self) -> &Context {
-        &self.context
+        match &*self.state {
+            State::Deferred(own) | State::DeferredRoot(own) => own.get_or_init(|| derive_unsampled(&self.context)),
+            _ => &self.context,
+        }
     }
 
     /// Whether attributes, events and status are being recorded.
     pub fn is_recording(&self) -> bool {
-        self.recording.is_some()
+        matches!(*self.state, State::Recording(_))
     }
 
     /// Makes this span the current one on this thread until the guard drops.
     pub fn enter(&self) -> ContextGuard {
-        self.context.attach_clone()
+        self.context().attach_clone()
+    }
+
+    #[inline]
+    fn recording(&mut self) -> Option<&mut Recording> {
+        match &mut *self.state {
+            State::Recording(r) => Some(r),
+            _ => None,
+        }
     }
 
     /// Sets an attribute, replacing an earlier value of the same key.
     pub fn set_attribute(&mut self, attribute: KeyValue) {
-        if let Some(r) = &mut self.recording {
+        if let Some(r) = self.recording() {
             let limit = r.pipeline.limits.max_attributes;
             let static_attributes = r.record.static_attributes;
             let d = r.record.extras();
@@ -291,7 +346,7 @@ impl Span {
 
     /// Adds an event happening now.
     pub fn add_event(&mut self, name: impl Into<SharedStr>, attributes: Vec<KeyValue>) {
-        if let Some(r) = &mut self.recording {
+        if let Some(r) = self.recording() {
             let limits = r.pipeline.limits;
             let d = r.record.extras();
             if d.events.len() as u32 >= limits.max_events {
@@ -305,14 +360,14 @@ impl Span {
 
     /// Adds a link to another span.
     pub fn add_link(&mut self, span_context: SpanContext, attributes: Vec<KeyValue>) {
-        if let Some(r) = &mut self.recording {
+        if let Some(r) = self.recording() {
             add_link(r.record.extras(), r.pipeline.limits, span_context, attributes);
         }
     }
 
     /// Sets the status. `Ok` is final; `Unset` never overrides another status.
     pub fn set_status(&mut self, status: Status) {
-        if let Some(r) = &mut self.recording {
+        if let Some(r) = self.recording() {
             if status == Status::Unset {
                 return;
             }
@@ -326,7 +381,7 @@ impl Span {
     /// Records an error: an `exception` event with its type and message, and an error
     /// status with the message.
     pub fn record_error(&mut self, error: &dyn std::error::Error) {
-        if self.recording.is_none() {
+        if !self.is_recording() {
             return;
         }
         let message = error.to_string();
@@ -342,22 +397,26 @@ impl Span {
 
     /// Renames the span.
     pub fn update_name(&mut self, name: impl Into<SharedStr>) {
-        if let Some(r) = &mut self.recording {
+        if let Some(r) = self.recording() {
             r.record.name = name.into();
         }
     }
 
     /// Ends the span now and hands it to the pipeline.
+    #[inline]
     pub fn end(&mut self) {
-        if self.recording.is_some() {
-            self.end_at(clock::now());
+        if self.is_recording() {
+            self.end_now();
         }
     }
 
     /// When the span started, in clock ticks, while it records.
     #[inline]
     pub(crate) fn start_ticks(&self) -> Option<clock::Ticks> {
-        self.recording.as_ref().map(|r| r.record.start)
+        match &*self.state {
+            State::Recording(r) => Some(r.record.start),
+            _ => None,
+        }
     }
 
     /// Ends the span at `end`, a clock reading the caller already has (`#[instrument]`
@@ -365,7 +424,21 @@ impl Span {
     /// cost as much as the rest of a span).
     #[inline]
     pub(crate) fn end_at(&mut self, end: clock::Ticks) {
-        if let Some(Recording { pipeline, record }) = self.recording.take() {
+        if self.is_recording() {
+            self.end_recording(end);
+        }
+    }
+
+    /// Out of line: the drop of a span that is not recording then inlines into its caller
+    /// and mostly folds away.
+    #[inline(never)]
+    fn end_now(&mut self) {
+        self.end_recording(clock::now());
+    }
+
+    #[inline]
+    fn end_recording(&mut self, end: clock::Ticks) {
+        if let State::Recording(Recording { pipeline, record }) = std::mem::replace(&mut *self.state, State::Idle) {
             // A recording span always carries its own span context.
             if let Some(sc) = self.context.span_context() {
                 pipeline.on_end(FinishedSpan {
@@ -382,9 +455,48 @@ impl Span {
     }
 }
 
+/// The context of an unsampled span under `parent` (see [`Span::deferred`]).
+#[cold]
+fn derive_unsampled(parent: &Context) -> Context {
+    let span = match parent.span_context() {
+        Some(p) => SpanContext::new(
+            p.trace_id(),
+            SpanId::random(),
+            p.flags().with_sampled(false),
+            false,
+            p.trace_state().clone(),
+        ),
+        None => SpanContext::new(TraceId::random(), SpanId::random(), TraceFlags::RANDOM, false, TraceState::default()),
+    };
+    parent.clone().with_span_context(span)
+}
+
 impl Drop for Span {
+    #[inline(always)]
     fn drop(&mut self) {
-        self.end();
+        let unallocated = match &*self.state {
+            State::DeferredRoot(own) => own.get().is_none(),
+            State::Deferred(own) => own.get().is_none() && self.context.is_unallocated(),
+            State::Idle => self.context.is_unallocated(),
+            State::Recording(_) => {
+                self.end_now();
+                self.context.is_unallocated()
+            }
+        };
+        if !unallocated {
+            self.drop_fields();
+        }
+    }
+}
+
+impl Span {
+    #[inline(never)]
+    fn drop_fields(&mut self) {
+        // SAFETY: called once, from `drop`; neither field is used afterwards.
+        unsafe {
+            ManuallyDrop::drop(&mut self.state);
+            ManuallyDrop::drop(&mut self.context);
+        }
     }
 }
 

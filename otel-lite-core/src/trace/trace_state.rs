@@ -64,6 +64,12 @@ pub(crate) fn valid_value(value: &str) -> bool {
 }
 
 impl TraceState {
+    /// Whether dropping this frees nothing (no members were ever set).
+    #[inline]
+    pub(crate) fn is_unallocated(&self) -> bool {
+        self.0.is_none()
+    }
+
     /// Parses a `tracestate` header value. Any invalid member, a duplicate key or more
     /// than 32 members makes the whole header invalid, as the specification requires.
     pub fn from_header(header: &str) -> Result<TraceState, TraceStateError> {
