@@ -231,7 +231,7 @@ impl<I: Batchable> Processor<I> {
     pub(crate) fn export_now(sink: &Mutex<Option<Box<dyn Sink<I::Output>>>>, item: I::Output) {
         // An exporter error (or a shut-down exporter) has nowhere to go but this item's loss.
         if let Some(sink) = lock(sink).as_mut() {
-            let _ = sink.export(vec![item]);
+            let _ = sink.export(&mut vec![item]);
         }
     }
 }
@@ -300,7 +300,8 @@ pub(crate) trait Batchable: Send + Sized + 'static {
 
 /// Where a batch processor sends batches.
 pub(crate) trait Sink<O>: Send + 'static {
-    fn export(&mut self, batch: Vec<O>) -> Result<(), ExportError>;
+    /// Exports `batch`, which the caller then clears and reuses.
+    fn export(&mut self, batch: &mut Vec<O>) -> Result<(), ExportError>;
     fn force_flush(&mut self) -> Result<(), ExportError>;
     fn shutdown(&mut self) -> Result<(), ExportError>;
 }
@@ -487,6 +488,9 @@ impl<I: Batchable> Drop for BatchProcessor<I> {
 fn worker<I: Batchable>(shared: Arc<Shared<I>>, mut exporter: Box<dyn Sink<I::Output>>) {
     let config = shared.config.clone();
     let mut pending: Vec<I::Output> = Vec::with_capacity(config.max_export_batch_size);
+    // What goes to the exporter; kept across exports with `pending`, so that a batch costs
+    // no allocation.
+    let mut batch: Vec<I::Output> = Vec::with_capacity(config.max_export_batch_size);
     let mut next_export = Instant::now() + config.scheduled_delay;
     loop {
         let (flush_target, stopping) = {
@@ -503,9 +507,9 @@ fn worker<I: Batchable>(shared: Arc<Shared<I>>, mut exporter: Box<dyn Sink<I::Ou
         };
         let flushing = flush_target > 0;
         let timer = Instant::now() >= next_export;
-        drain(&shared, &mut pending, &mut *exporter, &config);
+        drain(&shared, &mut pending, &mut batch, &mut *exporter, &config);
         if timer || flushing || stopping {
-            export(&shared, &mut pending, &mut *exporter, &config);
+            export(&shared, &mut pending, &mut batch, &mut *exporter, &config);
             next_export = Instant::now() + config.scheduled_delay;
             if flushing {
                 let _ = exporter.force_flush();
@@ -528,6 +532,7 @@ fn worker<I: Batchable>(shared: Arc<Shared<I>>, mut exporter: Box<dyn Sink<I::Ou
 fn drain<I: Batchable>(
     shared: &Shared<I>,
     pending: &mut Vec<I::Output>,
+    batch: &mut Vec<I::Output>,
     exporter: &mut dyn Sink<I::Output>,
     config: &BatchConfig,
 ) {
@@ -540,7 +545,7 @@ fn drain<I: Batchable>(
                 // popped so far meanwhile. SAFETY: the worker thread is the only consumer
                 // (see `pop` below).
                 unsafe { ring.publish_head() };
-                export(shared, pending, exporter, config);
+                export(shared, pending, batch, exporter, config);
             }
             if pending.len() >= config.max_queue_size {
                 // SAFETY: the worker thread is the only consumer (see `pop` below).
@@ -572,23 +577,25 @@ fn drain<I: Batchable>(
 fn export<I: Batchable>(
     shared: &Shared<I>,
     pending: &mut Vec<I::Output>,
+    batch: &mut Vec<I::Output>,
     exporter: &mut dyn Sink<I::Output>,
     config: &BatchConfig,
 ) {
     while !pending.is_empty() {
         let n = pending.len().min(config.max_export_batch_size);
-        let batch: Vec<I::Output> = if n == pending.len() {
-            // The whole queue goes: hand over its buffer rather than copying every item out.
-            std::mem::replace(pending, Vec::with_capacity(config.max_export_batch_size))
+        if n == pending.len() {
+            // The whole queue goes: swap buffers rather than moving every item.
+            std::mem::swap(pending, batch);
         } else {
-            pending.drain(..n).collect()
-        };
+            batch.extend(pending.drain(..n));
+        }
         let count = batch.len() as u64;
         // Relaxed: reported counts.
         match exporter.export(batch) {
             Ok(()) => shared.exported.fetch_add(count, Ordering::Relaxed),
             Err(_) => shared.failed.fetch_add(count, Ordering::Relaxed),
         };
+        batch.clear();
     }
 }
 

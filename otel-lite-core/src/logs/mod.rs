@@ -208,8 +208,8 @@ impl Batchable for PendingLog {
 struct LogSink(Box<dyn LogExporter>);
 
 impl Sink<LogRecord> for LogSink {
-    fn export(&mut self, batch: Vec<LogRecord>) -> Result<(), ExportError> {
-        self.0.export(batch)
+    fn export(&mut self, batch: &mut Vec<LogRecord>) -> Result<(), ExportError> {
+        self.0.export(std::mem::take(batch))
     }
     fn force_flush(&mut self) -> Result<(), ExportError> {
         self.0.force_flush()

@@ -6,12 +6,20 @@ use std::sync::Arc;
 pub use crate::batch::{BatchConfig, ExportError, ProcessorStats};
 use crate::batch::{Batchable, Sink, ThreadRing, ThreadRings};
 use crate::resource::Resource;
-use crate::trace::span::{FinishedSpan, SpanData};
+use crate::trace::span::{EndedSpan, FinishedSpan, SpanData};
 
 /// Sends finished spans somewhere. Called from one thread at a time (the processor's).
 pub trait SpanExporter: Send + 'static {
     /// Exports a batch.
     fn export(&mut self, batch: Vec<SpanData>) -> Result<(), ExportError>;
+    /// Exports a batch as the processor holds it; the processor reuses the vector, so
+    /// leave it empty (it is cleared after the call either way).
+    ///
+    /// The default unpacks each span into a [`SpanData`] and calls [`SpanExporter::export`].
+    /// An exporter that encodes spans itself can read them in place instead.
+    fn export_ended(&mut self, batch: &mut Vec<EndedSpan>) -> Result<(), ExportError> {
+        self.export(batch.drain(..).map(EndedSpan::into_data).collect())
+    }
     /// Receives the provider's resource once, before the first export.
     fn set_resource(&mut self, _resource: &Resource) {}
     /// Flushes anything the exporter buffers itself.
@@ -68,9 +76,9 @@ thread_local! {
 }
 
 impl Batchable for FinishedSpan {
-    type Output = SpanData;
-    fn finish(self) -> SpanData {
-        self.into_data()
+    type Output = EndedSpan;
+    fn finish(self) -> EndedSpan {
+        EndedSpan(self)
     }
     fn rings() -> &'static ThreadRings<Self> {
         &SPAN_RINGS
@@ -80,9 +88,9 @@ impl Batchable for FinishedSpan {
 /// Adapts a [`SpanExporter`] to the batch processor.
 pub(crate) struct SpanSink(pub(crate) Box<dyn SpanExporter>);
 
-impl Sink<SpanData> for SpanSink {
-    fn export(&mut self, batch: Vec<SpanData>) -> Result<(), ExportError> {
-        self.0.export(batch)
+impl Sink<EndedSpan> for SpanSink {
+    fn export(&mut self, batch: &mut Vec<EndedSpan>) -> Result<(), ExportError> {
+        self.0.export_ended(batch)
     }
     fn force_flush(&mut self) -> Result<(), ExportError> {
         self.0.force_flush()
@@ -100,4 +108,104 @@ pub(crate) fn batch_span_processor(
 ) -> crate::batch::BatchProcessor<FinishedSpan> {
     exporter.set_resource(resource);
     crate::batch::BatchProcessor::new(Box::new(SpanSink(exporter)), config, "otel-lite-spans")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::trace::{
+        Context, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState, TracerProvider,
+    };
+    use crate::KeyValue;
+
+    /// Reads every ended span in place, then unpacks it, and keeps both readings.
+    #[derive(Clone, Default)]
+    struct ReadInPlace(Arc<Mutex<Vec<(SpanData, SpanData)>>>);
+
+    impl SpanExporter for ReadInPlace {
+        fn export(&mut self, _: Vec<SpanData>) -> Result<(), ExportError> {
+            panic!("the batch processor hands over ended spans");
+        }
+        fn export_ended(&mut self, batch: &mut Vec<EndedSpan>) -> Result<(), ExportError> {
+            let mut seen = self.0.lock().unwrap();
+            for ended in batch.drain(..) {
+                let read = SpanData {
+                    span_context: SpanContext::new(
+                        ended.trace_id(),
+                        ended.span_id(),
+                        ended.flags(),
+                        false,
+                        ended.trace_state().clone(),
+                    ),
+                    parent_span_id: ended.parent_span_id(),
+                    parent_is_remote: ended.parent_is_remote(),
+                    name: ended.name().to_string().into(),
+                    kind: ended.kind(),
+                    start_unix_nanos: ended.start_unix_nanos(),
+                    end_unix_nanos: ended.end_unix_nanos(),
+                    attributes: ended.attributes().to_vec().into(),
+                    dropped_attributes: ended.dropped_attributes(),
+                    events: ended.events().to_vec(),
+                    dropped_events: ended.dropped_events(),
+                    links: ended.links().to_vec(),
+                    dropped_links: ended.dropped_links(),
+                    status: ended.status().clone(),
+                    scope: ended.scope(),
+                };
+                seen.push((read, ended.into_data()));
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_ended_span_read_in_place_matches_its_unpacked_data() {
+        let exporter = ReadInPlace::default();
+        let provider = TracerProvider::builder()
+            .span_limits(crate::trace::SpanLimits { max_attributes: 2, ..Default::default() })
+            .with_batch_exporter(exporter.clone(), BatchConfig::default())
+            .build();
+        let tracer = provider.tracer("in-place");
+        let remote = SpanContext::new(
+            TraceId::random(),
+            SpanId::random(),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::from_header("k=v").unwrap(),
+        );
+        {
+            let _remote = Context::new().with_span_context(remote.clone()).attach();
+            let mut rich = tracer
+                .span_builder("rich")
+                .kind(SpanKind::Server)
+                .attributes(vec![KeyValue::new("a", 1), KeyValue::new("b", 2), KeyValue::new("c", 3)])
+                .link(remote.clone(), vec![KeyValue::new("l", true)])
+                .start();
+            rich.add_event("happened", vec![KeyValue::new("e", "x")]);
+            rich.set_status(Status::error("broken"));
+            let _entered = rich.enter();
+            drop(tracer.start("plain"));
+        }
+        assert!(provider.force_flush());
+        let seen = exporter.0.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2);
+        for (read, unpacked) in &seen {
+            assert_eq!(read, unpacked);
+        }
+        let rich = &seen.iter().find(|(r, _)| r.name.as_str() == "rich").unwrap().1;
+        assert_eq!(rich.parent_span_id, remote.span_id());
+        assert!(rich.parent_is_remote);
+        assert_eq!((rich.attributes.len(), rich.dropped_attributes), (2, 1));
+        assert_eq!(rich.links.len(), 1);
+        assert_eq!(rich.status, Status::error("broken"));
+        let event = &rich.events[0];
+        assert!(rich.start_unix_nanos <= event.time_unix_nanos && event.time_unix_nanos <= rich.end_unix_nanos);
+        let plain = &seen.iter().find(|(r, _)| r.name.as_str() == "plain").unwrap().1;
+        assert_eq!(plain.parent_span_id, rich.span_context.span_id());
+        assert!(plain.events.is_empty() && plain.attributes.is_empty() && plain.status == Status::Unset);
+        provider.shutdown(Duration::from_secs(5));
+    }
 }

@@ -12,7 +12,7 @@ use crate::trace::context::{Context, SpanContext, TraceFlags};
 use crate::trace::id::{SpanId, TraceId};
 use crate::trace::processor::{batch_span_processor, BatchConfig, ProcessorStats, SpanExporter, SpanSink};
 use crate::trace::sampler::Sampler;
-use crate::trace::span::{add_link, cap, FinishedSpan, Span, SpanKind, SpanLimits, SpanRecord};
+use crate::trace::span::{add_link, cap, EndedSpan, FinishedSpan, Span, SpanKind, SpanLimits, SpanRecord};
 
 type Processor = crate::batch::Processor<FinishedSpan>;
 
@@ -57,7 +57,7 @@ impl Pipeline {
 fn dispatch(p: &Processor, span: FinishedSpan) {
     match p {
         Processor::Batch(b) => b.on_end(span),
-        Processor::Simple(e) => Processor::export_now(e, span.into_data()),
+        Processor::Simple(e) => Processor::export_now(e, EndedSpan(span)),
     }
 }
 

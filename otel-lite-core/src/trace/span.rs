@@ -204,11 +204,8 @@ pub(crate) struct FinishedSpan {
 impl FinishedSpan {
     pub(crate) fn into_data(self) -> SpanData {
         let r = self.record;
-        let SpanExtras { attributes, dropped_attributes, mut events, dropped_events, links, dropped_links, status } =
+        let SpanExtras { attributes, dropped_attributes, events, dropped_events, links, dropped_links, status } =
             r.extras.map(|e| *e).unwrap_or_default();
-        for e in &mut events {
-            e.time_unix_nanos = clock::to_unix_nanos(e.time_unix_nanos);
-        }
         SpanData {
             span_context: SpanContext::new(self.trace_id, self.span_id, self.flags, self.is_remote, self.trace_state),
             parent_span_id: r.parent_span_id,
@@ -226,6 +223,112 @@ impl FinishedSpan {
             status,
             scope: r.scope,
         }
+    }
+}
+
+/// An ended span as a batch processor holds it, before it is unpacked into [`SpanData`].
+///
+/// Exporters that encode spans themselves read it in place through
+/// [`SpanExporter::export_ended`](crate::trace::SpanExporter::export_ended): the batch then
+/// goes from the processor's queue to the wire without a [`SpanData`] built, moved and
+/// freed per span.
+#[repr(transparent)]
+pub struct EndedSpan(pub(crate) FinishedSpan);
+
+impl EndedSpan {
+    /// The trace id.
+    pub fn trace_id(&self) -> TraceId {
+        self.0.trace_id
+    }
+    /// The span id.
+    pub fn span_id(&self) -> SpanId {
+        self.0.span_id
+    }
+    /// The trace flags.
+    pub fn flags(&self) -> TraceFlags {
+        self.0.flags
+    }
+    /// The vendor trace state.
+    pub fn trace_state(&self) -> &TraceState {
+        &self.0.trace_state
+    }
+    /// The parent span id; invalid for a root span.
+    pub fn parent_span_id(&self) -> SpanId {
+        self.0.record.parent_span_id
+    }
+    /// Whether the parent came from another process.
+    pub fn parent_is_remote(&self) -> bool {
+        self.0.record.parent_is_remote
+    }
+    /// The span name.
+    pub fn name(&self) -> &str {
+        self.0.record.name.as_str()
+    }
+    /// The kind.
+    pub fn kind(&self) -> SpanKind {
+        self.0.record.kind
+    }
+    /// Start, ns since the Unix epoch.
+    pub fn start_unix_nanos(&self) -> u64 {
+        clock::to_unix_nanos(self.0.record.start)
+    }
+    /// End, ns since the Unix epoch.
+    pub fn end_unix_nanos(&self) -> u64 {
+        clock::to_unix_nanos(self.0.end)
+    }
+    /// Attributes.
+    pub fn attributes(&self) -> &[KeyValue] {
+        match self.extras().and_then(|e| e.attributes.as_deref()) {
+            Some(own) => own,
+            None => self.0.record.static_attributes,
+        }
+    }
+    /// Attributes dropped by the limit.
+    pub fn dropped_attributes(&self) -> u32 {
+        self.extras().map_or(0, |e| e.dropped_attributes)
+    }
+    /// Events.
+    pub fn events(&self) -> &[Event] {
+        self.extras().map_or(&[], |e| &e.events)
+    }
+    /// Events dropped by the limit.
+    pub fn dropped_events(&self) -> u32 {
+        self.extras().map_or(0, |e| e.dropped_events)
+    }
+    /// Links.
+    pub fn links(&self) -> &[Link] {
+        self.extras().map_or(&[], |e| &e.links)
+    }
+    /// Links dropped by the limit.
+    pub fn dropped_links(&self) -> u32 {
+        self.extras().map_or(0, |e| e.dropped_links)
+    }
+    /// The status.
+    pub fn status(&self) -> &Status {
+        static UNSET: Status = Status::Unset;
+        self.extras().map_or(&UNSET, |e| &e.status)
+    }
+    /// The instrumentation scope of the tracer that created the span.
+    pub fn scope(&self) -> &'static InstrumentationScope {
+        self.0.record.scope
+    }
+    /// Unpacks the span into the exporters' owned form.
+    pub fn into_data(self) -> SpanData {
+        self.0.into_data()
+    }
+
+    fn extras(&self) -> Option<&SpanExtras> {
+        self.0.record.extras.as_deref()
+    }
+}
+
+impl std::fmt::Debug for EndedSpan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndedSpan")
+            .field("trace_id", &self.trace_id())
+            .field("span_id", &self.span_id())
+            .field("name", &self.name())
+            .finish_non_exhaustive()
     }
 }
 
@@ -354,7 +457,10 @@ impl Span {
                 return;
             }
             let (attributes, dropped_attributes) = cap(attributes, limits.max_attributes_per_event);
-            d.events.push(Event { name: name.into(), time_unix_nanos: clock::now(), attributes, dropped_attributes });
+            // Stamped in Unix time now (events are rare): an ended span can then be read in
+            // place, without a pass converting its event times.
+            let time_unix_nanos = clock::to_unix_nanos(clock::now());
+            d.events.push(Event { name: name.into(), time_unix_nanos, attributes, dropped_attributes });
         }
     }
 

@@ -14,7 +14,9 @@ use otel_lite_core::metrics::snapshot::{
     Exemplar, ExponentialHistogramPoint, HistogramPoint, InstrumentationScope, MeterPoint, MetricData, Number,
     NumberPoint, ResourceMetrics,
 };
-use otel_lite_core::trace::{SpanData, SpanKind, Status};
+use otel_lite_core::trace::{
+    EndedSpan, Event, Link, SpanData, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
 use otel_lite_core::{KeyValue, Resource, Value};
 
 /// How sums and histograms report time.
@@ -156,38 +158,179 @@ fn set_str(out: &mut String, s: &str) {
 
 /// Writes `s` into `out`, reusing the buffers `out` already has (a message recycled from
 /// an earlier request): an exporter then allocates nothing per span for ids and names.
-fn fill_span(out: &mut trace::Span, s: &SpanData) {
-    let parent = s.parent_span_id.is_valid();
-    set_bytes(&mut out.trace_id, &s.span_context.trace_id().to_bytes());
-    set_bytes(&mut out.span_id, &s.span_context.span_id().to_bytes());
-    if s.span_context.trace_state().is_empty() {
+/// What an OTLP span message is filled from: a [`SpanData`], or an [`EndedSpan`] read in
+/// place in the batch processor's queue.
+pub(crate) trait SpanFields {
+    fn trace_id(&self) -> TraceId;
+    fn span_id(&self) -> SpanId;
+    fn flags(&self) -> TraceFlags;
+    fn trace_state(&self) -> &TraceState;
+    fn parent_span_id(&self) -> SpanId;
+    fn parent_is_remote(&self) -> bool;
+    fn name(&self) -> &str;
+    fn kind(&self) -> SpanKind;
+    fn start_unix_nanos(&self) -> u64;
+    fn end_unix_nanos(&self) -> u64;
+    fn attributes(&self) -> &[KeyValue];
+    fn dropped_attributes(&self) -> u32;
+    fn events(&self) -> &[Event];
+    fn dropped_events(&self) -> u32;
+    fn links(&self) -> &[Link];
+    fn dropped_links(&self) -> u32;
+    fn status(&self) -> &Status;
+    fn scope(&self) -> &'static InstrumentationScope;
+}
+
+impl SpanFields for SpanData {
+    fn trace_id(&self) -> TraceId {
+        self.span_context.trace_id()
+    }
+    fn span_id(&self) -> SpanId {
+        self.span_context.span_id()
+    }
+    fn flags(&self) -> TraceFlags {
+        self.span_context.flags()
+    }
+    fn trace_state(&self) -> &TraceState {
+        self.span_context.trace_state()
+    }
+    fn parent_span_id(&self) -> SpanId {
+        self.parent_span_id
+    }
+    fn parent_is_remote(&self) -> bool {
+        self.parent_is_remote
+    }
+    fn name(&self) -> &str {
+        self.name.as_str()
+    }
+    fn kind(&self) -> SpanKind {
+        self.kind
+    }
+    fn start_unix_nanos(&self) -> u64 {
+        self.start_unix_nanos
+    }
+    fn end_unix_nanos(&self) -> u64 {
+        self.end_unix_nanos
+    }
+    fn attributes(&self) -> &[KeyValue] {
+        &self.attributes
+    }
+    fn dropped_attributes(&self) -> u32 {
+        self.dropped_attributes
+    }
+    fn events(&self) -> &[Event] {
+        &self.events
+    }
+    fn dropped_events(&self) -> u32 {
+        self.dropped_events
+    }
+    fn links(&self) -> &[Link] {
+        &self.links
+    }
+    fn dropped_links(&self) -> u32 {
+        self.dropped_links
+    }
+    fn status(&self) -> &Status {
+        &self.status
+    }
+    fn scope(&self) -> &'static InstrumentationScope {
+        self.scope
+    }
+}
+
+/// Forwards to the inherent methods of the same names.
+impl SpanFields for EndedSpan {
+    fn trace_id(&self) -> TraceId {
+        EndedSpan::trace_id(self)
+    }
+    fn span_id(&self) -> SpanId {
+        EndedSpan::span_id(self)
+    }
+    fn flags(&self) -> TraceFlags {
+        EndedSpan::flags(self)
+    }
+    fn trace_state(&self) -> &TraceState {
+        EndedSpan::trace_state(self)
+    }
+    fn parent_span_id(&self) -> SpanId {
+        EndedSpan::parent_span_id(self)
+    }
+    fn parent_is_remote(&self) -> bool {
+        EndedSpan::parent_is_remote(self)
+    }
+    fn name(&self) -> &str {
+        EndedSpan::name(self)
+    }
+    fn kind(&self) -> SpanKind {
+        EndedSpan::kind(self)
+    }
+    fn start_unix_nanos(&self) -> u64 {
+        EndedSpan::start_unix_nanos(self)
+    }
+    fn end_unix_nanos(&self) -> u64 {
+        EndedSpan::end_unix_nanos(self)
+    }
+    fn attributes(&self) -> &[KeyValue] {
+        EndedSpan::attributes(self)
+    }
+    fn dropped_attributes(&self) -> u32 {
+        EndedSpan::dropped_attributes(self)
+    }
+    fn events(&self) -> &[Event] {
+        EndedSpan::events(self)
+    }
+    fn dropped_events(&self) -> u32 {
+        EndedSpan::dropped_events(self)
+    }
+    fn links(&self) -> &[Link] {
+        EndedSpan::links(self)
+    }
+    fn dropped_links(&self) -> u32 {
+        EndedSpan::dropped_links(self)
+    }
+    fn status(&self) -> &Status {
+        EndedSpan::status(self)
+    }
+    fn scope(&self) -> &'static InstrumentationScope {
+        EndedSpan::scope(self)
+    }
+}
+
+/// Writes `s` into `out`, reusing the buffers `out` already has (a message recycled from
+/// an earlier request): an exporter then allocates nothing per span for ids and names.
+fn fill_span(out: &mut trace::Span, s: &impl SpanFields) {
+    let parent_span_id = s.parent_span_id();
+    let parent = parent_span_id.is_valid();
+    set_bytes(&mut out.trace_id, &s.trace_id().to_bytes());
+    set_bytes(&mut out.span_id, &s.span_id().to_bytes());
+    if s.trace_state().is_empty() {
         out.trace_state.clear();
     } else {
-        out.trace_state = s.span_context.trace_state().header();
+        out.trace_state = s.trace_state().header();
     }
     if parent {
-        set_bytes(&mut out.parent_span_id, &s.parent_span_id.to_bytes());
+        set_bytes(&mut out.parent_span_id, &parent_span_id.to_bytes());
     } else {
         out.parent_span_id.clear();
     }
-    out.flags = span_flags(s.span_context.flags().bits(), Some(parent && s.parent_is_remote));
-    set_str(&mut out.name, s.name.as_str());
-    out.kind = span_kind(s.kind);
-    out.start_time_unix_nano = s.start_unix_nanos;
-    out.end_time_unix_nano = s.end_unix_nanos;
+    out.flags = span_flags(s.flags().bits(), Some(parent && s.parent_is_remote()));
+    set_str(&mut out.name, s.name());
+    out.kind = span_kind(s.kind());
+    out.start_time_unix_nano = s.start_unix_nanos();
+    out.end_time_unix_nano = s.end_unix_nanos();
     out.attributes.clear();
-    out.attributes.extend(s.attributes.iter().map(attribute));
-    out.dropped_attributes_count = s.dropped_attributes;
+    out.attributes.extend(s.attributes().iter().map(attribute));
+    out.dropped_attributes_count = s.dropped_attributes();
     out.events.clear();
-    out.events.extend(s.events.iter().map(|e| trace::span::Event {
+    out.events.extend(s.events().iter().map(|e| trace::span::Event {
         time_unix_nano: e.time_unix_nanos,
         name: e.name.as_str().to_string(),
         attributes: attributes(&e.attributes),
         dropped_attributes_count: e.dropped_attributes,
     }));
-    out.dropped_events_count = s.dropped_events;
+    out.dropped_events_count = s.dropped_events();
     out.links.clear();
-    out.links.extend(s.links.iter().map(|l| trace::span::Link {
+    out.links.extend(s.links().iter().map(|l| trace::span::Link {
         trace_id: l.span_context.trace_id().to_bytes().to_vec(),
         span_id: l.span_context.span_id().to_bytes().to_vec(),
         trace_state: l.span_context.trace_state().header(),
@@ -195,9 +338,9 @@ fn fill_span(out: &mut trace::Span, s: &SpanData) {
         dropped_attributes_count: l.dropped_attributes,
         flags: span_flags(l.span_context.flags().bits(), Some(l.span_context.is_remote())),
     }));
-    out.dropped_links_count = s.dropped_links;
+    out.dropped_links_count = s.dropped_links();
     // Like the reference SDK, an unset status is sent as an empty status message.
-    let (code, message) = match &s.status {
+    let (code, message) = match s.status() {
         Status::Ok => (trace::status::StatusCode::Ok, ""),
         Status::Error { description } => (trace::status::StatusCode::Error, &**description),
         _ => (trace::status::StatusCode::Unset, ""),
@@ -209,32 +352,43 @@ fn fill_span(out: &mut trace::Span, s: &SpanData) {
 
 /// An OTLP trace export request for `spans` of one resource.
 pub fn traces_request(res: &Resource, spans: Vec<SpanData>) -> ExportTraceServiceRequest {
-    traces_request_recycling(res, spans, &mut Vec::new())
+    traces_request_recycling(res, &spans, &mut Vec::new())
 }
 
 /// `traces_request`, refilling in place the span messages of earlier requests that
 /// `recycled` holds (see [`recycle_spans`]) before it allocates new ones.
 pub(crate) fn traces_request_recycling(
     res: &Resource,
-    spans: Vec<SpanData>,
+    spans: &[impl SpanFields],
     recycled: &mut Vec<Vec<trace::Span>>,
 ) -> ExportTraceServiceRequest {
-    let scope_spans = group_by_scope(spans, |s| s.scope)
-        .into_iter()
-        .map(|(sc, spans)| {
-            let mut out = recycled.pop().unwrap_or_default();
-            let n = spans.len();
-            for (i, s) in spans.iter().enumerate() {
-                match out.get_mut(i) {
-                    Some(message) => fill_span(message, s),
-                    None => {
-                        let mut message = trace::Span::default();
-                        fill_span(&mut message, s);
-                        out.push(message);
-                    }
-                }
+    // Per scope, in first-seen order: its message list and how many of them are filled.
+    let mut groups: Vec<(&'static InstrumentationScope, Vec<trace::Span>, usize)> = Vec::new();
+    for s in spans {
+        let sc = s.scope();
+        // Scopes are interned, so the pointer almost always decides.
+        let group = match groups.iter().position(|(g, _, _)| std::ptr::eq(*g, sc) || **g == *sc) {
+            Some(i) => &mut groups[i],
+            None => {
+                groups.push((sc, recycled.pop().unwrap_or_default(), 0));
+                groups.last_mut().expect("just pushed")
             }
-            out.truncate(n);
+        };
+        let (_, out, filled) = group;
+        match out.get_mut(*filled) {
+            Some(message) => fill_span(message, s),
+            None => {
+                let mut message = trace::Span::default();
+                fill_span(&mut message, s);
+                out.push(message);
+            }
+        }
+        *filled += 1;
+    }
+    let scope_spans = groups
+        .into_iter()
+        .map(|(sc, mut out, filled)| {
+            out.truncate(filled);
             trace::ScopeSpans { scope: Some(scope(sc)), spans: out, schema_url: String::new() }
         })
         .collect();
