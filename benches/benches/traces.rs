@@ -149,6 +149,20 @@ fn spans(c: &mut Criterion) {
         let off = otel_lite_provider(Sampler::AlwaysOff);
         let off_tracer = off.tracer("bench");
         g.bench_function("otel-lite", |b| b.iter(|| drop(off_tracer.start("op"))));
+        // A child the default sampler (parentbased_always_on) drops because its parent, from
+        // another process, was not sampled: the parent's context is captured at start.
+        {
+            let follows = otel_lite_provider(Sampler::default());
+            let follows_tracer = follows.tracer("bench");
+            let incoming = HashMap::from([(
+                "traceparent".to_string(),
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00".to_string(),
+            )]);
+            let _parent = TraceContextPropagator.extract(Context::new(), &incoming).attach();
+            g.bench_function("otel-lite (child of an unsampled remote parent)", |b| {
+                b.iter(|| drop(follows_tracer.start("op")))
+            });
+        }
         // The same semantics in the reference SDK: a non-recording span with fresh ids that
         // still propagates (sampled flag off).
         {

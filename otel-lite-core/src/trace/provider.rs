@@ -253,18 +253,20 @@ impl Tracer {
                 return unsampled_under_current();
             }
         }
-        self.start_sampling(name.into())
+        self.start_sampling(name)
     }
 
     /// The rest of [`Tracer::start`], kept out of line so that the check above inlines
-    /// into callers.
+    /// into callers. The name is converted here: a `&str` then arrives in two registers,
+    /// where a converted name would be written to memory in three words and read back in
+    /// two halves, which stalls the read.
     #[inline(never)]
-    fn start_sampling(&self, name: SharedStr) -> Span {
+    fn start_sampling(&self, name: impl Into<SharedStr>) -> Span {
         // Not through the builder: its empty vectors would be written and read back for nothing.
         start_span(
             self.pipeline,
             self.scope,
-            name,
+            name.into(),
             SpanKind::Internal,
             Cow::Borrowed(&[]),
             Vec::new(),
