@@ -117,9 +117,6 @@ impl Context {
     /// The current context of this thread (a cheap clone).
     #[inline]
     pub fn current() -> Context {
-        if !is_attached() {
-            return Context::new();
-        }
         with_current(Context::clone)
     }
 
@@ -204,14 +201,26 @@ thread_local! {
 
 #[inline]
 fn push_current(context: impl FnOnce() -> Context) -> ContextGuard {
-    CURRENT.with(|c| {
-        let mut c = c.borrow_mut();
-        c.next_id += 1;
-        let id = c.next_id;
-        c.entries.push(Entry { id, context: context(), detached: false });
-        ATTACHED.set(true);
-        ContextGuard { id, _not_send: PhantomData }
-    })
+    CURRENT
+        .try_with(|c| {
+            let mut c = c.borrow_mut();
+            c.next_id += 1;
+            let id = c.next_id;
+            c.entries.push(Entry { id, context: context(), detached: false });
+            ATTACHED.set(true);
+            ContextGuard { id, _not_send: PhantomData }
+        })
+        // The thread is exiting and its stack is gone (a later thread-local's destructor is
+        // running): there is nothing to attach to, and panicking here would abort.
+        .unwrap_or(ContextGuard { id: 0, _not_send: PhantomData })
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // The stack is being destroyed with its thread: from now on nothing is attached, and
+        // readers must not touch the stack (see `with_current`).
+        ATTACHED.set(false);
+    }
 }
 
 /// Whether anything is attached on this thread; if not, the current context is empty.
@@ -223,6 +232,11 @@ pub(crate) fn is_attached() -> bool {
 /// Calls `f` with this thread's current context, without cloning it.
 #[inline]
 pub(crate) fn with_current<R>(f: impl FnOnce(&Context) -> R) -> R {
+    if !is_attached() {
+        // Nothing attached, or the stack already destroyed with its thread.
+        const EMPTY: Context = Context { span: None, baggage: None };
+        return f(&EMPTY);
+    }
     CURRENT.with(|c| {
         let c = c.borrow();
         // Detached entries are popped eagerly unless an inner one is still live; skip them.
@@ -313,6 +327,31 @@ mod tests {
         });
         assert!(result.is_err());
         assert_eq!(current_id(), None);
+    }
+
+    /// A thread's context stack can be destroyed before another thread-local whose
+    /// destructor still records (a span ending there, `#[instrument]`ed cleanup): attaching
+    /// and reading contexts then must not panic, which would abort the process.
+    #[test]
+    fn contexts_still_work_in_later_thread_local_destructors() {
+        struct UsesContext;
+        impl Drop for UsesContext {
+            fn drop(&mut self) {
+                let guard = cx(9).attach();
+                let _ = Context::current();
+                drop(guard);
+                assert_eq!(current_id(), None);
+            }
+        }
+        thread_local!(static LATE: UsesContext = const { UsesContext });
+        std::thread::spawn(|| {
+            // Registered first, so destroyed after the context stack registered below.
+            LATE.with(|_| {});
+            let _outer = cx(1).attach();
+            assert_eq!(current_id(), Some(1));
+        })
+        .join()
+        .expect("the thread exits cleanly");
     }
 
     #[test]

@@ -34,9 +34,6 @@ pub use trace_state::{TraceState, TraceStateError};
 
 /// Calls `f` with the current span context of this thread, without cloning it.
 pub(crate) fn with_current_span_context<R>(f: impl FnOnce(Option<&SpanContext>) -> R) -> R {
-    if !context::is_attached() {
-        return f(None);
-    }
     context::with_current(|cx| f(cx.span_context()))
 }
 
