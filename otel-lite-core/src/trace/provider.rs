@@ -37,7 +37,29 @@ pub(crate) struct Pipeline {
     processors: Vec<Processor>,
 }
 
+/// A span the sampler drops whatever its trace id, known before anything is read.
+enum Shortcut {
+    /// A root (nothing is attached on this thread) under a sampler that drops roots.
+    UnsampledRoot,
+    /// Any span, under a sampler that drops everything.
+    UnsampledUnderCurrent,
+    None,
+}
+
 impl Pipeline {
+    #[inline]
+    fn shortcut(&self) -> Shortcut {
+        if self.root_decision != Some(false) {
+            Shortcut::None
+        } else if !crate::trace::context::is_attached() {
+            Shortcut::UnsampledRoot
+        } else if self.never_samples {
+            Shortcut::UnsampledUnderCurrent
+        } else {
+            Shortcut::None
+        }
+    }
+
     #[inline]
     pub(crate) fn on_end(&self, span: FinishedSpan) {
         match self.processors.as_slice() {
@@ -245,13 +267,10 @@ impl Tracer {
     /// Starts an internal span that is a child of the current context.
     #[inline]
     pub fn start(&self, name: impl Into<SharedStr>) -> Span {
-        if self.pipeline.root_decision == Some(false) {
-            if !crate::trace::context::is_attached() {
-                return Span::deferred_root();
-            }
-            if self.pipeline.never_samples {
-                return unsampled_under_current();
-            }
+        match self.pipeline.shortcut() {
+            Shortcut::UnsampledRoot => return Span::deferred_root(),
+            Shortcut::UnsampledUnderCurrent => return unsampled_under_current(),
+            Shortcut::None => {}
         }
         self.start_sampling(name)
     }
@@ -353,13 +372,10 @@ impl TracerProvider {
         kind: SpanKind,
         attributes: &'static [KeyValue],
     ) -> Span {
-        if self.pipeline.root_decision == Some(false) {
-            if !crate::trace::context::is_attached() {
-                return Span::deferred_root();
-            }
-            if self.pipeline.never_samples {
-                return unsampled_under_current();
-            }
+        match self.pipeline.shortcut() {
+            Shortcut::UnsampledRoot => return Span::deferred_root(),
+            Shortcut::UnsampledUnderCurrent => return unsampled_under_current(),
+            Shortcut::None => {}
         }
         start_span(self.pipeline, scope, name, kind, Cow::Borrowed(attributes), Vec::new(), Context::current())
     }
