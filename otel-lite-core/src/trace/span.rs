@@ -232,6 +232,32 @@ impl FinishedSpan {
 /// [`SpanExporter::export_ended`](crate::trace::SpanExporter::export_ended): the batch then
 /// goes from the processor's queue to the wire without a [`SpanData`] built, moved and
 /// freed per span.
+///
+/// ```
+/// use otel_lite_core::trace::{BatchConfig, EndedSpan, ExportError, SpanData, SpanExporter, TracerProvider};
+/// use std::sync::{Arc, Mutex};
+///
+/// /// Keeps only the names of the spans it sees.
+/// #[derive(Clone, Default)]
+/// struct Names(Arc<Mutex<Vec<String>>>);
+///
+/// impl SpanExporter for Names {
+///     fn export(&mut self, batch: Vec<SpanData>) -> Result<(), ExportError> {
+///         self.0.lock().unwrap().extend(batch.iter().map(|s| s.name.to_string()));
+///         Ok(())
+///     }
+///     fn export_ended(&mut self, batch: &mut Vec<EndedSpan>) -> Result<(), ExportError> {
+///         self.0.lock().unwrap().extend(batch.drain(..).map(|s| s.name().to_string()));
+///         Ok(())
+///     }
+/// }
+///
+/// let names = Names::default();
+/// let provider = TracerProvider::builder().with_batch_exporter(names.clone(), BatchConfig::default()).build();
+/// drop(provider.tracer("docs").start("checkout"));
+/// provider.force_flush();
+/// assert_eq!(*names.0.lock().unwrap(), ["checkout"]);
+/// ```
 #[repr(transparent)]
 pub struct EndedSpan(pub(crate) FinishedSpan);
 
