@@ -421,7 +421,7 @@ fn start_span(
             if !trace_id.is_valid() {
                 trace_id = TraceId::random();
             }
-            pipeline.sampler.should_sample(p, trace_id)
+            pipeline.sampler.sampled_by_trace_id(trace_id)
         }
     };
     if !sampled {

@@ -61,19 +61,9 @@ impl Sampler {
     /// Whether a span in `trace_id` with `parent` should be recorded and sampled.
     #[inline]
     pub fn should_sample(&self, parent: Option<&SpanContext>, trace_id: TraceId) -> bool {
-        match self {
-            Sampler::AlwaysOn => true,
-            Sampler::AlwaysOff => false,
-            Sampler::TraceIdRatio(ratio) => ratio_sampled(*ratio, trace_id),
-            Sampler::ParentBased(root) => match parent {
-                Some(p) if p.is_valid() => p.is_sampled(),
-                _ => root.should_sample(None, trace_id),
-            },
-        }
+        self.decide_by_parent(parent).unwrap_or_else(|| self.sampled_by_trace_id(trace_id))
     }
-}
 
-impl Sampler {
     /// The decision when it does not depend on the trace id, so that a root span's id can
     /// be drawn only when it is needed (an unsampled span defers its ids).
     #[inline]
@@ -86,6 +76,19 @@ impl Sampler {
                 Some(p) if p.is_valid() => Some(p.is_sampled()),
                 _ => root.decide_by_parent(None),
             },
+        }
+    }
+
+    /// The decision `decide_by_parent` leaves open: a trace-id ratio's, for this sampler or
+    /// its root sampler.
+    #[inline]
+    pub(crate) fn sampled_by_trace_id(&self, trace_id: TraceId) -> bool {
+        match self {
+            Sampler::TraceIdRatio(ratio) => ratio_sampled(*ratio, trace_id),
+            Sampler::ParentBased(root) => root.sampled_by_trace_id(trace_id),
+            // Decided by `decide_by_parent`.
+            Sampler::AlwaysOn => true,
+            Sampler::AlwaysOff => false,
         }
     }
 }
