@@ -263,46 +263,57 @@ pub struct EndedSpan(pub(crate) FinishedSpan);
 
 impl EndedSpan {
     /// The trace id.
+    #[inline]
     pub fn trace_id(&self) -> TraceId {
         self.0.trace_id
     }
     /// The span id.
+    #[inline]
     pub fn span_id(&self) -> SpanId {
         self.0.span_id
     }
     /// The trace flags.
+    #[inline]
     pub fn flags(&self) -> TraceFlags {
         self.0.flags
     }
     /// The vendor trace state.
+    #[inline]
     pub fn trace_state(&self) -> &TraceState {
         &self.0.trace_state
     }
     /// The parent span id; invalid for a root span.
+    #[inline]
     pub fn parent_span_id(&self) -> SpanId {
         self.0.record.parent_span_id
     }
     /// Whether the parent came from another process.
+    #[inline]
     pub fn parent_is_remote(&self) -> bool {
         self.0.record.parent_is_remote
     }
     /// The span name.
+    #[inline]
     pub fn name(&self) -> &str {
         self.0.record.name.as_str()
     }
     /// The kind.
+    #[inline]
     pub fn kind(&self) -> SpanKind {
         self.0.record.kind
     }
     /// Start, ns since the Unix epoch.
+    #[inline]
     pub fn start_unix_nanos(&self) -> u64 {
         clock::to_unix_nanos(self.0.record.start)
     }
     /// End, ns since the Unix epoch.
+    #[inline]
     pub fn end_unix_nanos(&self) -> u64 {
         clock::to_unix_nanos(self.0.end)
     }
     /// Attributes.
+    #[inline]
     pub fn attributes(&self) -> &[KeyValue] {
         match self.extras().and_then(|e| e.attributes.as_deref()) {
             Some(own) => own,
@@ -310,31 +321,38 @@ impl EndedSpan {
         }
     }
     /// Attributes dropped by the limit.
+    #[inline]
     pub fn dropped_attributes(&self) -> u32 {
         self.extras().map_or(0, |e| e.dropped_attributes)
     }
     /// Events.
+    #[inline]
     pub fn events(&self) -> &[Event] {
         self.extras().map_or(&[], |e| &e.events)
     }
     /// Events dropped by the limit.
+    #[inline]
     pub fn dropped_events(&self) -> u32 {
         self.extras().map_or(0, |e| e.dropped_events)
     }
     /// Links.
+    #[inline]
     pub fn links(&self) -> &[Link] {
         self.extras().map_or(&[], |e| &e.links)
     }
     /// Links dropped by the limit.
+    #[inline]
     pub fn dropped_links(&self) -> u32 {
         self.extras().map_or(0, |e| e.dropped_links)
     }
     /// The status.
+    #[inline]
     pub fn status(&self) -> &Status {
         static UNSET: Status = Status::Unset;
         self.extras().map_or(&UNSET, |e| &e.status)
     }
     /// The instrumentation scope of the tracer that created the span.
+    #[inline]
     pub fn scope(&self) -> &'static InstrumentationScope {
         self.0.record.scope
     }
@@ -343,6 +361,7 @@ impl EndedSpan {
         self.0.into_data()
     }
 
+    #[inline]
     fn extras(&self) -> Option<&SpanExtras> {
         self.0.record.extras.as_deref()
     }
