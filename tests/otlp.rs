@@ -394,14 +394,26 @@ fn status_400_is_not_retried() {
     assert_eq!(stats.retries.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
 
-#[test]
-fn partial_success_is_counted_not_retried() {
+fn partial_success_is_counted_not_retried(protocol: Protocol) {
     let receiver = OtlpReceiver::start();
-    receiver.script(json!({"traces": [{"rejected": 1, "message": "span too old"}]}));
-    let (_p, stats) = export_one_span(one_span_exporter(&receiver, Duration::from_secs(10)));
+    receiver.script(json!({"traces": [{"rejected": 3, "message": "span too old"}]}));
+    let mut c = config(&receiver, Signal::Traces, protocol, Compression::None);
+    c.timeout = Duration::from_secs(10);
+    let (_p, stats) = export_one_span(OtlpSpanExporter::new(c).unwrap());
     assert_eq!(statuses(&receiver), vec![200]);
-    assert_eq!(stats.rejected.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(stats.rejected.load(std::sync::atomic::Ordering::Relaxed), 3);
     assert_eq!(stats.retries.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+#[test]
+fn partial_success_is_counted_not_retried_protobuf() {
+    partial_success_is_counted_not_retried(Protocol::HttpProtobuf);
+}
+
+/// The receiver answers in OTLP/JSON, with the rejected count as a string.
+#[test]
+fn partial_success_is_counted_not_retried_json() {
+    partial_success_is_counted_not_retried(Protocol::HttpJson);
 }
 
 #[test]

@@ -131,3 +131,34 @@ fn a_zero_retry_info_delay_still_backs_off() {
     assert_eq!(stats.retries.load(Ordering::Relaxed), 1);
     assert!(waited >= Duration::from_millis(150), "retried after {waited:?}");
 }
+
+/// Every status code the OTLP specification lists as retryable is retried once the
+/// server answers with it, then the span is delivered.
+#[test]
+fn every_retryable_code_is_retried() {
+    for code in ["CANCELLED", "DEADLINE_EXCEEDED", "ABORTED", "OUT_OF_RANGE", "UNAVAILABLE", "DATA_LOSS"] {
+        let receiver = OtlpReceiver::start();
+        receiver.script(json!({"traces": [{"grpc_code": code}]}));
+        let exporter = OtlpSpanExporter::new(grpc(&receiver, Signal::Traces, Compression::None)).unwrap();
+        let stats = exporter.stats();
+        let provider = TracerProvider::builder().with_simple_exporter(exporter).build();
+        drop(provider.tracer("grpc").start("retried"));
+        let statuses: Vec<_> = receiver.requests().iter().map(|r| r["status"].clone()).collect();
+        assert_eq!(statuses, vec![json!(code), json!(200)], "{code}");
+        assert_eq!(stats.retries.load(Ordering::Relaxed), 1, "{code}");
+        assert_eq!(stats.failed.load(Ordering::Relaxed), 0, "{code}");
+    }
+}
+
+#[test]
+fn partial_success_over_grpc_is_counted_not_retried() {
+    let receiver = OtlpReceiver::start();
+    receiver.script(json!({"traces": [{"rejected": 2, "message": "span too old"}]}));
+    let exporter = OtlpSpanExporter::new(grpc(&receiver, Signal::Traces, Compression::None)).unwrap();
+    let stats = exporter.stats();
+    let provider = TracerProvider::builder().with_simple_exporter(exporter).build();
+    drop(provider.tracer("grpc").start("partly rejected"));
+    assert_eq!(receiver.requests().len(), 1);
+    assert_eq!(stats.rejected.load(Ordering::Relaxed), 2);
+    assert_eq!(stats.retries.load(Ordering::Relaxed), 0);
+}

@@ -43,11 +43,28 @@ fn encode<M: prost::Message + serde::Serialize>(
     }
 }
 
+/// The partial success `(rejected, message)` of an OTLP/JSON response, whose rejected count
+/// is named `rejected_field`. OTLP/JSON writes 64-bit integers as strings, but a number is
+/// accepted too; the generated types' serde code only accepts numbers, so it is read here.
+fn json_partial_success(body: &[u8], rejected_field: &str) -> Option<(i64, String)> {
+    let response: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let partial = response.get("partialSuccess")?;
+    let rejected = match partial.get(rejected_field) {
+        Some(serde_json::Value::String(s)) => s.parse().unwrap_or(0),
+        Some(n) => n.as_i64().unwrap_or(0),
+        None => 0,
+    };
+    let message = partial.get("errorMessage").and_then(|m| m.as_str()).unwrap_or_default().to_string();
+    Some((rejected, message))
+}
+
 /// An export request of one signal: what answers it, and how to send it over gRPC.
 trait ExportRequest: prost::Message + serde::Serialize + Sized {
-    type Response: prost::Message + Default + serde::de::DeserializeOwned;
+    type Response: prost::Message + Default;
     /// What the signal's items are called in messages ("spans").
     const ITEMS: &'static str;
+    /// The JSON name of the partial success's rejected count ("rejectedSpans").
+    const REJECTED_JSON: &'static str;
     /// The response's partial success, `(rejected, message)`, if it carries one.
     fn rejected(response: &Self::Response) -> Option<(i64, String)>;
     #[cfg(feature = "otlp-grpc")]
@@ -57,6 +74,7 @@ trait ExportRequest: prost::Message + serde::Serialize + Sized {
 impl ExportRequest for ExportTraceServiceRequest {
     type Response = ExportTraceServiceResponse;
     const ITEMS: &'static str = "spans";
+    const REJECTED_JSON: &'static str = "rejectedSpans";
     fn rejected(r: &Self::Response) -> Option<(i64, String)> {
         r.partial_success.as_ref().map(|p| (p.rejected_spans, p.error_message.clone()))
     }
@@ -69,6 +87,7 @@ impl ExportRequest for ExportTraceServiceRequest {
 impl ExportRequest for ExportLogsServiceRequest {
     type Response = ExportLogsServiceResponse;
     const ITEMS: &'static str = "log records";
+    const REJECTED_JSON: &'static str = "rejectedLogRecords";
     fn rejected(r: &Self::Response) -> Option<(i64, String)> {
         r.partial_success.as_ref().map(|p| (p.rejected_log_records, p.error_message.clone()))
     }
@@ -81,6 +100,7 @@ impl ExportRequest for ExportLogsServiceRequest {
 impl ExportRequest for ExportMetricsServiceRequest {
     type Response = ExportMetricsServiceResponse;
     const ITEMS: &'static str = "data points";
+    const REJECTED_JSON: &'static str = "rejectedDataPoints";
     fn rejected(r: &Self::Response) -> Option<(i64, String)> {
         r.partial_success.as_ref().map(|p| (p.rejected_data_points, p.error_message.clone()))
     }
@@ -135,15 +155,15 @@ impl Common {
                 if body.is_empty() {
                     None
                 } else if json {
-                    serde_json::from_slice::<Q::Response>(&body).ok()
+                    json_partial_success(&body, Q::REJECTED_JSON)
                 } else {
-                    <Q::Response as prost::Message>::decode(body).ok()
+                    <Q::Response as prost::Message>::decode(body).ok().as_ref().and_then(Q::rejected)
                 }
             }
             #[cfg(feature = "otlp-grpc")]
-            Transport::Grpc(grpc) => Some(request.send_grpc(grpc)?),
+            Transport::Grpc(grpc) => Q::rejected(&request.send_grpc(grpc)?),
         };
-        let partial = response.as_ref().and_then(Q::rejected).filter(|(n, m)| *n > 0 || !m.is_empty());
+        let partial = response.filter(|(n, m)| *n > 0 || !m.is_empty());
         if let Some((rejected, message)) = partial {
             let signal = Q::ITEMS;
             // Relaxed: a reported count.
