@@ -29,6 +29,7 @@
 use std::time::Duration;
 
 use otel_lite_core::logs::LoggerProvider;
+use otel_lite_core::metrics::snapshot::Temporality;
 use otel_lite_core::propagation::Propagators;
 use otel_lite_core::trace::{BatchConfig, Sampler, SpanLimits, TracerProvider};
 use otel_lite_core::{global, Resource};
@@ -91,8 +92,8 @@ pub struct Config {
     pub metric_export_interval: Duration,
     /// `OTEL_METRIC_EXPORT_TIMEOUT`.
     pub metric_export_timeout: Duration,
-    /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` is `delta` (or `lowmemory`).
-    pub delta_temporality: bool,
+    /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`.
+    pub metrics_temporality: Temporality,
     /// Prometheus endpoint host.
     pub prometheus_host: String,
     /// Prometheus endpoint port.
@@ -257,16 +258,18 @@ impl Config {
         let metric_export_interval = millis("OTEL_METRIC_EXPORT_INTERVAL", 60_000);
         let metric_export_timeout = millis("OTEL_METRIC_EXPORT_TIMEOUT", 30_000);
 
-        let delta_temporality =
-            match get("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE").map(|v| v.trim().to_ascii_lowercase()) {
-                None => false,
-                Some(v) if v == "cumulative" => false,
-                Some(v) if v == "delta" || v == "lowmemory" => true,
-                Some(v) => {
+        let metrics_temporality = match get("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE") {
+            None => Temporality::Cumulative,
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "cumulative" => Temporality::Cumulative,
+                "delta" => Temporality::Delta,
+                "lowmemory" => Temporality::LowMemory,
+                _ => {
                     warn("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", &v, "unknown; using cumulative".into());
-                    false
+                    Temporality::Cumulative
                 }
-            };
+            },
+        };
 
         let prometheus_host =
             get("OTEL_EXPORTER_PROMETHEUS_HOST").filter(|h| !h.trim().is_empty()).unwrap_or_else(|| "localhost".into());
@@ -309,7 +312,7 @@ impl Config {
             log_batch,
             metric_export_interval,
             metric_export_timeout,
-            delta_temporality,
+            metrics_temporality,
             prometheus_host,
             prometheus_port,
             warnings,
@@ -398,11 +401,7 @@ impl Config {
                 }
                 #[cfg(feature = "otlp")]
                 Exporter::Otlp => {
-                    let temporality = if self.delta_temporality {
-                        crate::otlp::Temporality::Delta
-                    } else {
-                        crate::otlp::Temporality::Cumulative
-                    };
+                    let temporality = self.metrics_temporality;
                     let mut config = self.otlp_config(crate::otlp::Signal::Metrics);
                     config.timeout = config.timeout.min(self.metric_export_timeout);
                     let exporter = crate::otlp::OtlpMetricExporter::new(config, temporality)
@@ -554,7 +553,7 @@ mod tests {
         assert_eq!((c.prometheus_host.as_str(), c.prometheus_port), ("localhost", 9464));
         assert_eq!(c.metric_export_interval, Duration::from_secs(60));
         assert_eq!(c.metric_export_timeout, Duration::from_secs(30));
-        assert!(!c.delta_temporality);
+        assert_eq!(c.metrics_temporality, Temporality::Cumulative);
     }
 
     #[test]
@@ -658,10 +657,13 @@ mod tests {
         assert_eq!(c.metric_export_interval, Duration::from_secs(5));
         assert_eq!(c.metric_export_timeout, Duration::from_secs(30));
         assert!(warned(&c, "OTEL_METRIC_EXPORT_TIMEOUT"));
-        assert!(c.delta_temporality);
-        assert!(config(&[("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "lowmemory")]).delta_temporality);
-        let c = config(&[("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "sometimes")]);
-        assert!(!c.delta_temporality && warned(&c, "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"));
+        assert_eq!(c.metrics_temporality, Temporality::Delta);
+        let c = config(&[("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "LowMemory")]);
+        assert_eq!(c.metrics_temporality, Temporality::LowMemory);
+        let c = config(&[("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "Sometimes")]);
+        assert_eq!(c.metrics_temporality, Temporality::Cumulative);
+        let w = c.warnings.iter().find(|w| w.variable == "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE").unwrap();
+        assert_eq!(w.value, "Sometimes", "the warning shows the value as it was set");
     }
 
     #[test]

@@ -263,6 +263,63 @@ fn delta_temporality_sends_changes() {
     assert_eq!(h2["count"], "1");
 }
 
+/// Under `delta` a meter's count and an observable counter are sent as changes; under
+/// `lowmemory` the observable counter stays cumulative (its callback reports totals) while
+/// synchronous counters and meter counts are changes. Up/down counters stay cumulative.
+fn temporality_by_instrument_kind(preference: Temporality) -> Vec<Json> {
+    let receiver = OtlpReceiver::start();
+    let registry = Registry::builder().resource(resource()).build();
+    let requests_counter = registry.counter::<u64>("requests").build().unwrap();
+    let heartbeat = registry.meter("heartbeat").build().unwrap();
+    let in_flight = registry.up_down_counter::<i64>("in_flight").build().unwrap();
+    let total = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(100));
+    let observed = std::sync::Arc::clone(&total);
+    let _handle = registry
+        .observable_counter::<u64>("bytes_read")
+        .build(move |o| o.observe(observed.load(std::sync::atomic::Ordering::Relaxed), &[]))
+        .unwrap();
+    let mut exporter =
+        OtlpMetricExporter::new(config(&receiver, Signal::Metrics, Protocol::HttpProtobuf, Compression::None), preference)
+            .unwrap();
+    requests_counter.add(10, &[]);
+    heartbeat.mark(5, &[]);
+    in_flight.add(4, &[]);
+    exporter.export(registry.collect()).unwrap();
+    requests_counter.add(3, &[]);
+    heartbeat.mark(2, &[]);
+    in_flight.add(-1, &[]);
+    total.store(130, std::sync::atomic::Ordering::Relaxed);
+    exporter.export(registry.collect()).unwrap();
+    let requests = receiver.wait_for("metrics", 2, Duration::from_secs(10));
+    ["requests", "heartbeat", "in_flight", "bytes_read"]
+        .iter()
+        .map(|name| {
+            let sum = &metric(&requests[1], name)["sum"];
+            json!([sum["aggregationTemporality"], sum["dataPoints"][0]["asInt"]])
+        })
+        .collect()
+}
+
+#[test]
+fn delta_temporality_covers_meters_and_observable_counters() {
+    let delta = json!("AGGREGATION_TEMPORALITY_DELTA");
+    let cumulative = json!("AGGREGATION_TEMPORALITY_CUMULATIVE");
+    assert_eq!(
+        temporality_by_instrument_kind(Temporality::Delta),
+        vec![json!([delta, "3"]), json!([delta, "2"]), json!([cumulative, "3"]), json!([delta, "30"])]
+    );
+}
+
+#[test]
+fn lowmemory_temporality_keeps_observable_counters_cumulative() {
+    let delta = json!("AGGREGATION_TEMPORALITY_DELTA");
+    let cumulative = json!("AGGREGATION_TEMPORALITY_CUMULATIVE");
+    assert_eq!(
+        temporality_by_instrument_kind(Temporality::LowMemory),
+        vec![json!([delta, "3"]), json!([delta, "2"]), json!([cumulative, "3"]), json!([cumulative, "130"])]
+    );
+}
+
 /// Delta exponential histograms, including across a scale change: the second interval's
 /// far-away measurement halves the cumulative histogram's resolution, and the delta must
 /// still hold exactly that one measurement.

@@ -397,7 +397,7 @@ impl<T: GaugeValue> Collect for ObservableCore<T> {
             return None;
         }
         Some(self.descriptor.metric(if is_sum {
-            MetricData::Sum(Sum { monotonic, points })
+            MetricData::Sum(Sum { monotonic, observable: true, points })
         } else {
             MetricData::Gauge(points)
         }))

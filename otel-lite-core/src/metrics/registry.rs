@@ -156,7 +156,7 @@ impl Registry {
             }
         }
         let mut own = Vec::new();
-        let sum = |points| MetricData::Sum(Sum { monotonic: true, points });
+        let sum = |points| MetricData::Sum(Sum { monotonic: true, observable: false, points });
         if !overflow.is_empty() {
             own.push(Metric {
                 name: "otel_lite.metric.overflow_records".into(),

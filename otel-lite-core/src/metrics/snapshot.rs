@@ -78,6 +78,8 @@ pub enum MetricData {
 pub struct Sum {
     /// True for counters, false for up/down counters.
     pub monotonic: bool,
+    /// True for observable (callback) counters, whose callbacks report totals.
+    pub observable: bool,
     /// One point per attribute set.
     pub points: Vec<NumberPoint>,
 }
@@ -206,4 +208,40 @@ pub struct MeterPoint {
     pub m5_rate: f64,
     /// Exponentially weighted events per second over 15 minutes.
     pub m15_rate: f64,
+}
+
+/// Which time a push exporter reports sums, histograms and meter counts over: the
+/// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` choices.
+///
+/// Snapshots are always cumulative; an exporter asked for deltas subtracts the previous
+/// export's totals. Up/down counters stay cumulative under every preference, as the
+/// specification prescribes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Temporality {
+    /// Totals since the start (the default, and what Prometheus expects).
+    #[default]
+    Cumulative,
+    /// Changes since the previous export, for counters (observable ones too), histograms
+    /// and meter counts.
+    Delta,
+    /// Changes since the previous export for synchronous counters, histograms and meter
+    /// counts; observable counters stay cumulative, as their callbacks report totals.
+    LowMemory,
+}
+
+impl Temporality {
+    /// Whether a sum that is `monotonic` and possibly `observable` is reported as changes.
+    pub fn sum_is_delta(self, monotonic: bool, observable: bool) -> bool {
+        match self {
+            Temporality::Cumulative => false,
+            Temporality::Delta => monotonic,
+            Temporality::LowMemory => monotonic && !observable,
+        }
+    }
+
+    /// Whether histograms and meter counts are reported as changes.
+    pub fn is_delta(self) -> bool {
+        self != Temporality::Cumulative
+    }
 }

@@ -313,17 +313,19 @@ struct DeltaState {
     sums: HashMap<(String, String, AttributeSet), (Number, u64)>,
     histograms: HashMap<(String, String, AttributeSet), (HistogramPoint, u64)>,
     exponential: HashMap<(String, String, AttributeSet), (ExponentialHistogramPoint, u64)>,
+    meters: HashMap<(String, String, AttributeSet), (u64, u64)>,
 }
 
 impl DeltaState {
-    /// Rewrites monotonic sums and histograms of `snapshot` as changes since the last call.
-    fn apply(&mut self, snapshot: &mut ResourceMetrics) {
+    /// Rewrites the sums, histograms and meter counts of `snapshot` that `preference`
+    /// reports as changes into changes since the last call.
+    fn apply(&mut self, snapshot: &mut ResourceMetrics, preference: Temporality) {
         for scope in &mut snapshot.scopes {
             let scope_name = scope.scope.name.to_string();
             for m in &mut scope.metrics {
                 let name = m.name.to_string();
                 match &mut m.data {
-                    MetricData::Sum(sum) if sum.monotonic => {
+                    MetricData::Sum(sum) if preference.sum_is_delta(sum.monotonic, sum.observable) => {
                         for p in &mut sum.points {
                             let key = (scope_name.clone(), name.clone(), p.attributes.clone());
                             let current = p.value;
@@ -361,6 +363,16 @@ impl DeltaState {
                             if let Some((prev, prev_time)) = self.exponential.insert(key, (current, p.time_unix_nanos))
                             {
                                 subtract_exponential(p, &prev);
+                                p.start_unix_nanos = prev_time;
+                            }
+                        }
+                    }
+                    // Only the count: the rates are gauges.
+                    MetricData::Meter(points) => {
+                        for p in points.iter_mut() {
+                            let key = (scope_name.clone(), name.clone(), p.attributes.clone());
+                            if let Some((prev, prev_time)) = self.meters.insert(key, (p.count, p.time_unix_nanos)) {
+                                p.count = p.count.saturating_sub(prev);
                                 p.start_unix_nanos = prev_time;
                             }
                         }
@@ -445,8 +457,8 @@ impl OtlpMetricExporter {
 
     /// Exports one snapshot.
     pub fn export(&mut self, mut snapshot: ResourceMetrics) -> Result<(), ExportError> {
-        if self.temporality == Temporality::Delta {
-            self.delta.apply(&mut snapshot);
+        if self.temporality.is_delta() {
+            self.delta.apply(&mut snapshot, self.temporality);
         }
         self.common.export(metrics_request(&snapshot, self.temporality), drop)
     }

@@ -19,22 +19,14 @@ use otel_lite_core::trace::{
 };
 use otel_lite_core::{KeyValue, Resource, Value};
 
-/// How sums and histograms report time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Temporality {
-    /// Totals since the start (the default, and what Prometheus expects).
-    #[default]
-    Cumulative,
-    /// Changes since the previous export.
-    Delta,
-}
+pub use otel_lite_core::metrics::snapshot::Temporality;
 
-impl Temporality {
-    fn proto(self) -> i32 {
-        match self {
-            Temporality::Delta => metrics::AggregationTemporality::Delta as i32,
-            Temporality::Cumulative => metrics::AggregationTemporality::Cumulative as i32,
-        }
+/// The OTLP aggregation temporality of points reported as changes (`delta`) or totals.
+fn temporality(delta: bool) -> i32 {
+    if delta {
+        metrics::AggregationTemporality::Delta as i32
+    } else {
+        metrics::AggregationTemporality::Cumulative as i32
     }
 }
 
@@ -562,7 +554,7 @@ fn meter_metrics(
             m.unit.as_str(),
             metrics::metric::Data::Sum(metrics::Sum {
                 data_points: count,
-                aggregation_temporality: t.proto(),
+                aggregation_temporality: temporality(t.is_delta()),
                 is_monotonic: true,
             }),
         ),
@@ -575,9 +567,9 @@ fn meter_metrics(
     ]
 }
 
-/// An OTLP metrics export request for a snapshot, labelled with `temporality` (the
-/// caller has already turned values into deltas when that is `Delta`).
-pub fn metrics_request(snapshot: &ResourceMetrics, temporality: Temporality) -> ExportMetricsServiceRequest {
+/// An OTLP metrics export request for a snapshot, labelled as `preference` says (the
+/// caller has already turned the values it covers into deltas).
+pub fn metrics_request(snapshot: &ResourceMetrics, preference: Temporality) -> ExportMetricsServiceRequest {
     let scope_metrics = snapshot
         .scopes
         .iter()
@@ -591,13 +583,9 @@ pub fn metrics_request(snapshot: &ResourceMetrics, temporality: Temporality) -> 
                     match &m.data {
                         MetricData::Sum(sum) => one(metrics::metric::Data::Sum(metrics::Sum {
                             data_points: sum.points.iter().map(number_point).collect(),
-                            // Up/down counters stay cumulative under a delta preference,
-                            // as the specification's `delta` preference prescribes.
-                            aggregation_temporality: if sum.monotonic {
-                                temporality.proto()
-                            } else {
-                                Temporality::Cumulative.proto()
-                            },
+                            aggregation_temporality: temporality(
+                                preference.sum_is_delta(sum.monotonic, sum.observable),
+                            ),
                             is_monotonic: sum.monotonic,
                         })),
                         MetricData::Gauge(points) => one(metrics::metric::Data::Gauge(metrics::Gauge {
@@ -605,15 +593,15 @@ pub fn metrics_request(snapshot: &ResourceMetrics, temporality: Temporality) -> 
                         })),
                         MetricData::Histogram(points) => one(metrics::metric::Data::Histogram(metrics::Histogram {
                             data_points: points.iter().map(histogram_point).collect(),
-                            aggregation_temporality: temporality.proto(),
+                            aggregation_temporality: temporality(preference.is_delta()),
                         })),
                         MetricData::ExponentialHistogram(points) => {
                             one(metrics::metric::Data::ExponentialHistogram(metrics::ExponentialHistogram {
                                 data_points: points.iter().map(exp_point).collect(),
-                                aggregation_temporality: temporality.proto(),
+                                aggregation_temporality: temporality(preference.is_delta()),
                             }))
                         }
-                        MetricData::Meter(points) => meter_metrics(m, points, temporality),
+                        MetricData::Meter(points) => meter_metrics(m, points, preference),
                         #[allow(unreachable_patterns)]
                         _ => Vec::new(),
                     }
