@@ -439,6 +439,18 @@ fn status_429_and_502_are_retried_with_backoff() {
     assert_eq!(stats.retries.load(std::sync::atomic::Ordering::Relaxed), 3);
 }
 
+/// `Retry-After` as an HTTP-date (whole seconds, so 2 s ahead is a wait of 1 to 2 s).
+#[test]
+fn retry_after_date_on_429_is_honoured_then_delivered() {
+    let receiver = OtlpReceiver::start();
+    receiver.script(json!({"traces": [{"status": 429, "retry_after_date_in": 2}]}));
+    let started = Instant::now();
+    let (_p, stats) = export_one_span(one_span_exporter(&receiver, Duration::from_secs(10)));
+    assert!(started.elapsed() >= Duration::from_millis(900), "waited for Retry-After: {:?}", started.elapsed());
+    assert_eq!(statuses(&receiver), vec![429, 200]);
+    assert_eq!(stats.retries.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
 #[test]
 fn status_400_is_not_retried() {
     let receiver = OtlpReceiver::start();

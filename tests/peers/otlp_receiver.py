@@ -16,6 +16,8 @@ or null with "error" when the request could not be decoded (answered 400).
 CONTROL_FILE holds scripted answers, re-read on every request: {"traces": [step, ...]}
 where each step is consumed once, in order, per signal:
   {"status": 503, "retry_after": "1"}   answer that status (with Retry-After)
+  {"status": 429, "retry_after_date_in": 2}
+                                         ... with Retry-After as an HTTP-date 2 s ahead
   {"delay_ms": 1500}                     wait, then answer normally
   {"rejected": 3, "message": "why"}      200 with a partial success
   {"grpc_code": "UNAVAILABLE"}           (gRPC) fail the call with that status code
@@ -26,6 +28,7 @@ gRPC requests are recorded like HTTP ones, with content_type "application/grpc" 
 "status" 200 on success or the status code's name.
 """
 import base64
+import email.utils
 import gzip
 import json
 import os
@@ -154,6 +157,8 @@ class Handler(BaseHTTPRequestHandler):
         self.record(entry)
         if status != 200:
             headers = {"Retry-After": step["retry_after"]} if "retry_after" in step else {}
+            if "retry_after_date_in" in step:
+                headers["Retry-After"] = email.utils.formatdate(time.time() + step["retry_after_date_in"], usegmt=True)
             self.answer(status, b"scripted failure", headers=headers)
             return
         response = response_type()

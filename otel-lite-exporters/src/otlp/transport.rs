@@ -209,12 +209,7 @@ impl HttpTransport {
             tokio::time::timeout(left, async {
                 let response = self.client.request(request).await.map_err(|e| (true, e.to_string()))?;
                 let status = response.status();
-                let retry_after = response
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
+                let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(retry_after);
                 let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
                     .collect()
                     .await
@@ -252,6 +247,17 @@ enum Attempt {
     Fatal(OtlpError),
 }
 
+/// How long a `Retry-After` value asks to wait: delay-seconds or an HTTP-date (RFC 9110
+/// §10.2.3); a date in the past means now. `None` for a value that is neither.
+fn retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
 /// The statuses the OTLP/HTTP specification says to retry.
 fn retryable(status: StatusCode) -> bool {
     matches!(status.as_u16(), 429 | 502 | 503 | 504)
@@ -259,4 +265,20 @@ fn retryable(status: StatusCode) -> bool {
 
 fn failed(e: OtlpError) -> ExportError {
     ExportError::Failed(Box::new(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        assert_eq!(retry_after(" 3 "), Some(Duration::from_secs(3)));
+        let in_a_minute = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(60));
+        let wait = retry_after(&in_a_minute).unwrap();
+        assert!(wait > Duration::from_secs(55) && wait <= Duration::from_secs(60), "{wait:?}");
+        assert_eq!(retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO), "a past date means now");
+        assert_eq!(retry_after("soon"), None);
+        assert_eq!(retry_after("-1"), None);
+    }
 }
