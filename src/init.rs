@@ -113,7 +113,7 @@ fn exporters(
     warnings: &mut Vec<EnvWarning>,
 ) -> Vec<Exporter> {
     let Some(value) = value.filter(|v| !v.trim().is_empty()) else { return default };
-    let mut out = Vec::new();
+    let (mut out, mut unknown) = (Vec::new(), Vec::new());
     for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         if name == "none" {
             return Vec::new();
@@ -121,13 +121,20 @@ fn exporters(
         match allowed.iter().find(|(n, _)| *n == name) {
             Some((_, e)) if !out.contains(e) => out.push(*e),
             Some(_) => {}
-            None => warnings.push(EnvWarning {
-                variable: var.into(),
-                value: value.clone(),
-                reason: format!("unknown exporter {name:?}; ignored"),
-            }),
+            None => unknown.push(name),
         }
     }
+    if unknown.is_empty() {
+        return out;
+    }
+    let names = unknown.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ");
+    let reason = if out.is_empty() {
+        out = default;
+        format!("unknown exporter {names}; using the default")
+    } else {
+        format!("unknown exporter {names}; ignored")
+    };
+    warnings.push(EnvWarning { variable: var.into(), value, reason });
     out
 }
 
@@ -143,18 +150,21 @@ impl Config {
         let mut warn = |variable: &str, value: &str, reason: String| {
             warnings.push(EnvWarning { variable: variable.into(), value: value.into(), reason })
         };
-        let disabled = match get("OTEL_SDK_DISABLED").map(|v| v.trim().to_ascii_lowercase()) {
+        let disabled = match get("OTEL_SDK_DISABLED") {
             None => false,
-            Some(v) if v == "true" => true,
-            Some(v) if v == "false" || v.is_empty() => false,
+            Some(v) if v.trim().eq_ignore_ascii_case("true") => true,
+            Some(v) if v.trim().eq_ignore_ascii_case("false") || v.trim().is_empty() => false,
             Some(v) => {
                 warn("OTEL_SDK_DISABLED", &v, "expected true or false; using false".into());
                 false
             }
         };
         let (resource, resource_warnings) = Resource::from_env_reporting(&get);
-        for w in resource_warnings {
-            warn("OTEL_RESOURCE_ATTRIBUTES", &w.entry, format!("{}; entry skipped", w.reason));
+        if !resource_warnings.is_empty() {
+            let problems: Vec<String> =
+                resource_warnings.iter().map(|w| format!("entry {:?}: {}", w.entry, w.reason)).collect();
+            let value = get("OTEL_RESOURCE_ATTRIBUTES").unwrap_or_default();
+            warn("OTEL_RESOURCE_ATTRIBUTES", &value, format!("{}; the whole value is discarded", problems.join(", ")));
         }
         let otlp_endpoint_set = ["", "TRACES_", "METRICS_", "LOGS_"]
             .iter()
@@ -282,7 +292,7 @@ impl Config {
         };
 
         // Kept for the OTLP exporters, which read their own variables.
-        let env = [
+        let env: Vec<(String, String)> = [
             "ENDPOINT",
             "PROTOCOL",
             "HEADERS",
@@ -298,6 +308,17 @@ impl Config {
         })
         .filter_map(|k| get(&k).map(|v| (k, v)))
         .collect();
+        // Resolved now, once for the three signals, so that a bad shared variable is one
+        // warning, printed with the others.
+        #[cfg(feature = "otlp")]
+        for signal in [crate::otlp::Signal::Traces, crate::otlp::Signal::Metrics, crate::otlp::Signal::Logs] {
+            let (_, found) = crate::otlp::SignalConfig::from_env_with(signal, |k| lookup(&env, k));
+            for w in found {
+                if !warnings.iter().any(|e| e.variable == w.variable && e.value == w.value) {
+                    warnings.push(EnvWarning { variable: w.variable, value: w.value, reason: w.reason.into() });
+                }
+            }
+        }
 
         Config {
             disabled,
@@ -422,14 +443,15 @@ impl Config {
 
     #[cfg(feature = "otlp")]
     fn otlp_config(&self, signal: crate::otlp::Signal) -> crate::otlp::SignalConfig {
-        let (config, warnings) = crate::otlp::SignalConfig::from_env_with(signal, |k| {
-            self.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
-        });
-        for w in warnings {
-            eprintln!("otel-lite: {w}");
-        }
-        config
+        // Its warnings were collected into `warnings` by `from_env_with`.
+        crate::otlp::SignalConfig::from_env_with(signal, |k| lookup(&self.env, k)).0
     }
+}
+
+/// The value of `name` among the kept `OTEL_EXPORTER_OTLP_*` variables.
+#[cfg(feature = "otlp")]
+fn lookup(env: &[(String, String)], name: &str) -> Option<String> {
+    env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
 }
 
 /// Why `init` failed.
@@ -570,16 +592,27 @@ mod tests {
     fn sdk_disabled() {
         assert!(config(&[("OTEL_SDK_DISABLED", "true")]).disabled);
         assert!(config(&[("OTEL_SDK_DISABLED", "TRUE")]).disabled);
-        let c = config(&[("OTEL_SDK_DISABLED", "yes")]);
+        let c = config(&[("OTEL_SDK_DISABLED", "Yes")]);
         assert!(!c.disabled && warned(&c, "OTEL_SDK_DISABLED"));
+        assert_eq!(c.warnings[0].value, "Yes", "the warning shows the value as it was set");
     }
 
     #[test]
     fn service_name_and_resource_attributes() {
-        let c = config(&[("OTEL_SERVICE_NAME", "api"), ("OTEL_RESOURCE_ATTRIBUTES", "team=core,broken")]);
+        let c = config(&[("OTEL_SERVICE_NAME", "api"), ("OTEL_RESOURCE_ATTRIBUTES", "team=core,region=eu%2D1")]);
         assert_eq!(c.resource.service_name(), "api");
         assert_eq!(c.resource.attributes().get("team").unwrap().to_string(), "core");
-        assert!(warned(&c, "OTEL_RESOURCE_ATTRIBUTES"));
+        assert_eq!(c.resource.attributes().get("region").unwrap().to_string(), "eu-1");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let c = config(&[("OTEL_SERVICE_NAME", "api"), ("OTEL_RESOURCE_ATTRIBUTES", "team=core,broken")]);
+        assert_eq!(c.resource.service_name(), "api");
+        assert!(c.resource.attributes().get("team").is_none(), "a malformed value is discarded whole");
+        assert_eq!(c.warnings.len(), 1, "one warning: {:?}", c.warnings);
+        assert_eq!(
+            (c.warnings[0].variable.as_str(), c.warnings[0].value.as_str()),
+            ("OTEL_RESOURCE_ATTRIBUTES", "team=core,broken")
+        );
+        assert!(c.warnings[0].reason.contains("\"broken\""), "{}", c.warnings[0].reason);
     }
 
     #[test]
@@ -597,6 +630,12 @@ mod tests {
         assert!(warned(&c, "OTEL_TRACES_EXPORTER"));
         let c = config(&[("OTEL_METRICS_EXPORTER", "prometheus,none")]);
         assert!(c.metrics.is_empty(), "none wins");
+        let c = config(&[("OTEL_TRACES_EXPORTER", "zipkin,jaeger"), ("OTEL_METRICS_EXPORTER", "statsd")]);
+        assert_eq!(c.traces, Vec::<Exporter>::new(), "unknown only: the default (no collector: none)");
+        assert_eq!(c.metrics, vec![Exporter::Prometheus], "unknown only: the default");
+        assert_eq!(c.warnings.len(), 2, "one warning per variable: {:?}", c.warnings);
+        let c = config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"), ("OTEL_TRACES_EXPORTER", "zipkin")]);
+        assert_eq!(c.traces, vec![Exporter::Otlp], "unknown only: the default with a collector");
     }
 
     #[test]
@@ -680,5 +719,21 @@ mod tests {
         let c = config(&[("OTEL_EXPORTER_OTLP_HEADERS", "a=b"), ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "gzip")]);
         assert!(c.env.contains(&("OTEL_EXPORTER_OTLP_HEADERS".into(), "a=b".into())));
         assert!(c.env.contains(&("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION".into(), "gzip".into())));
+    }
+
+    /// A bad variable every signal reads is one warning, not one per signal, and it names
+    /// the variable that was set.
+    #[cfg(feature = "otlp")]
+    #[test]
+    fn otlp_warnings_are_collected_once() {
+        let c = config(&[
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon"),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "collector:4318"),
+        ]);
+        let found: Vec<_> = c.warnings.iter().map(|w| (w.variable.as_str(), w.value.as_str())).collect();
+        assert_eq!(
+            found,
+            [("OTEL_EXPORTER_OTLP_TIMEOUT", "soon"), ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "collector:4318")]
+        );
     }
 }

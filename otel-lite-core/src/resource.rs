@@ -19,11 +19,12 @@ pub struct Resource {
     attributes: AttributeSet,
 }
 
-/// A problem found while reading `OTEL_RESOURCE_ATTRIBUTES`; the offending entry is skipped.
+/// A malformed entry found in `OTEL_RESOURCE_ATTRIBUTES`. Any such entry discards the whole
+/// value, as the specification says: a half-applied list would be harder to notice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ResourceWarning {
-    /// The entry that was skipped.
+    /// The malformed entry.
     pub entry: String,
     /// Why.
     pub reason: &'static str,
@@ -36,12 +37,12 @@ impl Resource {
     }
 
     /// The default resource from the process environment (`OTEL_SERVICE_NAME`,
-    /// `OTEL_RESOURCE_ATTRIBUTES`) plus the SDK's own attributes; malformed entries are
-    /// reported on stderr once and skipped.
+    /// `OTEL_RESOURCE_ATTRIBUTES`) plus the SDK's own attributes. A malformed
+    /// `OTEL_RESOURCE_ATTRIBUTES` is reported on stderr once and discarded.
     pub fn from_env() -> Self {
         let (r, warnings) = Self::from_env_reporting(|k| std::env::var(k).ok());
         for w in warnings {
-            eprintln!("otel-lite: ignoring OTEL_RESOURCE_ATTRIBUTES entry {:?}: {}", w.entry, w.reason);
+            eprintln!("otel-lite: OTEL_RESOURCE_ATTRIBUTES discarded: entry {:?}: {}", w.entry, w.reason);
         }
         r
     }
@@ -51,7 +52,8 @@ impl Resource {
         Self::from_env_reporting(get).0
     }
 
-    /// Builds the resource from a variable source and returns the skipped entries.
+    /// Builds the resource from a variable source and returns the malformed entries of
+    /// `OTEL_RESOURCE_ATTRIBUTES`; if there are any, none of its entries is used.
     ///
     /// Precedence (lowest first): SDK attributes, `OTEL_RESOURCE_ATTRIBUTES`,
     /// `OTEL_SERVICE_NAME`. Without a service name, `unknown_service:<executable>`.
@@ -63,11 +65,15 @@ impl Resource {
         ];
         let mut warnings = Vec::new();
         if let Some(raw) = get("OTEL_RESOURCE_ATTRIBUTES") {
+            let mut parsed = Vec::new();
             for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
                 match parse_entry(entry) {
-                    Ok(kv) => attrs.push(kv),
+                    Ok(kv) => parsed.push(kv),
                     Err(reason) => warnings.push(ResourceWarning { entry: entry.to_string(), reason }),
                 }
+            }
+            if warnings.is_empty() {
+                attrs.extend(parsed);
             }
         }
         if let Some(name) = get("OTEL_SERVICE_NAME").filter(|n| !n.is_empty()) {
@@ -144,11 +150,18 @@ mod tests {
     }
 
     #[test]
-    fn malformed_entries_are_reported_and_skipped() {
+    fn a_malformed_entry_is_reported_and_discards_the_whole_value() {
         let (r, w) = Resource::from_env_reporting(|k| {
             (k == "OTEL_RESOURCE_ATTRIBUTES").then(|| "good=1,novalue,bad=%zz,=empty,ok=a%2Cb".to_string())
         });
-        assert_eq!(w.len(), 3, "{w:?}");
+        let entries: Vec<_> = w.iter().map(|w| w.entry.as_str()).collect();
+        assert_eq!(entries, ["novalue", "bad=%zz", "=empty"]);
+        assert!(r.attributes().get("good").is_none() && r.attributes().get("ok").is_none());
+        assert_eq!(r.attributes().get("telemetry.sdk.name").unwrap().to_string(), "otel-lite");
+        let (r, w) = Resource::from_env_reporting(|k| {
+            (k == "OTEL_RESOURCE_ATTRIBUTES").then(|| "good=1, ok=a%2Cb ,".to_string())
+        });
+        assert!(w.is_empty(), "{w:?}");
         assert_eq!(r.attributes().get("good").unwrap().to_string(), "1");
         assert_eq!(r.attributes().get("ok").unwrap().to_string(), "a,b");
     }

@@ -171,20 +171,25 @@ impl SignalConfig {
             // gRPC has one endpoint for every signal: the service name routes the request.
             config.url = "http://localhost:4317".into();
         }
+        let mut endpoint = None;
         if let Some(url) = get(&specific("ENDPOINT")).filter(|v| !v.trim().is_empty()) {
             // Used as is.
             config.url = url.trim().to_string();
+            endpoint = Some((specific("ENDPOINT"), url));
         } else if let Some(base) = get(&generic("ENDPOINT")).filter(|v| !v.trim().is_empty()) {
             if grpc {
                 config.url = base.trim().to_string();
             } else {
                 config = config.with_base_endpoint(base.trim(), signal);
             }
+            endpoint = Some((generic("ENDPOINT"), base));
         }
-        if !(config.url.starts_with("http://") || config.url.starts_with("https://")) {
+        if let Some((variable, value)) =
+            endpoint.filter(|(_, v)| !(v.trim().starts_with("http://") || v.trim().starts_with("https://")))
+        {
             warnings.push(ConfigWarning {
-                variable: "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
-                value: config.url.clone(),
+                variable,
+                value,
                 reason: "not an http(s) URL; using the default endpoint",
             });
             config.url = if grpc { "http://localhost:4317".into() } else { SignalConfig::new(signal).url };
