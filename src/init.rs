@@ -15,7 +15,7 @@
 //! | `OTEL_PROPAGATORS` | `tracecontext,baggage` | `tracecontext`, `baggage`, `b3`, `b3multi`, `none` |
 //! | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | `parentbased_always_on` | see [`Sampler`] |
 //! | `OTEL_BSP_*`, `OTEL_BLRP_*` | 2048 / 512 / 5000 ms (logs 1000 ms) / 30000 ms | batch processors |
-//! | `OTEL_METRIC_EXPORT_INTERVAL`, `OTEL_METRIC_EXPORT_TIMEOUT` | 60000 ms, 30000 ms | the OTLP periodic reader |
+//! | `OTEL_METRIC_EXPORT_INTERVAL`, `OTEL_METRIC_EXPORT_TIMEOUT` | 60000 ms, 30000 ms | the OTLP and console periodic readers |
 //! | `OTEL_EXPORTER_OTLP_*` (and per signal) | `http://localhost:4318`, `http/protobuf` | endpoint, protocol, headers, compression, timeout |
 //! | `OTEL_EXPORTER_OTLP_CERTIFICATE`, `_CLIENT_CERTIFICATE`, `_CLIENT_KEY` (and per signal) | system roots, no client certificate | PEM files for `https://` endpoints (feature `otlp-tls`) |
 //! | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` | `cumulative` | `cumulative`, `delta`, `lowmemory` |
@@ -399,7 +399,12 @@ impl Config {
                     exporter.register_self_metrics(&registry).map_err(|e| InitError::Exporter(e.to_string()))?;
                     logging = logging.with_batch_exporter(exporter, self.log_batch.clone());
                 }
-                other => eprintln!("otel-lite: log exporter {other:?} is not available in this build"),
+                #[cfg(feature = "stdout")]
+                Exporter::Console => {
+                    logging =
+                        logging.with_batch_exporter(crate::stdout::StdoutLogExporter::new(), self.log_batch.clone());
+                }
+                other => eprintln!("otel-lite: log exporter {other:?} is not compiled in (enable its cargo feature)"),
             }
         }
         let logger_provider = logging.build();
@@ -431,8 +436,21 @@ impl Config {
                     let reader =
                         crate::otlp::PeriodicReader::start(registry.clone(), exporter, self.metric_export_interval)
                             .map_err(|e| InitError::Exporter(e.to_string()))?;
-                    telemetry.reader = Some(reader);
+                    telemetry.readers.push(reader);
                 }
+                #[cfg(feature = "stdout")]
+                Exporter::Console => {
+                    let exporter = crate::stdout::StdoutMetricExporter::new();
+                    let reader = otel_lite_core::metrics::PeriodicReader::start(
+                        registry.clone(),
+                        exporter,
+                        self.metric_export_interval,
+                    )
+                    .map_err(|e| InitError::Exporter(e.to_string()))?;
+                    telemetry.readers.push(reader);
+                }
+                // Unreachable only when every exporter feature is on.
+                #[allow(unreachable_patterns)]
                 other => {
                     eprintln!("otel-lite: metric exporter {other:?} is not compiled in (enable its cargo feature)")
                 }
@@ -484,8 +502,8 @@ pub struct Telemetry {
     logger_provider: Option<LoggerProvider>,
     #[cfg(feature = "prometheus")]
     prometheus: Option<crate::prometheus::PrometheusServer>,
-    #[cfg(feature = "otlp")]
-    reader: Option<crate::otlp::PeriodicReader>,
+    /// The OTLP and console metric readers.
+    readers: Vec<otel_lite_core::metrics::PeriodicReader>,
 }
 
 impl Telemetry {
@@ -518,8 +536,7 @@ impl Telemetry {
         if let Some(p) = self.logger_provider.take() {
             p.shutdown(timeout);
         }
-        #[cfg(feature = "otlp")]
-        if let Some(r) = self.reader.take() {
+        for r in self.readers.drain(..) {
             r.shutdown(timeout);
         }
         #[cfg(feature = "prometheus")]

@@ -278,9 +278,11 @@ fn temporality_by_instrument_kind(preference: Temporality) -> Vec<Json> {
         .observable_counter::<u64>("bytes_read")
         .build(move |o| o.observe(observed.load(std::sync::atomic::Ordering::Relaxed), &[]))
         .unwrap();
-    let mut exporter =
-        OtlpMetricExporter::new(config(&receiver, Signal::Metrics, Protocol::HttpProtobuf, Compression::None), preference)
-            .unwrap();
+    let mut exporter = OtlpMetricExporter::new(
+        config(&receiver, Signal::Metrics, Protocol::HttpProtobuf, Compression::None),
+        preference,
+    )
+    .unwrap();
     requests_counter.add(10, &[]);
     heartbeat.mark(5, &[]);
     in_flight.add(4, &[]);

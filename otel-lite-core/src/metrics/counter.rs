@@ -348,8 +348,9 @@ impl<C: ReadNumber> Collect for Core<C, SumConfig> {
     }
     fn collect(&self, now: u64) -> Option<Metric> {
         let points = number_points(self, now);
-        (!points.is_empty())
-            .then(|| self.descriptor.metric(MetricData::Sum(Sum { monotonic: self.config.monotonic, observable: false, points })))
+        (!points.is_empty()).then(|| {
+            self.descriptor.metric(MetricData::Sum(Sum { monotonic: self.config.monotonic, observable: false, points }))
+        })
     }
     fn health(&self) -> Health {
         Core::health(self)

@@ -18,6 +18,7 @@ mod gauge;
 mod histogram;
 mod instrument;
 mod meter;
+mod reader;
 mod registry;
 mod series;
 pub mod snapshot;
@@ -29,6 +30,7 @@ pub use gauge::{BoundGauge, Gauge, GaugeValue, ObservableHandle, Observer};
 pub use histogram::{BoundHistogram, Histogram, DEFAULT_BUCKETS};
 pub use instrument::InstrumentKind;
 pub use meter::{BoundMeter, Meter};
+pub use reader::{MetricExporter, PeriodicReader};
 pub use registry::{InstrumentBuilder, Observable, Registry, RegistryBuilder, Scope, DEFAULT_CARDINALITY_LIMIT};
 pub use series::OVERFLOW_ATTRIBUTE;
 

@@ -187,11 +187,7 @@ impl SignalConfig {
         if let Some((variable, value)) =
             endpoint.filter(|(_, v)| !(v.trim().starts_with("http://") || v.trim().starts_with("https://")))
         {
-            warnings.push(ConfigWarning {
-                variable,
-                value,
-                reason: "not an http(s) URL; using the default endpoint",
-            });
+            warnings.push(ConfigWarning { variable, value, reason: "not an http(s) URL; using the default endpoint" });
             config.url = if grpc { "http://localhost:4317".into() } else { SignalConfig::new(signal).url };
         }
 

@@ -3,10 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
 use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
@@ -15,6 +12,7 @@ use otel_lite_core::logs::{LogExporter, LogRecord};
 use otel_lite_core::metrics::snapshot::{
     ExponentialBuckets, ExponentialHistogramPoint, HistogramPoint, MetricData, Number, ResourceMetrics,
 };
+use otel_lite_core::metrics::MetricExporter;
 use otel_lite_core::trace::{EndedSpan, ExportError, SpanData, SpanExporter};
 use otel_lite_core::{AttributeSet, RegistrationError, Registry, Resource};
 
@@ -456,81 +454,17 @@ impl OtlpMetricExporter {
     }
 
     /// Exports one snapshot.
-    pub fn export(&mut self, mut snapshot: ResourceMetrics) -> Result<(), ExportError> {
+    pub fn export(&mut self, snapshot: ResourceMetrics) -> Result<(), ExportError> {
+        MetricExporter::export(self, snapshot)
+    }
+}
+
+impl MetricExporter for OtlpMetricExporter {
+    fn export(&mut self, mut snapshot: ResourceMetrics) -> Result<(), ExportError> {
         if self.temporality.is_delta() {
             self.delta.apply(&mut snapshot, self.temporality);
         }
         self.common.export(metrics_request(&snapshot, self.temporality), drop)
-    }
-}
-
-enum ReaderCommand {
-    Flush(mpsc::Sender<bool>),
-    Shutdown(mpsc::Sender<bool>),
-}
-
-/// Collects a registry every `interval` and exports it, on a thread this handle owns.
-/// [`PeriodicReader::shutdown`] (or drop) exports a last time and joins the thread.
-pub struct PeriodicReader {
-    commands: mpsc::Sender<ReaderCommand>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl PeriodicReader {
-    /// Starts exporting `registry` every `interval` (`OTEL_METRIC_EXPORT_INTERVAL`,
-    /// default 60 s).
-    pub fn start(registry: Registry, mut exporter: OtlpMetricExporter, interval: Duration) -> std::io::Result<Self> {
-        let (commands, inbox) = mpsc::channel::<ReaderCommand>();
-        let thread = std::thread::Builder::new().name("otel-lite-metrics".into()).spawn(move || loop {
-            let command = match inbox.recv_timeout(interval) {
-                Ok(c) => Some(c),
-                Err(RecvTimeoutError::Timeout) => None,
-                // The handle is gone without a shutdown: stop quietly.
-                Err(RecvTimeoutError::Disconnected) => return,
-            };
-            let ok = exporter.export(registry.collect()).is_ok();
-            match command {
-                None => {}
-                // The requester may have given up waiting; nothing to do then.
-                Some(ReaderCommand::Flush(done)) => {
-                    let _ = done.send(ok);
-                }
-                Some(ReaderCommand::Shutdown(done)) => {
-                    let _ = done.send(ok);
-                    return;
-                }
-            }
-        })?;
-        Ok(PeriodicReader { commands, thread: Some(thread) })
-    }
-
-    /// Exports now; waits up to `timeout` for the result.
-    pub fn force_flush(&self, timeout: Duration) -> bool {
-        let (done, result) = mpsc::channel();
-        self.commands.send(ReaderCommand::Flush(done)).is_ok() && result.recv_timeout(timeout).unwrap_or(false)
-    }
-
-    /// Exports a last time and stops the thread; waits up to `timeout`.
-    pub fn shutdown(mut self, timeout: Duration) -> bool {
-        self.stop(timeout)
-    }
-
-    fn stop(&mut self, timeout: Duration) -> bool {
-        let Some(thread) = self.thread.take() else { return true };
-        let (done, result) = mpsc::channel();
-        let ok =
-            self.commands.send(ReaderCommand::Shutdown(done)).is_ok() && result.recv_timeout(timeout).unwrap_or(false);
-        if thread.is_finished() || ok {
-            // A panic in the exporter was already reported by the panic hook.
-            let _ = thread.join();
-        }
-        ok
-    }
-}
-
-impl Drop for PeriodicReader {
-    fn drop(&mut self) {
-        self.stop(Duration::from_secs(10));
     }
 }
 

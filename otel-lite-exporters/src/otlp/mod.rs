@@ -29,6 +29,8 @@ mod transform;
 mod transport;
 
 pub use config::{Compression, ConfigWarning, Protocol, Signal, SignalConfig, TlsConfig};
-pub use exporters::{config_from_env, OtlpLogExporter, OtlpMetricExporter, OtlpSpanExporter, PeriodicReader};
+pub use exporters::{config_from_env, OtlpLogExporter, OtlpMetricExporter, OtlpSpanExporter};
+/// The reader that drives a metric exporter; here too for convenience.
+pub use otel_lite_core::metrics::PeriodicReader;
 pub use transform::{logs_request, metrics_request, traces_request, Temporality};
 pub use transport::{OtlpError, TransportStats};

@@ -209,7 +209,8 @@ impl HttpTransport {
             tokio::time::timeout(left, async {
                 let response = self.client.request(request).await.map_err(|e| (true, e.to_string()))?;
                 let status = response.status();
-                let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(retry_after);
+                let retry_after =
+                    response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(retry_after);
                 let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
                     .collect()
                     .await
