@@ -54,6 +54,9 @@ for bin in prometheus promtool; do command -v "$bin" >/dev/null || die "$bin is 
 say "cargo test (workspace, all features)"
 cargo test --workspace --all-features --locked
 
+say "OTLP without the otlp-grpc feature (a grpc protocol setting falls back to HTTP)"
+cargo test -p otel-lite-exporters --no-default-features --features otlp --lib --locked
+
 say "loom models (otel-lite-core)"
 # A separate target dir: the loom cfg rebuilds everything and must not evict the main cache.
 LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" RUSTFLAGS="--cfg otel_lite_loom" \

@@ -8,30 +8,53 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `OTEL_SDK_DISABLED` | `false` | `true`: install nothing |
-//! | `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` | `unknown_service:<exe>` | the resource |
-//! | `OTEL_TRACES_EXPORTER` | `otlp` if an OTLP endpoint is set, else `none` | `otlp`, `console`, `none` |
+//! | `OTEL_SERVICE_NAME` | `unknown_service:<exe>` | `service.name` of the resource; wins over `OTEL_RESOURCE_ATTRIBUTES` |
+//! | `OTEL_RESOURCE_ATTRIBUTES` | empty | `key=value,...`, percent-decoded; a malformed entry discards the whole value (one warning) |
+//! | `OTEL_TRACES_EXPORTER` | `otlp` if an OTLP endpoint is set, else `none` | comma list of `otlp`, `console`, `none` |
 //! | `OTEL_METRICS_EXPORTER` | `prometheus`, plus `otlp` if an OTLP endpoint is set | comma list of `otlp`, `prometheus`, `console`, `none` |
-//! | `OTEL_LOGS_EXPORTER` | `otlp` if an OTLP endpoint is set, else `none` | `otlp`, `console`, `none` |
+//! | `OTEL_LOGS_EXPORTER` | `otlp` if an OTLP endpoint is set, else `none` | comma list of `otlp`, `console`, `none` |
 //! | `OTEL_PROPAGATORS` | `tracecontext,baggage` | `tracecontext`, `baggage`, `b3`, `b3multi`, `none` |
-//! | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | `parentbased_always_on` | see [`Sampler`] |
-//! | `OTEL_BSP_*`, `OTEL_BLRP_*` | 2048 / 512 / 5000 ms (logs 1000 ms) / 30000 ms | batch processors |
-//! | `OTEL_METRIC_EXPORT_INTERVAL`, `OTEL_METRIC_EXPORT_TIMEOUT` | 60000 ms, 30000 ms | the OTLP and console periodic readers |
-//! | `OTEL_EXPORTER_OTLP_*` (and per signal) | `http://localhost:4318`, `http/protobuf` | endpoint, protocol, headers, compression, timeout |
-//! | `OTEL_EXPORTER_OTLP_CERTIFICATE`, `_CLIENT_CERTIFICATE`, `_CLIENT_KEY` (and per signal) | system roots, no client certificate | PEM files for `https://` endpoints (feature `otlp-tls`) |
+//! | `OTEL_TRACES_SAMPLER` | `parentbased_always_on` | `always_on`, `always_off`, `traceidratio`, `parentbased_*` (see [`Sampler`]) |
+//! | `OTEL_TRACES_SAMPLER_ARG` | `1.0` | the ratio of the `*traceidratio` samplers |
+//! | `OTEL_BSP_MAX_QUEUE_SIZE` | 2048 | spans queued for export |
+//! | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | 512 | spans per export |
+//! | `OTEL_BSP_SCHEDULE_DELAY` | 5000 ms | the longest a span waits for its batch |
+//! | `OTEL_BSP_EXPORT_TIMEOUT` | 30000 ms | the longest one export may take |
+//! | `OTEL_BLRP_MAX_QUEUE_SIZE` | 2048 | log records queued for export |
+//! | `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE` | 512 | log records per export |
+//! | `OTEL_BLRP_SCHEDULE_DELAY` | 1000 ms | the longest a log record waits for its batch |
+//! | `OTEL_BLRP_EXPORT_TIMEOUT` | 30000 ms | the longest one export may take |
+//! | `OTEL_METRIC_EXPORT_INTERVAL` | 60000 ms | the OTLP and console periodic readers' interval |
+//! | `OTEL_METRIC_EXPORT_TIMEOUT` | 30000 ms | caps the OTLP metric exporter's timeout |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `http://localhost:4318` (gRPC: `http://localhost:4317`) | base URL; `/v1/traces`, `/v1/metrics`, `/v1/logs` are appended over HTTP |
+//! | `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT` | the base endpoint | full URL for one signal, used as is |
+//! | `OTEL_EXPORTER_OTLP_PROTOCOL` (and per signal) | `http/protobuf` | `http/protobuf`, `http/json`, `grpc` (feature `otlp-grpc`) |
+//! | `OTEL_EXPORTER_OTLP_HEADERS` (and per signal) | none | `key=value,...`, percent-decoded |
+//! | `OTEL_EXPORTER_OTLP_COMPRESSION` (and per signal) | `none` | `gzip` or `none` |
+//! | `OTEL_EXPORTER_OTLP_TIMEOUT` (and per signal) | 10000 ms | the longest one export may take, retries included |
+//! | `OTEL_EXPORTER_OTLP_CERTIFICATE` (and per signal) | the system's roots | CA file (PEM) for `https://` endpoints (feature `otlp-tls`) |
+//! | `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`, `_CLIENT_KEY` (and per signal) | none | client certificate and key (PEM) for mutual TLS |
 //! | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` | `cumulative` | `cumulative`, `delta`, `lowmemory` |
-//! | `OTEL_EXPORTER_PROMETHEUS_HOST`, `_PORT` | `localhost`, `9464` | the `/metrics` endpoint |
-//! | `OTEL_ATTRIBUTE_COUNT_LIMIT`, `OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`, `OTEL_SPAN_EVENT_COUNT_LIMIT`, `OTEL_SPAN_LINK_COUNT_LIMIT`, `OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT`, `OTEL_LINK_ATTRIBUTE_COUNT_LIMIT` | 128 | span limits |
+//! | `OTEL_EXPORTER_PROMETHEUS_HOST` | `localhost` | host the `/metrics` endpoint binds |
+//! | `OTEL_EXPORTER_PROMETHEUS_PORT` | 9464 | port the `/metrics` endpoint binds (`0`: a free one) |
+//! | `OTEL_ATTRIBUTE_COUNT_LIMIT` | 128 | default for the attribute count limits below |
+//! | `OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT` | `OTEL_ATTRIBUTE_COUNT_LIMIT` | attributes per span |
+//! | `OTEL_SPAN_EVENT_COUNT_LIMIT` | 128 | events per span |
+//! | `OTEL_SPAN_LINK_COUNT_LIMIT` | 128 | links per span |
+//! | `OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT` | `OTEL_ATTRIBUTE_COUNT_LIMIT` | attributes per span event |
+//! | `OTEL_LINK_ATTRIBUTE_COUNT_LIMIT` | `OTEL_ATTRIBUTE_COUNT_LIMIT` | attributes per span link |
 //!
 //! otel-lite differs from the specification's defaults in one way, on purpose: with no
 //! OTLP endpoint configured, it does not send to `localhost:4318` (where usually nothing
 //! listens) but serves metrics on the Prometheus endpoint and keeps traces and logs off.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use otel_lite_core::logs::LoggerProvider;
 use otel_lite_core::metrics::snapshot::Temporality;
 use otel_lite_core::propagation::Propagators;
-use otel_lite_core::trace::{BatchConfig, Sampler, SpanLimits, TracerProvider};
+use otel_lite_core::trace::{BatchConfig, Sampler, SpanExporter, SpanLimits, TracerProvider};
 use otel_lite_core::{global, Resource};
 
 /// A problem with one variable: its name, its value, and what was done instead.
@@ -103,6 +126,32 @@ pub struct Config {
     /// The `OTEL_EXPORTER_OTLP_*` variables, for the OTLP exporters.
     #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     env: Vec<(String, String)>,
+    /// What code added with `with_span_exporter` and `with_otlp`.
+    additions: Additions,
+}
+
+/// A function that adjusts one signal's OTLP exporter settings.
+#[cfg(feature = "otlp")]
+type OtlpAdjust = dyn Fn(crate::otlp::Signal, &mut crate::otlp::SignalConfig) + Send + Sync;
+
+/// Code-level additions to a [`Config`]. Clones of a configuration share its added
+/// exporters; the one that is installed takes them.
+#[derive(Clone, Default)]
+struct Additions {
+    span_exporters: Arc<Mutex<Vec<Box<dyn SpanExporter>>>>,
+    #[cfg(feature = "otlp")]
+    otlp: Option<Arc<OtlpAdjust>>,
+}
+
+impl std::fmt::Debug for Additions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let exporters = self.span_exporters.lock().map_or(0, |e| e.len());
+        let mut d = f.debug_struct("Additions");
+        d.field("span_exporters", &exporters);
+        #[cfg(feature = "otlp")]
+        d.field("otlp", &self.otlp.is_some());
+        d.finish()
+    }
 }
 
 fn exporters(
@@ -338,7 +387,41 @@ impl Config {
             prometheus_port,
             warnings,
             env,
+            additions: Additions::default(),
         }
+    }
+
+    /// Adds a span exporter of your own next to those the environment chose. Its spans
+    /// are batched as `OTEL_BSP_*` says.
+    pub fn with_span_exporter(self, exporter: impl SpanExporter) -> Self {
+        if let Ok(mut list) = self.additions.span_exporters.lock() {
+            list.push(Box::new(exporter));
+        }
+        self
+    }
+
+    /// Adjusts the OTLP exporter settings of each signal after the environment is read:
+    /// what `adjust` sets (endpoint, protocol, headers, compression, timeout, TLS files)
+    /// wins over the `OTEL_EXPORTER_OTLP_*` variables.
+    ///
+    /// ```
+    /// use otel_lite::otlp::Signal;
+    /// let config = otel_lite::Config::from_env_with(|k| {
+    ///     (k == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| "http://from-env:4318".to_string())
+    /// })
+    /// .with_otlp(|signal, c| {
+    ///     *c = c.clone().with_base_endpoint("http://from-code:4318", signal);
+    ///     c.headers.push(("x-api-key".into(), "secret".into()));
+    /// });
+    /// assert_eq!(config.otlp_config(Signal::Logs).url, "http://from-code:4318/v1/logs");
+    /// ```
+    #[cfg(feature = "otlp")]
+    pub fn with_otlp(
+        mut self,
+        adjust: impl Fn(crate::otlp::Signal, &mut crate::otlp::SignalConfig) + Send + Sync + 'static,
+    ) -> Self {
+        self.additions.otlp = Some(Arc::new(adjust));
+        self
     }
 
     /// Installs the pipelines this configuration describes.
@@ -356,7 +439,6 @@ impl Config {
         let registry = global::registry().clone();
 
         // Traces.
-        #[allow(unused_mut)]
         let mut tracing = TracerProvider::builder()
             .sampler(self.sampler.clone())
             .span_limits(self.span_limits)
@@ -377,6 +459,10 @@ impl Config {
                 }
                 other => eprintln!("otel-lite: trace exporter {other:?} is not compiled in (enable its cargo feature)"),
             }
+        }
+        let added = self.additions.span_exporters.lock().map(|mut e| std::mem::take(&mut *e)).unwrap_or_default();
+        for exporter in added {
+            tracing = tracing.with_batch_exporter(exporter, self.span_batch.clone());
         }
         let provider = tracing.build();
         provider.register_self_metrics(&registry).map_err(|e| InitError::Exporter(e.to_string()))?;
@@ -459,10 +545,16 @@ impl Config {
         Ok(telemetry)
     }
 
+    /// The OTLP exporter settings `install` uses for `signal`: the variables, then what
+    /// [`Config::with_otlp`] adjusts.
     #[cfg(feature = "otlp")]
-    fn otlp_config(&self, signal: crate::otlp::Signal) -> crate::otlp::SignalConfig {
+    pub fn otlp_config(&self, signal: crate::otlp::Signal) -> crate::otlp::SignalConfig {
         // Its warnings were collected into `warnings` by `from_env_with`.
-        crate::otlp::SignalConfig::from_env_with(signal, |k| lookup(&self.env, k)).0
+        let mut config = crate::otlp::SignalConfig::from_env_with(signal, |k| lookup(&self.env, k)).0;
+        if let Some(adjust) = &self.additions.otlp {
+            adjust(signal, &mut config);
+        }
+        config
     }
 }
 

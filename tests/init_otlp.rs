@@ -6,7 +6,7 @@
 mod peers;
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use otel_lite::logs::Severity;
 use otel_lite::{global, instrument, Config, InitError};
@@ -63,6 +63,9 @@ fn init_installs_every_pipeline_and_refuses_a_second_time() {
     assert!(metrics.iter().any(|m| m.to_string().contains("function.calls")));
 }
 
+/// The quickstart as `cargo test` built it, with this test's features. (A later
+/// `cargo build --example quickstart` with other features replaces this copy until the
+/// example is built with these features again.)
 fn quickstart_binary() -> std::path::PathBuf {
     // target/<profile>/deps/<this test> -> target/<profile>/examples/quickstart
     let exe = std::env::current_exe().expect("test binary path");
@@ -71,20 +74,70 @@ fn quickstart_binary() -> std::path::PathBuf {
     path
 }
 
-#[test]
-fn quickstart_exports_all_three_signals_over_otlp() {
-    let receiver = OtlpReceiver::start();
-    let output = std::process::Command::new(quickstart_binary())
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
-        .env("OTEL_EXPORTER_PROMETHEUS_PORT", "0")
-        .env("OTEL_SERVICE_NAME", "quickstart-e2e")
-        .env("QUICKSTART_SECONDS", "3")
-        .output()
-        .expect("run the quickstart");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains("exporting traces, metrics and logs over OTLP"), "{stdout}");
+/// Runs the quickstart until it is ready, interrupts it as Ctrl-C would (SIGINT), and
+/// returns its whole standard output once it has exited by itself.
+fn run_quickstart_until_interrupted(env: &[(&str, String)]) -> String {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(quickstart_binary())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the quickstart");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !seen.iter().any(|l: &String| l.contains("press Ctrl-C")) {
+        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the quickstart did not get ready: {seen:?}");
+            }
+        }
+    }
+    // Let it serve some requests (some of which fail, and are logged) first.
+    std::thread::sleep(Duration::from_secs(2));
+    let sent = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    assert!(sent.is_ok_and(|s| s.success()), "could not send SIGINT");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the quickstart") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the quickstart did not stop within 30 s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    reader.join().expect("stdout reader");
+    seen.extend(lines.try_iter());
+    let stdout = seen.join("\n");
+    assert!(status.success(), "{status}: {stdout}");
     assert!(stdout.contains("stopped cleanly"), "{stdout}");
+    stdout
+}
+
+/// Everything the quickstart recorded before Ctrl-C reaches the collector: the interrupt
+/// flushes every pipeline.
+#[test]
+fn quickstart_exports_all_three_signals_over_otlp_and_flushes_on_ctrl_c() {
+    let receiver = OtlpReceiver::start();
+    let stdout = run_quickstart_until_interrupted(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
+        ("OTEL_EXPORTER_PROMETHEUS_PORT", "0".into()),
+        ("OTEL_SERVICE_NAME", "quickstart-e2e".into()),
+    ]);
+    assert!(stdout.contains("exporting traces, metrics and logs over OTLP"), "{stdout}");
+    // Its own exporter, added in code next to OTLP, printed at the same flush.
+    assert!(stdout.contains("slowest request of the last"), "{stdout}");
 
     let traces = receiver.wait_for("traces", 1, Duration::from_secs(10));
     let spans = spans_of(&traces);
@@ -107,4 +160,32 @@ fn quickstart_exports_all_three_signals_over_otlp() {
     let metrics = receiver.wait_for("metrics", 1, Duration::from_secs(10));
     let text = metrics.iter().map(|m| m.to_string()).collect::<String>();
     assert!(text.contains("http.server.request.duration") && text.contains("function.calls"));
+}
+
+/// `OTEL_*_EXPORTER=console` prints every signal: spans from `#[instrument]`, a log line
+/// per failed request carrying its trace, and metric points.
+#[test]
+fn quickstart_prints_all_three_signals_to_the_console() {
+    let output = std::process::Command::new(quickstart_binary())
+        .env("OTEL_TRACES_EXPORTER", "console")
+        .env("OTEL_LOGS_EXPORTER", "console")
+        .env("OTEL_METRICS_EXPORTER", "console")
+        .env("QUICKSTART_SECONDS", "2")
+        .output()
+        .expect("run the quickstart");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("not compiled in"), "{stderr}");
+    assert!(stdout.contains("no Prometheus endpoint"), "console only: {stdout}");
+    let spans: HashSet<&str> =
+        stdout.lines().filter(|l| l.contains(" Server handle_request ")).filter_map(|l| l.split(' ').nth(1)).collect();
+    assert!(!spans.is_empty(), "{stdout}");
+    let errors: Vec<&str> = stdout.lines().filter(|l| l.contains(" ERROR \"request to ")).collect();
+    assert!(!errors.is_empty(), "{stdout}");
+    for line in errors {
+        let span = line.split(" span=").nth(1).and_then(|rest| rest.split(' ').next()).unwrap_or("");
+        assert!(spans.contains(span), "log line {line:?} names a printed handler span");
+    }
+    assert!(stdout.lines().any(|l| l.starts_with("function.calls{") && l.contains("result=\"error\"")), "{stdout}");
 }

@@ -1,20 +1,23 @@
 //! The quickstart: a simulated service with counters, an up/down counter, gauges, a meter
-//! and histograms, served on a Prometheus endpoint on loopback.
+//! and histograms, `#[instrument]`ed handlers and a log record per failed request, set up
+//! by `otel_lite::init` from the `OTEL_*` variables: by default a Prometheus endpoint on
+//! loopback.
 //!
 //! ```text
 //! cargo run --example quickstart
+//! OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 cargo run --example quickstart --features otlp
+//! OTEL_TRACES_EXPORTER=console OTEL_LOGS_EXPORTER=console cargo run --example quickstart --features stdout
 //! ```
 //!
 //! Set `OTEL_EXPORTER_PROMETHEUS_PORT` to use another port (0 picks a free one) and
-//! `QUICKSTART_SECONDS` to stop by itself after that many seconds.
+//! `QUICKSTART_SECONDS` to stop by itself after that many seconds; Ctrl-C flushes and stops.
 
 mod service;
 
 use std::time::Duration;
 
-use otel_lite::prometheus::PrometheusServer;
-use otel_lite::trace::{BatchConfig, ExportError, SpanData, SpanExporter, TracerProvider};
-use otel_lite::{global, Registry};
+use otel_lite::trace::{ExportError, SpanData, SpanExporter};
+use otel_lite::{global, Exporter};
 
 /// Keeps the slowest request of each export batch and prints it: the trace id it shows is
 /// the one the latency bucket's exemplar on /metrics points to.
@@ -41,66 +44,36 @@ impl SpanExporter for SlowestRequest {
     }
 }
 
-/// With `--features otlp` and an OTLP endpoint in the environment, all three signals also
-/// go to that collector.
-#[cfg(feature = "otlp")]
-struct Otlp {
-    reader: Option<otel_lite::otlp::PeriodicReader>,
-}
-
-#[cfg(feature = "otlp")]
-fn otlp_wanted() -> bool {
-    ["", "TRACES_", "METRICS_", "LOGS_"]
-        .iter()
-        .any(|s| std::env::var(format!("OTEL_EXPORTER_OTLP_{s}ENDPOINT")).is_ok_and(|v| !v.is_empty()))
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let registry: Registry = global::registry().clone();
-    let config = BatchConfig { scheduled_delay: Duration::from_secs(10), ..BatchConfig::default() };
-    #[allow(unused_mut)]
-    let mut tracing = TracerProvider::builder().with_batch_exporter(SlowestRequest, config);
-    #[allow(unused_mut)]
-    let mut logging = otel_lite::logs::LoggerProvider::builder();
-    #[cfg(feature = "otlp")]
-    let mut otlp = Otlp { reader: None };
-    #[cfg(feature = "otlp")]
-    if otlp_wanted() {
-        use otel_lite::otlp::{
-            config_from_env, OtlpLogExporter, OtlpMetricExporter, OtlpSpanExporter, PeriodicReader, Signal, Temporality,
-        };
-        let spans = OtlpSpanExporter::from_env()?;
-        spans.register_self_metrics(&registry)?;
-        tracing = tracing.with_batch_exporter(spans, BatchConfig::default());
-        let logs = OtlpLogExporter::from_env()?;
-        logs.register_self_metrics(&registry)?;
-        logging = logging.with_batch_exporter(logs, BatchConfig::logs_default());
-        let metrics = OtlpMetricExporter::new(config_from_env(Signal::Metrics), Temporality::Cumulative)?;
-        metrics.register_self_metrics(&registry)?;
-        otlp.reader = Some(PeriodicReader::start(registry.clone(), metrics, Duration::from_secs(10))?);
-        println!("exporting traces, metrics and logs over OTLP as configured by OTEL_EXPORTER_OTLP_*");
+    // Everything comes from the standard OTEL_* variables (see otel_lite::init). By default
+    // that is the Prometheus endpoint only; an OTLP endpoint (or OTEL_*_EXPORTER=otlp) adds
+    // OTLP export of all three signals, OTEL_*_EXPORTER=console prints them. What code sets
+    // here wins over the environment.
+    let mut config = otel_lite::Config::from_env().with_span_exporter(SlowestRequest);
+    if std::env::var_os("OTEL_EXPORTER_PROMETHEUS_HOST").is_none() {
+        config.prometheus_host = "127.0.0.1".into();
     }
-    let provider = tracing.build();
-    provider.register_self_metrics(&registry)?;
-    global::set_tracer_provider(provider.clone())?;
-    let logs = logging.build();
-    logs.register_self_metrics(&registry)?;
-    if global::set_logger_provider(logs.clone()).is_err() {
-        eprintln!("quickstart: a logger provider was already installed");
-    }
-    let service = service::Service::start(&registry, Duration::from_millis(5), 0.1)?;
-    // The endpoint binds loopback unless OTEL_EXPORTER_PROMETHEUS_HOST says otherwise.
-    let server = match PrometheusServer::builder(registry).host("127.0.0.1").from_env().start() {
-        Ok(s) => s,
+    let otlp = [&config.traces, &config.metrics, &config.logs].iter().any(|e| e.contains(&Exporter::Otlp));
+    let telemetry = match config.install() {
+        Ok(t) => t,
         Err(e) => {
-            eprintln!("quickstart: {e}\nhint: another process holds the port; try OTEL_EXPORTER_PROMETHEUS_PORT=0");
+            eprintln!("quickstart: {e}\nhint: if the port is taken, try OTEL_EXPORTER_PROMETHEUS_PORT=0");
             std::process::exit(1);
         }
     };
-    let url = format!("http://{}/metrics", server.local_addr());
-    println!("otel-lite quickstart: serving metrics at {url}");
-    println!("look at: curl -s {url} | grep -E 'function_calls|app_heartbeat_rate'");
-    println!("   and:  curl -s -H 'Accept: application/openmetrics-text' {url} | grep trace_id   (exemplars)");
+    if otlp && cfg!(feature = "otlp") {
+        println!("exporting traces, metrics and logs over OTLP as configured by OTEL_EXPORTER_OTLP_*");
+    }
+    let service = service::Service::start(global::registry(), Duration::from_millis(5), 0.1)?;
+    match telemetry.prometheus_addr() {
+        Some(addr) => {
+            let url = format!("http://{addr}/metrics");
+            println!("otel-lite quickstart: serving metrics at {url}");
+            println!("look at: curl -s {url} | grep -E 'function_calls|app_heartbeat_rate'");
+            println!("   and:  curl -s -H 'Accept: application/openmetrics-text' {url} | grep trace_id   (exemplars)");
+        }
+        None => println!("otel-lite quickstart: no Prometheus endpoint (OTEL_METRICS_EXPORTER leaves it out)"),
+    }
     println!("press Ctrl-C to stop");
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -115,14 +88,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
     service.stop();
-    // Flush every pipeline before exiting.
-    provider.shutdown(Duration::from_secs(5));
-    logs.shutdown(Duration::from_secs(5));
-    #[cfg(feature = "otlp")]
-    if let Some(reader) = otlp.reader.take() {
-        reader.shutdown(Duration::from_secs(5));
-    }
-    server.shutdown();
+    // Flushes every pipeline (spans, logs, a last metric export) before exiting.
+    telemetry.shutdown();
     println!("stopped cleanly");
     Ok(())
 }

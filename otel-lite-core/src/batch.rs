@@ -642,5 +642,20 @@ mod tests {
         );
         assert_eq!(c.max_queue_size, 4096);
         assert_eq!(c.scheduled_delay, Duration::from_secs(1));
+        let c = BatchConfig::logs_from_env_with(
+            |k| match k {
+                "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE" => Some("64".into()),
+                "OTEL_BLRP_SCHEDULE_DELAY" => Some("250".into()),
+                "OTEL_BLRP_EXPORT_TIMEOUT" => Some("7000".into()),
+                // Span variables do not configure logs.
+                "OTEL_BSP_MAX_QUEUE_SIZE" => Some("10".into()),
+                _ => None,
+            },
+            |_, _| panic!("no warning expected"),
+        );
+        assert_eq!(c.max_export_batch_size, 64);
+        assert_eq!(c.scheduled_delay, Duration::from_millis(250));
+        assert_eq!(c.export_timeout, Duration::from_secs(7));
+        assert_eq!(c.max_queue_size, 2048);
     }
 }

@@ -32,6 +32,26 @@ pub trait SpanExporter: Send + 'static {
     }
 }
 
+/// A boxed exporter is an exporter: a list of exporters chosen at run time can be handed
+/// to a provider one by one.
+impl SpanExporter for Box<dyn SpanExporter> {
+    fn export(&mut self, batch: Vec<SpanData>) -> Result<(), ExportError> {
+        (**self).export(batch)
+    }
+    fn export_ended(&mut self, batch: &mut Vec<EndedSpan>) -> Result<(), ExportError> {
+        (**self).export_ended(batch)
+    }
+    fn set_resource(&mut self, resource: &Resource) {
+        (**self).set_resource(resource)
+    }
+    fn force_flush(&mut self) -> Result<(), ExportError> {
+        (**self).force_flush()
+    }
+    fn shutdown(&mut self) -> Result<(), ExportError> {
+        (**self).shutdown()
+    }
+}
+
 /// Keeps exported spans in memory, for tests (yours and ours).
 ///
 /// ```

@@ -297,6 +297,62 @@ mod tests {
         assert_eq!(c.headers, vec![("only".into(), "traces".into())], "the per-signal variable wins");
     }
 
+    /// Every per-signal variable, for every signal: it wins over the generic variable and
+    /// configures only its own signal.
+    #[test]
+    fn every_per_signal_variable_wins_for_its_signal_only() {
+        let generic = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4318"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "from=generic"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000"),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/generic/ca.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/generic/client.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/generic/client.key"),
+        ];
+        let signals = [(Signal::Traces, "TRACES"), (Signal::Metrics, "METRICS"), (Signal::Logs, "LOGS")];
+        for (signal, name) in signals {
+            let specific: Vec<(String, String)> = [
+                ("ENDPOINT", format!("http://{name}:1234/path")),
+                ("PROTOCOL", "http/json".to_string()),
+                ("HEADERS", format!("from={name}")),
+                ("COMPRESSION", "gzip".to_string()),
+                ("TIMEOUT", "7000".to_string()),
+                ("CERTIFICATE", format!("/{name}/ca.pem")),
+                ("CLIENT_CERTIFICATE", format!("/{name}/client.pem")),
+                ("CLIENT_KEY", format!("/{name}/client.key")),
+            ]
+            .into_iter()
+            .map(|(suffix, v)| (format!("OTEL_EXPORTER_OTLP_{name}_{suffix}"), v))
+            .collect();
+            let get = |k: &str| {
+                specific
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.clone())
+                    .or_else(|| generic.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
+            };
+            let (c, w) = SignalConfig::from_env_with(signal, get);
+            assert!(w.is_empty(), "{w:?}");
+            assert_eq!(c.url, format!("http://{name}:1234/path"), "used as is");
+            assert_eq!((c.protocol, c.compression), (Protocol::HttpJson, Compression::Gzip), "{name}");
+            assert_eq!(c.headers, vec![("from".to_string(), name.to_string())]);
+            assert_eq!(c.timeout, Duration::from_secs(7));
+            assert_eq!(c.tls.ca_certificate, Some(PathBuf::from(format!("/{name}/ca.pem"))));
+            assert_eq!(c.tls.client_certificate, Some(PathBuf::from(format!("/{name}/client.pem"))));
+            assert_eq!(c.tls.client_key, Some(PathBuf::from(format!("/{name}/client.key"))));
+            for (other, _) in signals.iter().filter(|(o, _)| *o != signal) {
+                let (c, _) = SignalConfig::from_env_with(*other, get);
+                assert_eq!(c.url, format!("http://generic:4318{}", other.path()), "{name} leaves {other:?} alone");
+                assert_eq!((c.protocol, c.compression), (Protocol::HttpProtobuf, Compression::None));
+                assert_eq!(c.headers, vec![("from".to_string(), "generic".to_string())]);
+                assert_eq!(c.timeout, Duration::from_secs(1));
+                assert_eq!(c.tls.ca_certificate, Some(PathBuf::from("/generic/ca.pem")));
+            }
+        }
+    }
+
     #[cfg(feature = "otlp-grpc")]
     #[test]
     fn grpc_uses_port_4317_and_the_base_endpoint_as_is() {
