@@ -8,7 +8,7 @@ mod peers;
 
 use std::time::{Duration, Instant};
 
-use otel_lite::logs::{LoggerProvider, Severity};
+use otel_lite::logs::{AnyValue, LoggerProvider, Severity};
 use otel_lite::otlp::{
     Compression, OtlpLogExporter, OtlpMetricExporter, OtlpSpanExporter, Protocol, Signal, SignalConfig, Temporality,
 };
@@ -175,9 +175,15 @@ fn metrics_round_trip(protocol: Protocol) {
     registry.up_down_counter::<i64>("queue.depth").build().unwrap().add(-3, &[]);
     registry.gauge::<f64>("temperature").build().unwrap().set(21.5, &[]);
     let h = registry.histogram("latency").unit("s").buckets(vec![0.1, 1.0]).build().unwrap();
-    for v in [0.05, 0.5, 0.7, 3.0] {
+    for v in [0.05, 0.5, 0.7] {
         h.record(v, &[]);
     }
+    // Recorded with a sampled span: the bucket keeps it as an exemplar.
+    let tracer_provider = TracerProvider::builder().build();
+    let span = tracer_provider.tracer("metrics").start("slow call");
+    let (exemplar_trace, exemplar_span) = (span.span_context().trace_id(), span.span_context().span_id());
+    h.record_with_exemplar(3.0, &[], &span.span_context());
+    drop(span);
     let e = registry.exponential_histogram("sizes").build().unwrap();
     for v in [1.0, 2.0, 4.0] {
         e.record(v, &[]);
@@ -209,15 +215,27 @@ fn metrics_round_trip(protocol: Protocol) {
     assert_eq!(hp["explicitBounds"], json!([0.1, 1.0]));
     assert_eq!(hp["sum"], 0.05 + 0.5 + 0.7 + 3.0);
     assert_eq!((hp["min"].clone(), hp["max"].clone()), (json!(0.05), json!(3.0)));
+    let exemplar = &hp["exemplars"][0];
+    assert_eq!(exemplar["asDouble"], 3.0, "{hp}");
+    assert_eq!(exemplar["traceId"], exemplar_trace.to_string());
+    assert_eq!(exemplar["spanId"], exemplar_span.to_string());
     let ep = &metric(r, "sizes")["exponentialHistogram"]["dataPoints"][0];
     assert_eq!(ep["count"], "3");
-    let positive: u64 = ep["positive"]["bucketCounts"]
+    assert_eq!((ep["sum"].clone(), ep["min"].clone(), ep["max"].clone()), (json!(7.0), json!(1.0), json!(4.0)));
+    assert!(ep.get("zeroCount").is_none_or(|z| z == "0"), "{ep}");
+    // 1, 2 and 4 fit 160 buckets at scale 6 at most: 2^e falls in bucket (e << 6) - 1, so
+    // they are buckets -1, 63 and 127, and the histogram starts at offset -1.
+    assert_eq!(ep["scale"], 6, "{ep}");
+    assert_eq!(ep["positive"]["offset"], -1, "{ep}");
+    let counts: Vec<u64> = ep["positive"]["bucketCounts"]
         .as_array()
         .unwrap()
         .iter()
         .map(|c| c.as_str().unwrap().parse::<u64>().unwrap())
-        .sum();
-    assert_eq!(positive, 3);
+        .collect();
+    let filled: Vec<usize> = counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(i, _)| i).collect();
+    assert_eq!(filled, [0, 64, 128], "{counts:?}");
+    assert_eq!(counts.iter().sum::<u64>(), 3);
     assert_eq!(metric(r, "logins")["sum"]["dataPoints"][0]["asInt"], "7");
     assert_eq!(metric(r, "logins.rate")["gauge"]["dataPoints"].as_array().unwrap().len(), 4);
 }
@@ -376,15 +394,38 @@ fn logs_round_trip(protocol: Protocol, compression: Compression) {
         logger.log(Severity::Error, "card declined", vec![KeyValue::new("payment.id", "p-1")]);
     }
     logger.log(Severity::Info, "outside", vec![]);
+    logger.log(
+        Severity::Warn,
+        AnyValue::Map(vec![
+            ("order".into(), AnyValue::I64(42)),
+            ("items".into(), AnyValue::Array(vec!["book".into(), AnyValue::Bool(true)])),
+        ]),
+        vec![],
+    );
     assert!(logs.force_flush());
     let requests = receiver.wait_for("logs", 1, Duration::from_secs(10));
     let records = log_records_of(&requests);
-    assert_eq!(records.len(), 2);
+    assert_eq!(records.len(), 3);
+    let structured = records.iter().find(|r| r["severityText"] == "WARN").unwrap();
+    assert_eq!(
+        structured["body"],
+        json!({"kvlistValue": {"values": [
+            {"key": "order", "value": {"intValue": "42"}},
+            {"key": "items", "value": {"arrayValue": {"values": [{"stringValue": "book"}, {"boolValue": true}]}}},
+        ]}})
+    );
     let declined = records.iter().find(|r| r["body"]["stringValue"] == "card declined").unwrap();
     assert_eq!(declined["traceId"], span.span_context().trace_id().to_string());
     assert_eq!(declined["spanId"], span.span_context().span_id().to_string());
     assert_eq!(declined["severityNumber"], "SEVERITY_NUMBER_ERROR");
     assert_eq!(declined["severityText"], "ERROR");
+    let span_flags = u64::from(span.span_context().flags().bits());
+    assert_eq!(span_flags & 1, 1, "sampled");
+    assert_eq!(declined["flags"], span_flags, "the trace flags of the span it was emitted in");
+    let observed: u64 = declined["observedTimeUnixNano"].as_str().unwrap().parse().unwrap();
+    let time: u64 = declined["timeUnixNano"].as_str().unwrap().parse().unwrap();
+    let now = otel_lite::now_unix_nanos();
+    assert!(time <= observed && observed <= now && now - observed < 60_000_000_000, "{time} {observed} {now}");
     assert_eq!(attrs(declined)["payment.id"]["stringValue"], "p-1");
     let outside = records.iter().find(|r| r["body"]["stringValue"] == "outside").unwrap();
     assert!(outside.get("traceId").is_none_or(|t| t == ""));
@@ -562,4 +603,110 @@ fn shutdown_delivers_what_is_queued() {
     assert!(receiver.requests().is_empty(), "the hour-long delay holds everything back");
     assert!(provider.shutdown(Duration::from_secs(10)));
     assert_eq!(spans_of(&receiver.requests()).len(), 100);
+}
+
+// --- OTLP/JSON encoding rules -------------------------------------------------------------
+
+/// Fields whose protobuf type is a 64-bit integer: OTLP/JSON writes them as strings.
+const INT64_FIELDS: &[&str] = &[
+    "timeUnixNano",
+    "startTimeUnixNano",
+    "endTimeUnixNano",
+    "observedTimeUnixNano",
+    "count",
+    "bucketCounts",
+    "zeroCount",
+    "asInt",
+    "intValue",
+];
+/// Enum fields: OTLP/JSON writes them as integers, not names.
+const ENUM_FIELDS: &[&str] = &["kind", "code", "severityNumber", "aggregationTemporality"];
+/// Ids: lowercase hex, not base64, with their byte length doubled.
+const ID_FIELDS: &[(&str, usize)] = &[("traceId", 32), ("spanId", 16), ("parentSpanId", 16)];
+
+/// Checks `node` (a document as sent) against the OTLP/JSON rules; returns how many
+/// fields of each rule it checked, so a test can tell the rules were exercised.
+fn check_otlp_json(node: &Json, path: &str, seen: &mut std::collections::BTreeMap<&'static str, usize>) {
+    match node {
+        Json::Object(map) => {
+            for (key, value) in map {
+                let here = format!("{path}.{key}");
+                assert!(
+                    key.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                        && key.chars().all(|c| c.is_ascii_alphanumeric()),
+                    "{here}: field names are lowerCamelCase"
+                );
+                if let Some(f) = INT64_FIELDS.iter().find(|f| **f == key) {
+                    let values = value.as_array().cloned().unwrap_or_else(|| vec![value.clone()]);
+                    for v in values {
+                        assert!(v.as_str().is_some_and(|s| s.parse::<i64>().is_ok()), "{here}: {v} is a string");
+                        *seen.entry(f).or_default() += 1;
+                    }
+                }
+                if let Some(f) = ENUM_FIELDS.iter().find(|f| **f == key) {
+                    assert!(value.is_i64(), "{here}: {value} is an integer");
+                    *seen.entry(f).or_default() += 1;
+                }
+                if let Some((f, len)) = ID_FIELDS.iter().find(|(f, _)| *f == key) {
+                    let id = value.as_str().unwrap_or_default();
+                    // A root span's parent id is empty bytes: an empty hex string.
+                    let root = *f == "parentSpanId" && id.is_empty();
+                    assert!(
+                        root || id.len() == *len && id.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
+                        "{here}: {value} is {len} lowercase hex digits"
+                    );
+                    *seen.entry(f).or_default() += usize::from(!root);
+                }
+                check_otlp_json(value, &here, seen);
+            }
+        }
+        Json::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                check_otlp_json(item, &format!("{path}[{i}]"), seen);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// All three signals sent as OTLP/JSON, checked as they were on the wire (the receiver's
+/// decoder is lenient: it accepts names for enums and numbers for 64-bit integers).
+#[test]
+fn json_requests_follow_the_otlp_json_rules() {
+    let receiver = OtlpReceiver::start();
+    let json_config = |signal| config(&receiver, signal, Protocol::HttpJson, Compression::None);
+    let spans = OtlpSpanExporter::new(json_config(Signal::Traces)).unwrap();
+    let provider = TracerProvider::builder().resource(resource()).with_simple_exporter(spans).build();
+    let tracer = provider.tracer("rules");
+    let logs = LoggerProvider::builder()
+        .resource(resource())
+        .with_simple_exporter(OtlpLogExporter::new(json_config(Signal::Logs)).unwrap())
+        .build();
+    {
+        let mut parent = tracer.span_builder("parent").kind(SpanKind::Server).start();
+        parent.set_attribute(KeyValue::new("retries", 3));
+        parent.add_event("retry", vec![KeyValue::new("attempt", 2)]);
+        parent.set_status(Status::error("failed"));
+        let _entered = parent.enter();
+        drop(tracer.start("child"));
+        logs.logger("rules").log(Severity::Error, "failed", vec![KeyValue::new("code", 7)]);
+    }
+    let registry = Registry::builder().resource(resource()).build();
+    registry.counter::<u64>("jobs").build().unwrap().add(5, &[KeyValue::new("queue", "a")]);
+    registry.gauge::<i64>("depth").build().unwrap().set(-2, &[]);
+    registry.histogram("latency").buckets(vec![1.0]).build().unwrap().record(0.5, &[]);
+    registry.exponential_histogram("sizes").build().unwrap().record(3.0, &[]);
+    let mut metrics = OtlpMetricExporter::new(json_config(Signal::Metrics), Temporality::Cumulative).unwrap();
+    metrics.export(registry.collect()).unwrap();
+
+    let mut seen = std::collections::BTreeMap::new();
+    for signal in ["traces", "logs", "metrics"] {
+        for request in receiver.wait_for(signal, 1, Duration::from_secs(10)) {
+            assert_eq!(request["content_type"], "application/json");
+            check_otlp_json(&request["wire_json"], signal, &mut seen);
+        }
+    }
+    for field in INT64_FIELDS.iter().chain(ENUM_FIELDS).chain(ID_FIELDS.iter().map(|(f, _)| f)) {
+        assert!(seen.get(field).is_some_and(|n| *n > 0), "no {field} was checked: {seen:?}");
+    }
 }

@@ -11,7 +11,8 @@ OTLP/gRPC, and prints `READY <http port> <grpc port>` once both listen. For each
 POST to /v1/traces, /v1/metrics or /v1/logs it appends one JSON line to OUT_FILE:
   {"signal", "content_type", "gzip", "headers", "status", "body"}
 where body is the decoded request (protobuf → dict, with trace/span ids as lowercase hex),
-or null with "error" when the request could not be decoded (answered 400).
+or null with "error" when the request could not be decoded (answered 400); a JSON request
+also keeps the document as sent, in "wire_json".
 
 CONTROL_FILE holds scripted answers, re-read on every request: {"traces": [step, ...]}
 where each step is consumed once, in order, per signal:
@@ -136,6 +137,7 @@ class Handler(BaseHTTPRequestHandler):
                 message.ParseFromString(data)
             elif content_type == "application/json":
                 doc = json.loads(data)
+                entry["wire_json"] = json.loads(data)
                 hex_ids_to_base64(doc)
                 json_format.ParseDict(doc, message)
             else:
