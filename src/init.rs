@@ -436,6 +436,16 @@ impl Config {
         if global::tracer_provider().is_some() {
             return Err(InitError::AlreadyInitialized);
         }
+        // The global registry describes this resource too (Prometheus `target_info`), unless
+        // something registered an instrument before `init` and so created it already.
+        let configured = otel_lite_core::Registry::builder().resource(self.resource.clone()).build();
+        if global::set_registry(configured).is_err() && global::registry().resource() != &self.resource {
+            eprintln!(
+                "otel-lite: instruments were registered before init; the global registry keeps the resource it \
+                 was created with ({}) instead of the configured one",
+                global::registry().resource().service_name()
+            );
+        }
         let registry = global::registry().clone();
 
         // Traces.

@@ -44,6 +44,26 @@ fn init_installs_every_pipeline_and_refuses_a_second_time() {
     let (status, _, body) = peers::http_get(&addr.to_string(), "/metrics", &[]);
     assert_eq!(status, 200);
     assert!(String::from_utf8(body).unwrap().contains("function_calls_total{error_type=\"core::fmt::Error\""));
+    // The pipelines' self-metrics are on the endpoint: both spans exported, and the OTLP
+    // exporters' item counts for traces and (after a periodic export) metrics.
+    assert!(telemetry.tracer_provider().expect("traces are on").force_flush());
+    let wanted = [
+        "target_info{service_name=\"init-test\"",
+        "otel_lite_spans_exported_total{otel_scope_name=\"otel-lite\",otel_scope_version=\"0.1.0\"} 2",
+        "otel_lite_otlp_exported_items_traces_total{signal=\"traces\",otel_scope_name=\"otel-lite\",otel_scope_version=\"0.1.0\"} 2",
+        "otel_lite_otlp_exported_items_metrics_total{",
+        "otel_lite_logs_exported_total{",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut text = String::new();
+    while Instant::now() < deadline && !wanted.iter().all(|w| text.contains(w)) {
+        std::thread::sleep(Duration::from_millis(100));
+        let (_, _, body) = peers::http_get(&addr.to_string(), "/metrics", &[]);
+        text = String::from_utf8(body).unwrap();
+    }
+    for w in wanted {
+        assert!(text.contains(w), "{w} is not on /metrics:\n{text}");
+    }
     telemetry.shutdown();
 
     let spans: Vec<_> = receiver.wait_for("traces", 1, Duration::from_secs(10));

@@ -182,7 +182,7 @@ fn metrics_round_trip(protocol: Protocol) {
     let tracer_provider = TracerProvider::builder().build();
     let span = tracer_provider.tracer("metrics").start("slow call");
     let (exemplar_trace, exemplar_span) = (span.span_context().trace_id(), span.span_context().span_id());
-    h.record_with_exemplar(3.0, &[], &span.span_context());
+    h.record_with_exemplar(3.0, &[], span.span_context());
     drop(span);
     let e = registry.exponential_histogram("sizes").build().unwrap();
     for v in [1.0, 2.0, 4.0] {
@@ -504,6 +504,8 @@ fn status_400_is_not_retried() {
     drop(p.tracer("faults").start("second"));
     assert_eq!(statuses(&receiver), vec![400, 500], "500 is not retried either");
     assert_eq!(stats.retries.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(stats.failed_items.load(std::sync::atomic::Ordering::Relaxed), 2, "one span in each failed export");
+    assert_eq!(stats.exported_items.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
 
 fn partial_success_is_counted_not_retried(protocol: Protocol) {
@@ -581,11 +583,26 @@ fn slow_receiver_never_blocks_the_application_and_bounds_memory() {
         done.send(()).unwrap();
     });
     finished.recv_timeout(Duration::from_secs(60)).expect("recording blocked behind the slow receiver");
+    assert!(
+        receiver.requests().is_empty(),
+        "all 50,000 spans were recorded while the first export still waited on the receiver"
+    );
     provider.shutdown(Duration::from_secs(30));
     let stats = provider.stats();
     assert!(stats.dropped > 40_000, "the bounded queues dropped the excess: {stats:?}");
     assert_eq!(stats.exported + stats.dropped + stats.failed, 50_000, "{stats:?}");
     assert_eq!(spans_of(&receiver.requests()).len() as u64, stats.exported);
+    // The same counts, as the Prometheus endpoint shows them.
+    let registry = Registry::new();
+    provider.register_self_metrics(&registry).unwrap();
+    let mut text = String::new();
+    otel_lite::prometheus::encode(&registry.collect(), otel_lite::prometheus::Format::Text, &mut text);
+    let value = |name: &str| -> u64 {
+        let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in {text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(value("otel_lite_spans_dropped_total"), stats.dropped);
+    assert_eq!(value("otel_lite_spans_exported_total"), stats.exported);
 }
 
 #[test]

@@ -65,6 +65,8 @@ trait ExportRequest: prost::Message + serde::Serialize + Sized {
     const REJECTED_JSON: &'static str;
     /// The response's partial success, `(rejected, message)`, if it carries one.
     fn rejected(response: &Self::Response) -> Option<(i64, String)>;
+    /// How many items the request carries.
+    fn items(&self) -> u64;
     #[cfg(feature = "otlp-grpc")]
     fn send_grpc(self, grpc: &mut super::grpc::GrpcTransport) -> Result<Self::Response, ExportError>;
 }
@@ -75,6 +77,9 @@ impl ExportRequest for ExportTraceServiceRequest {
     const REJECTED_JSON: &'static str = "rejectedSpans";
     fn rejected(r: &Self::Response) -> Option<(i64, String)> {
         r.partial_success.as_ref().map(|p| (p.rejected_spans, p.error_message.clone()))
+    }
+    fn items(&self) -> u64 {
+        self.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len() as u64).sum()
     }
     #[cfg(feature = "otlp-grpc")]
     fn send_grpc(self, grpc: &mut super::grpc::GrpcTransport) -> Result<Self::Response, ExportError> {
@@ -89,6 +94,9 @@ impl ExportRequest for ExportLogsServiceRequest {
     fn rejected(r: &Self::Response) -> Option<(i64, String)> {
         r.partial_success.as_ref().map(|p| (p.rejected_log_records, p.error_message.clone()))
     }
+    fn items(&self) -> u64 {
+        self.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len() as u64).sum()
+    }
     #[cfg(feature = "otlp-grpc")]
     fn send_grpc(self, grpc: &mut super::grpc::GrpcTransport) -> Result<Self::Response, ExportError> {
         grpc.logs(self)
@@ -101,6 +109,19 @@ impl ExportRequest for ExportMetricsServiceRequest {
     const REJECTED_JSON: &'static str = "rejectedDataPoints";
     fn rejected(r: &Self::Response) -> Option<(i64, String)> {
         r.partial_success.as_ref().map(|p| (p.rejected_data_points, p.error_message.clone()))
+    }
+    fn items(&self) -> u64 {
+        use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+        let points = |m: &opentelemetry_proto::tonic::metrics::v1::Metric| match &m.data {
+            Some(Data::Sum(d)) => d.data_points.len(),
+            Some(Data::Gauge(d)) => d.data_points.len(),
+            Some(Data::Histogram(d)) => d.data_points.len(),
+            Some(Data::ExponentialHistogram(d)) => d.data_points.len(),
+            Some(Data::Summary(d)) => d.data_points.len(),
+            None => 0,
+        };
+        self.resource_metrics.iter().flat_map(|r| &r.scope_metrics).flat_map(|s| &s.metrics).map(points).sum::<usize>()
+            as u64
     }
     #[cfg(feature = "otlp-grpc")]
     fn send_grpc(self, grpc: &mut super::grpc::GrpcTransport) -> Result<Self::Response, ExportError> {
@@ -142,6 +163,15 @@ impl Common {
     /// Sends `request` and records a partial success from its response. Over HTTP the
     /// request is handed to `recycle` once it is encoded (its buffers can serve the next one).
     fn export<Q: ExportRequest>(&mut self, request: Q, recycle: impl FnOnce(Q)) -> Result<(), ExportError> {
+        let items = request.items();
+        let result = self.send(request, recycle);
+        // Relaxed: reported counts.
+        let counter = if result.is_ok() { &self.stats.exported_items } else { &self.stats.failed_items };
+        counter.fetch_add(items, Ordering::Relaxed);
+        result
+    }
+
+    fn send<Q: ExportRequest>(&mut self, request: Q, recycle: impl FnOnce(Q)) -> Result<(), ExportError> {
         let response = match &mut self.transport {
             Transport::Http(http) => {
                 let json = http.is_json();
@@ -180,8 +210,14 @@ impl Common {
 fn register(stats: &Arc<TransportStats>, signal: &'static str, registry: &Registry) -> Result<(), RegistrationError> {
     let scope = registry.scope("otel-lite").with_version(env!("CARGO_PKG_VERSION"));
     type Pick = fn(&TransportStats) -> u64;
-    let counters: [(&'static str, &'static str, Pick); 4] = [
+    let counters: [(&'static str, &'static str, Pick); 6] = [
         ("otel_lite.otlp.requests", "OTLP requests answered with success.", |s| s.succeeded.load(Ordering::Relaxed)),
+        ("otel_lite.otlp.exported_items", "Items (spans, data points, log records) an OTLP receiver accepted.", |s| {
+            s.exported_items.load(Ordering::Relaxed)
+        }),
+        ("otel_lite.otlp.failed_items", "Items in OTLP exports that failed after retries.", |s| {
+            s.failed_items.load(Ordering::Relaxed)
+        }),
         ("otel_lite.otlp.retries", "OTLP request attempts that were retried.", |s| s.retries.load(Ordering::Relaxed)),
         ("otel_lite.otlp.failed_exports", "OTLP exports that failed after retries.", |s| {
             s.failed.load(Ordering::Relaxed)

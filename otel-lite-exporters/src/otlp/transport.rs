@@ -76,6 +76,11 @@ pub struct TransportStats {
     pub failed: AtomicU64,
     /// Items the receiver rejected in partial successes.
     pub rejected: AtomicU64,
+    /// Items (spans, data points, log records) in requests the receiver answered with
+    /// success (those a partial success rejected included: see `rejected`).
+    pub exported_items: AtomicU64,
+    /// Items in exports that failed for good.
+    pub failed_items: AtomicU64,
 }
 
 /// What a successful request reported.
