@@ -32,11 +32,13 @@ fn init_installs_every_pipeline_and_refuses_a_second_time() {
         "OTEL_EXPORTER_PROMETHEUS_PORT" => Some("0".into()),
         "OTEL_BSP_SCHEDULE_DELAY" => Some("100".into()),
         "OTEL_METRIC_EXPORT_INTERVAL" => Some("200".into()),
+        "OTEL_PROPAGATORS" => Some("tracecontext,b3".into()),
         _ => None,
     });
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
     let telemetry = config.clone().install().expect("first init");
     assert_eq!(config.install().err(), Some(InitError::AlreadyInitialized));
+    assert_eq!(global::propagator().fields(), ["traceparent", "tracestate", "b3"], "OTEL_PROPAGATORS");
 
     assert!(charge(5).is_ok());
     assert!(charge(500).is_err());
@@ -45,7 +47,8 @@ fn init_installs_every_pipeline_and_refuses_a_second_time() {
     assert_eq!(status, 200);
     assert!(String::from_utf8(body).unwrap().contains("function_calls_total{error_type=\"core::fmt::Error\""));
     // The pipelines' self-metrics are on the endpoint: both spans exported, and the OTLP
-    // exporters' item counts for traces and (after a periodic export) metrics.
+    // exporters' item counts for traces and metrics; the metric count shows only after a
+    // periodic export, which OTEL_METRIC_EXPORT_INTERVAL brings within the wait below.
     assert!(telemetry.tracer_provider().expect("traces are on").force_flush());
     let wanted = [
         "target_info{service_name=\"init-test\"",
@@ -208,4 +211,19 @@ fn quickstart_prints_all_three_signals_to_the_console() {
         assert!(spans.contains(span), "log line {line:?} names a printed handler span");
     }
     assert!(stdout.lines().any(|l| l.starts_with("function.calls{") && l.contains("result=\"error\"")), "{stdout}");
+}
+
+/// `OTEL_SDK_DISABLED=true` installs nothing, whatever else is configured.
+#[test]
+fn a_disabled_sdk_installs_nothing() {
+    let config = Config::from_env_with(|k| match k {
+        "OTEL_SDK_DISABLED" => Some("true".into()),
+        "OTEL_TRACES_EXPORTER" => Some("console".into()),
+        "OTEL_EXPORTER_PROMETHEUS_PORT" => Some("0".into()),
+        _ => None,
+    });
+    let telemetry = config.install().expect("disabled is not an error");
+    assert!(telemetry.tracer_provider().is_none());
+    assert!(telemetry.logger_provider().is_none());
+    assert!(telemetry.prometheus_addr().is_none(), "no endpoint is served");
 }

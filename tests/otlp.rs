@@ -605,6 +605,47 @@ fn slow_receiver_never_blocks_the_application_and_bounds_memory() {
     assert_eq!(value("otel_lite_spans_exported_total"), stats.exported);
 }
 
+/// A receiver that does not answer is cut off at the export timeout; the export fails
+/// and is counted, and nothing waits for the receiver beyond it.
+#[test]
+fn a_hung_receiver_is_cut_off_at_the_timeout() {
+    let receiver = OtlpReceiver::start();
+    receiver.script(json!({"traces": [{"delay_ms": 6000}]}));
+    let started = Instant::now();
+    let (_p, stats) = export_one_span(one_span_exporter(&receiver, Duration::from_secs(1)));
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(5), "the export gave up after {waited:?}, not at its 1 s timeout");
+    assert_eq!(stats.failed.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(stats.failed_items.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
+/// Shutdown with the receiver down returns once the last export has given up (retries
+/// stop when the next backoff would pass the 2 s timeout), and counts what it could not
+/// deliver.
+#[test]
+fn shutdown_with_the_receiver_down_is_bounded() {
+    let port = peers::free_port();
+    let mut c =
+        SignalConfig::new(Signal::Traces).with_base_endpoint(&format!("http://127.0.0.1:{port}"), Signal::Traces);
+    c.timeout = Duration::from_secs(2);
+    let exporter = OtlpSpanExporter::new(c).unwrap();
+    let stats = exporter.stats();
+    let config = BatchConfig { scheduled_delay: Duration::from_secs(3600), ..BatchConfig::default() };
+    let provider = TracerProvider::builder().with_batch_exporter(exporter, config).build();
+    for i in 0..100 {
+        drop(provider.tracer("down").start(format!("s{i}")));
+    }
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        provider.shutdown(Duration::from_secs(10));
+        let _ = done.send(provider.stats());
+    });
+    let processor = finished.recv_timeout(Duration::from_secs(20)).expect("shutdown returned");
+    assert_eq!(processor.failed, 100, "{processor:?}");
+    assert_eq!(stats.failed_items.load(std::sync::atomic::Ordering::Relaxed), 100);
+    assert!(stats.retries.load(std::sync::atomic::Ordering::Relaxed) >= 2, "retried with backoff first");
+}
+
 #[test]
 fn shutdown_delivers_what_is_queued() {
     let receiver = OtlpReceiver::start();

@@ -97,7 +97,7 @@ impl TextMapPropagator for B3Propagator {
         }
     }
 
-    fn fields(&self) -> &'static [&'static str] {
+    fn fields(&self) -> &[&'static str] {
         match self.encoding {
             B3Encoding::Single => &["b3"],
             B3Encoding::Multi => &["x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "x-b3-flags"],

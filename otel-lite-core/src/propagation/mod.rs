@@ -86,13 +86,15 @@ pub trait TextMapPropagator: Send + Sync {
     /// `context` as it was.
     fn extract(&self, context: Context, carrier: &dyn Extractor) -> Context;
     /// The header names this propagator uses.
-    fn fields(&self) -> &'static [&'static str];
+    fn fields(&self) -> &[&'static str];
 }
 
 /// Several propagators applied in order (what `OTEL_PROPAGATORS` configures).
 #[derive(Default)]
 pub struct Propagators {
     inner: Vec<Box<dyn TextMapPropagator>>,
+    /// Every field of `inner`, in order, once.
+    fields: Vec<&'static str>,
 }
 
 /// An `OTEL_PROPAGATORS` entry that is not supported.
@@ -113,7 +115,13 @@ impl std::error::Error for UnknownPropagator {}
 impl Propagators {
     /// A composite of `propagators`.
     pub fn new(propagators: Vec<Box<dyn TextMapPropagator>>) -> Self {
-        Propagators { inner: propagators }
+        let mut fields: Vec<&'static str> = Vec::new();
+        for field in propagators.iter().flat_map(|p| p.fields().iter().copied()) {
+            if !fields.contains(&field) {
+                fields.push(field);
+            }
+        }
+        Propagators { inner: propagators, fields }
     }
 
     /// From an `OTEL_PROPAGATORS` value: `tracecontext`, `baggage`, `b3`, `b3multi`, `none`,
@@ -140,7 +148,7 @@ impl Propagators {
                 })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Propagators { inner })
+        Ok(Propagators::new(inner))
     }
 }
 
@@ -153,13 +161,25 @@ impl TextMapPropagator for Propagators {
     fn extract(&self, context: Context, carrier: &dyn Extractor) -> Context {
         self.inner.iter().fold(context, |cx, p| p.extract(cx, carrier))
     }
-    fn fields(&self) -> &'static [&'static str] {
-        &[]
+    fn fields(&self) -> &[&'static str] {
+        &self.fields
     }
 }
 
 impl Default for Box<dyn TextMapPropagator> {
     fn default() -> Self {
         Box::new(Propagators::new(vec![Box::new(TraceContextPropagator), Box::new(BaggagePropagator)]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_composite_lists_the_fields_of_its_propagators_once() {
+        let p = Propagators::from_env_value("tracecontext,baggage,b3,tracecontext").unwrap();
+        assert_eq!(p.fields(), ["traceparent", "tracestate", "baggage", "b3"]);
+        assert!(Propagators::from_env_value("none").unwrap().fields().is_empty());
     }
 }

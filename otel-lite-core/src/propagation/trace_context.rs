@@ -67,7 +67,7 @@ impl TextMapPropagator for TraceContextPropagator {
         context.with_span_context(SpanContext::new(trace_id, span_id, flags, true, state))
     }
 
-    fn fields(&self) -> &'static [&'static str] {
+    fn fields(&self) -> &[&'static str] {
         &[TRACEPARENT, TRACESTATE]
     }
 }
@@ -91,7 +91,7 @@ impl TextMapPropagator for BaggagePropagator {
         }
     }
 
-    fn fields(&self) -> &'static [&'static str] {
+    fn fields(&self) -> &[&'static str] {
         &["baggage"]
     }
 }
