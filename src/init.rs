@@ -43,6 +43,10 @@
 //! | `OTEL_SPAN_LINK_COUNT_LIMIT` | 128 | links per span |
 //! | `OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT` | `OTEL_ATTRIBUTE_COUNT_LIMIT` | attributes per span event |
 //! | `OTEL_LINK_ATTRIBUTE_COUNT_LIMIT` | `OTEL_ATTRIBUTE_COUNT_LIMIT` | attributes per span link |
+//! | `OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT` | `OTEL_ATTRIBUTE_COUNT_LIMIT` | attributes per log record |
+//! | `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` | no limit | characters a string attribute value keeps (longer ones are cut) |
+//! | `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT` | `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` | the same, for span, event and link attributes |
+//! | `OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT` | `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` | the same, for log record attributes |
 //!
 //! otel-lite differs from the specification's defaults in one way, on purpose: with no
 //! OTLP endpoint configured, it does not send to `localhost:4318` (where usually nothing
@@ -51,7 +55,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use otel_lite_core::logs::LoggerProvider;
+use otel_lite_core::logs::{LogRecordLimits, LoggerProvider};
 use otel_lite_core::metrics::snapshot::Temporality;
 use otel_lite_core::propagation::Propagators;
 use otel_lite_core::trace::{BatchConfig, Sampler, SpanExporter, SpanLimits, TracerProvider};
@@ -107,6 +111,8 @@ pub struct Config {
     pub sampler: Sampler,
     /// Span limits.
     pub span_limits: SpanLimits,
+    /// Log record limits.
+    pub log_limits: LogRecordLimits,
     /// The span batch processor.
     pub span_batch: BatchConfig,
     /// The log batch processor.
@@ -276,22 +282,30 @@ impl Config {
             }
         };
 
-        let mut limit = |var: &str, default: u32| -> u32 {
+        // A count or a length; `None` (only as a default) means no limit.
+        let mut limit = |var: &str, default: Option<u32>| -> Option<u32> {
             match get(var) {
                 None => default,
-                Some(v) => v.trim().parse::<u32>().unwrap_or_else(|_| {
-                    warn(var, &v, format!("not a count; using {default}"));
+                Some(v) => v.trim().parse::<u32>().map(Some).unwrap_or_else(|_| {
+                    let fallback = default.map_or_else(|| "no limit".to_string(), |d| d.to_string());
+                    warn(var, &v, format!("not a count; using {fallback}"));
                     default
                 }),
             }
         };
-        let general = limit("OTEL_ATTRIBUTE_COUNT_LIMIT", 128);
+        let general = limit("OTEL_ATTRIBUTE_COUNT_LIMIT", Some(128));
+        let general_length = limit("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", None);
         let span_limits = SpanLimits {
-            max_attributes: limit("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", general),
-            max_events: limit("OTEL_SPAN_EVENT_COUNT_LIMIT", 128),
-            max_links: limit("OTEL_SPAN_LINK_COUNT_LIMIT", 128),
-            max_attributes_per_event: limit("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", general),
-            max_attributes_per_link: limit("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", general),
+            max_attributes: limit("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", general).unwrap_or(128),
+            max_events: limit("OTEL_SPAN_EVENT_COUNT_LIMIT", Some(128)).unwrap_or(128),
+            max_links: limit("OTEL_SPAN_LINK_COUNT_LIMIT", Some(128)).unwrap_or(128),
+            max_attributes_per_event: limit("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", general).unwrap_or(128),
+            max_attributes_per_link: limit("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", general).unwrap_or(128),
+            max_attribute_value_length: limit("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", general_length),
+        };
+        let log_limits = LogRecordLimits {
+            max_attributes: limit("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT", general).unwrap_or(128),
+            max_attribute_value_length: limit("OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT", general_length),
         };
 
         let mut batch_warnings = Vec::new();
@@ -378,6 +392,7 @@ impl Config {
             propagators,
             sampler,
             span_limits,
+            log_limits,
             span_batch,
             log_batch,
             metric_export_interval,
@@ -485,7 +500,7 @@ impl Config {
 
         // Logs.
         #[allow(unused_mut)]
-        let mut logging = LoggerProvider::builder().resource(self.resource.clone());
+        let mut logging = LoggerProvider::builder().resource(self.resource.clone()).limits(self.log_limits);
         for e in &self.logs {
             match e {
                 #[cfg(feature = "otlp")]
@@ -790,6 +805,26 @@ mod tests {
         );
         assert!(warned(&c, "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT"));
         assert_eq!(config(&[("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "7")]).span_limits.max_attributes_per_event, 7);
+        assert_eq!(c.log_limits.max_attributes, 10, "log records fall back to the general limit too");
+        assert_eq!((c.span_limits.max_attribute_value_length, c.log_limits.max_attribute_value_length), (None, None));
+    }
+
+    #[test]
+    fn value_length_and_log_record_limits() {
+        let c = config(&[("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "64"), ("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT", "9")]);
+        assert_eq!(c.span_limits.max_attribute_value_length, Some(64));
+        assert_eq!(c.log_limits, LogRecordLimits { max_attributes: 9, max_attribute_value_length: Some(64) });
+        let c = config(&[
+            ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "64"),
+            ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "16"),
+            ("OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT", "32"),
+        ]);
+        assert_eq!(c.span_limits.max_attribute_value_length, Some(16));
+        assert_eq!(c.log_limits.max_attribute_value_length, Some(32));
+        let c = config(&[("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "long")]);
+        assert_eq!(c.span_limits.max_attribute_value_length, None);
+        let w = c.warnings.iter().find(|w| w.variable == "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT").unwrap();
+        assert!(w.reason.contains("no limit"), "{w}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod peers;
 
 use std::time::{Duration, Instant};
 
-use otel_lite::logs::{AnyValue, LoggerProvider, Severity};
+use otel_lite::logs::{AnyValue, LogRecordLimits, LoggerProvider, Severity};
 use otel_lite::otlp::{
     Compression, OtlpLogExporter, OtlpMetricExporter, OtlpSpanExporter, Protocol, Signal, SignalConfig, Temporality,
 };
@@ -413,6 +413,7 @@ fn logs_round_trip(protocol: Protocol, compression: Compression) {
     let exporter = OtlpLogExporter::new(config(&receiver, Signal::Logs, protocol, compression)).unwrap();
     let logs = LoggerProvider::builder()
         .resource(resource())
+        .limits(LogRecordLimits { max_attributes: 1, ..LogRecordLimits::default() })
         .with_batch_exporter(exporter, BatchConfig::logs_default())
         .build();
     let logger = logs.logger("payments");
@@ -420,7 +421,8 @@ fn logs_round_trip(protocol: Protocol, compression: Compression) {
     let span = tracer.start("charge");
     {
         let _entered = span.enter();
-        logger.log(Severity::Error, "card declined", vec![KeyValue::new("payment.id", "p-1")]);
+        let attributes = vec![KeyValue::new("payment.id", "p-1"), KeyValue::new("over.the.limit", true)];
+        logger.log(Severity::Error, "card declined", attributes);
     }
     logger.log(Severity::Info, "outside", vec![]);
     logger.log(
@@ -456,6 +458,8 @@ fn logs_round_trip(protocol: Protocol, compression: Compression) {
     let now = otel_lite::now_unix_nanos();
     assert!(time <= observed && observed <= now && now - observed < 60_000_000_000, "{time} {observed} {now}");
     assert_eq!(attrs(declined)["payment.id"]["stringValue"], "p-1");
+    assert_eq!(attrs(declined).len(), 1);
+    assert_eq!(declined["droppedAttributesCount"], 1, "the limit's drop is sent");
     let outside = records.iter().find(|r| r["body"]["stringValue"] == "outside").unwrap();
     assert!(outside.get("traceId").is_none_or(|t| t == ""));
     logs.shutdown(Duration::from_secs(5));

@@ -195,6 +195,19 @@ pub struct KeyValue {
 }
 
 impl KeyValue {
+    /// This attribute with its string value cut to `max_chars` characters (an attribute
+    /// value length limit), or `None` when the value is within the limit or not a string.
+    pub(crate) fn truncated(&self, max_chars: usize) -> Option<KeyValue> {
+        let Value::String(s) = &self.value else { return None };
+        let text = s.as_str();
+        // A string of at most `max_chars` bytes has at most that many characters.
+        if text.len() <= max_chars {
+            return None;
+        }
+        let (cut, _) = text.char_indices().nth(max_chars)?;
+        Some(KeyValue::new(self.key.clone(), text[..cut].to_string()))
+    }
+
     /// Creates an attribute.
     #[inline]
     pub fn new(key: impl Into<Key>, value: impl Into<Value>) -> Self {

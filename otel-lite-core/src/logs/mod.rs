@@ -133,6 +133,8 @@ pub struct LogRecord {
     pub body: Option<AnyValue>,
     /// Attributes.
     pub attributes: Vec<KeyValue>,
+    /// Attributes dropped by the provider's [`LogRecordLimits`].
+    pub dropped_attributes: u32,
     /// The trace it was emitted in (invalid if none).
     pub trace_id: TraceId,
     /// The span it was emitted in (invalid if none).
@@ -223,17 +225,43 @@ type Processor = crate::batch::Processor<PendingLog>;
 
 struct LogPipeline {
     resource: Resource,
+    limits: LogRecordLimits,
     processors: Vec<Processor>,
+}
+
+/// Limits on a log record's attributes; the excess is dropped and counted on the record,
+/// and longer string values are truncated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogRecordLimits {
+    /// Attributes per record (`OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT`, else
+    /// `OTEL_ATTRIBUTE_COUNT_LIMIT`; default 128).
+    pub max_attributes: u32,
+    /// Characters a string attribute value keeps (`OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT`,
+    /// else `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`; default: no limit).
+    pub max_attribute_value_length: Option<u32>,
+}
+
+impl Default for LogRecordLimits {
+    fn default() -> Self {
+        LogRecordLimits { max_attributes: 128, max_attribute_value_length: None }
+    }
 }
 
 /// Configures a [`LoggerProvider`].
 #[derive(Default)]
 pub struct LoggerProviderBuilder {
     resource: Option<Resource>,
+    limits: LogRecordLimits,
     exporters: Vec<(Box<dyn LogExporter>, Option<BatchConfig>)>,
 }
 
 impl LoggerProviderBuilder {
+    /// Limits on each record's attributes (default: 128 attributes, values not cut).
+    pub fn limits(mut self, limits: LogRecordLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// The resource (default: [`Resource::from_env`]).
     pub fn resource(mut self, resource: Resource) -> Self {
         self.resource = Some(resource);
@@ -268,7 +296,7 @@ impl LoggerProviderBuilder {
                 }
             })
             .collect();
-        LoggerProvider { pipeline: Arc::new(LogPipeline { resource, processors }) }
+        LoggerProvider { pipeline: Arc::new(LogPipeline { resource, limits: self.limits, processors }) }
     }
 }
 
@@ -341,6 +369,7 @@ impl Logger {
             severity_text: Some(Cow::Borrowed(severity.text())),
             body: Some(body.into()),
             attributes,
+            dropped_attributes: 0,
             trace_id: TraceId::INVALID,
             span_id: SpanId::INVALID,
             trace_flags: TraceFlags::default(),
@@ -367,6 +396,11 @@ impl Logger {
         if record.observed_unix_nanos == 0 {
             record.observed_unix_nanos = now_unix_nanos();
         }
+        let limits = self.pipeline.limits;
+        let (kept, dropped) = crate::trace::span::cap(std::mem::take(&mut record.attributes), limits.max_attributes);
+        record.attributes = kept;
+        record.dropped_attributes += dropped;
+        crate::trace::span::limit_values(&mut record.attributes, limits.max_attribute_value_length);
         match self.pipeline.processors.as_slice() {
             [Processor::Batch(b)] => b.on_end(PendingLog(record)),
             many => {
@@ -378,5 +412,26 @@ impl Logger {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_limits_drop_and_count_extra_attributes_and_cut_long_values() {
+        let exporter = InMemoryLogExporter::default();
+        let limits = LogRecordLimits { max_attributes: 2, max_attribute_value_length: Some(4) };
+        let provider = LoggerProvider::builder().limits(limits).with_simple_exporter(exporter.clone()).build();
+        let attributes = vec![KeyValue::new("a", "abcdefgh"), KeyValue::new("b", 1), KeyValue::new("c", "x")];
+        provider.logger("limits").log(Severity::Info, "a body longer than the limit stays whole", attributes);
+        let records = exporter.records();
+        assert_eq!(records.len(), 1);
+        let r = &records[0];
+        assert_eq!(r.dropped_attributes, 1);
+        let kept: Vec<String> = r.attributes.iter().map(|kv| format!("{}={}", kv.key(), kv.value())).collect();
+        assert_eq!(kept, ["a=abcd", "b=1"]);
+        assert!(matches!(&r.body, Some(AnyValue::String(s)) if s.as_str().len() > 4), "only attributes are limited");
     }
 }

@@ -12,7 +12,9 @@ use crate::trace::context::{Context, SpanContext, TraceFlags};
 use crate::trace::id::{SpanId, TraceId};
 use crate::trace::processor::{batch_span_processor, BatchConfig, ProcessorStats, SpanExporter, SpanSink};
 use crate::trace::sampler::Sampler;
-use crate::trace::span::{add_link, cap, EndedSpan, FinishedSpan, Span, SpanKind, SpanLimits, SpanRecord};
+use crate::trace::span::{
+    add_link, cap, has_long_values, limit_values, EndedSpan, FinishedSpan, Span, SpanKind, SpanLimits, SpanRecord,
+};
 
 type Processor = crate::batch::Processor<FinishedSpan>;
 
@@ -461,10 +463,16 @@ fn start_span(
         parent_is_remote,
     };
     match attributes {
-        Cow::Borrowed(shared) if shared.len() <= limits.max_attributes as usize => record.static_attributes = shared,
+        Cow::Borrowed(shared)
+            if shared.len() <= limits.max_attributes as usize
+                && !has_long_values(shared, limits.max_attribute_value_length) =>
+        {
+            record.static_attributes = shared
+        }
         Cow::Owned(own) if own.is_empty() => {}
         attributes => {
-            let (kept, dropped) = cap(attributes.into_owned(), limits.max_attributes);
+            let (mut kept, dropped) = cap(attributes.into_owned(), limits.max_attributes);
+            limit_values(&mut kept, limits.max_attribute_value_length);
             let extras = record.extras.get_or_insert_with(Box::default);
             extras.attributes = Some(kept);
             extras.dropped_attributes = dropped;
@@ -477,4 +485,51 @@ fn start_span(
         }
     }
     Span::new_recording(context, pipeline, record)
+}
+
+#[cfg(test)]
+mod value_length_tests {
+    use super::*;
+    use crate::trace::InMemorySpanExporter;
+
+    /// The attribute value length limit cuts string values to that many characters (not
+    /// bytes) wherever a span takes attributes, including the static attributes of the
+    /// `#[instrument]` path, which are copied only when one of them is too long.
+    #[test]
+    fn long_string_values_are_truncated_to_the_limit_in_characters() {
+        let short: &'static [KeyValue] = Box::leak(Box::new([KeyValue::new("short", "abc")]));
+        let long: &'static [KeyValue] =
+            Box::leak(Box::new([KeyValue::new("short", "abc"), KeyValue::new("long", "ééééé")]));
+        let exporter = InMemorySpanExporter::default();
+        let limits = SpanLimits { max_attribute_value_length: Some(3), ..SpanLimits::default() };
+        let provider = TracerProvider::builder().span_limits(limits).with_simple_exporter(exporter.clone()).build();
+        let scope: &'static InstrumentationScope =
+            Box::leak(Box::new(InstrumentationScope { name: "limits".into(), version: None }));
+        drop(provider.start_in_scope(scope, "static-short".into(), SpanKind::Internal, short));
+        drop(provider.start_in_scope(scope, "static-long".into(), SpanKind::Internal, long));
+        let tracer = provider.tracer("limits");
+        let mut span = tracer
+            .span_builder("dynamic")
+            .attributes(vec![KeyValue::new("start", "abcdef"), KeyValue::new("n", 12345)])
+            .start();
+        span.set_attribute(KeyValue::new("set", "xyz€uvw"));
+        span.add_event("event", vec![KeyValue::new("e", "0123456")]);
+        let linked = tracer.start("linked").span_context().clone();
+        span.add_link(linked, vec![KeyValue::new("l", "abcd")]);
+        drop(span);
+
+        let spans = exporter.spans();
+        let value = |name: &str, key: &str| {
+            let s = spans.iter().find(|s| s.name.as_str() == name).unwrap();
+            s.attributes.iter().find(|kv| kv.key().as_str() == key).map(|kv| kv.value().to_string())
+        };
+        assert_eq!(value("static-short", "short").as_deref(), Some("abc"));
+        assert_eq!(value("static-long", "long").as_deref(), Some("ééé"), "three characters, six bytes");
+        assert_eq!(value("dynamic", "start").as_deref(), Some("abc"));
+        assert_eq!(value("dynamic", "n").as_deref(), Some("12345"), "only strings are cut");
+        assert_eq!(value("dynamic", "set").as_deref(), Some("xyz"));
+        let dynamic = spans.iter().find(|s| s.name.as_str() == "dynamic").unwrap();
+        assert_eq!(dynamic.events[0].attributes[0].value().to_string(), "012");
+        assert_eq!(dynamic.links[0].attributes[0].value().to_string(), "abc");
+    }
 }

@@ -89,6 +89,10 @@ pub struct SpanLimits {
     pub max_attributes_per_event: u32,
     /// Attributes per link (`OTEL_LINK_ATTRIBUTE_COUNT_LIMIT`, default 128).
     pub max_attributes_per_link: u32,
+    /// Characters a string attribute value keeps, on the span, its events and its links
+    /// (`OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`, else `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`;
+    /// default: no limit). Longer values are truncated.
+    pub max_attribute_value_length: Option<u32>,
 }
 
 impl Default for SpanLimits {
@@ -99,6 +103,7 @@ impl Default for SpanLimits {
             max_links: 128,
             max_attributes_per_event: 128,
             max_attributes_per_link: 128,
+            max_attribute_value_length: None,
         }
     }
 }
@@ -479,6 +484,10 @@ impl Span {
     pub fn set_attribute(&mut self, attribute: KeyValue) {
         if let Some(r) = self.recording() {
             let limit = r.pipeline.limits.max_attributes;
+            let attribute = match r.pipeline.limits.max_attribute_value_length {
+                Some(max) => attribute.truncated(max as usize).unwrap_or(attribute),
+                None => attribute,
+            };
             let static_attributes = r.record.static_attributes;
             let d = r.record.extras();
             let attributes = d.attributes.get_or_insert_with(|| static_attributes.to_vec());
@@ -501,7 +510,8 @@ impl Span {
                 d.dropped_events += 1;
                 return;
             }
-            let (attributes, dropped_attributes) = cap(attributes, limits.max_attributes_per_event);
+            let (mut attributes, dropped_attributes) = cap(attributes, limits.max_attributes_per_event);
+            limit_values(&mut attributes, limits.max_attribute_value_length);
             // Stamped in Unix time now (events are rare): an ended span can then be read in
             // place, without a pass converting its event times.
             let time_unix_nanos = clock::to_unix_nanos(clock::now());
@@ -665,8 +675,25 @@ pub(crate) fn add_link(d: &mut SpanExtras, limits: SpanLimits, span_context: Spa
         d.dropped_links += 1;
         return;
     }
-    let (attributes, dropped_attributes) = cap(attributes, limits.max_attributes_per_link);
+    let (mut attributes, dropped_attributes) = cap(attributes, limits.max_attributes_per_link);
+    limit_values(&mut attributes, limits.max_attribute_value_length);
     d.links.push(Link { span_context, attributes, dropped_attributes });
+}
+
+/// Truncates string values longer than `max_length` characters, if there is a limit.
+pub(crate) fn limit_values(attributes: &mut [KeyValue], max_length: Option<u32>) {
+    if let Some(max) = max_length {
+        for kv in attributes {
+            if let Some(cut) = kv.truncated(max as usize) {
+                *kv = cut;
+            }
+        }
+    }
+}
+
+/// Whether a value of `attributes` is longer than `max_length` allows.
+pub(crate) fn has_long_values(attributes: &[KeyValue], max_length: Option<u32>) -> bool {
+    max_length.is_some_and(|max| attributes.iter().any(|kv| kv.truncated(max as usize).is_some()))
 }
 
 pub(crate) fn cap(mut attributes: Vec<KeyValue>, limit: u32) -> (Vec<KeyValue>, u32) {

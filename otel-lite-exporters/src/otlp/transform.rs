@@ -415,7 +415,7 @@ fn log_record(r: LogRecord) -> logs::LogRecord {
         severity_text: r.severity_text.as_deref().unwrap_or_default().to_string(),
         body: r.body.as_ref().map(any_value),
         attributes: attributes(&r.attributes),
-        dropped_attributes_count: 0,
+        dropped_attributes_count: r.dropped_attributes,
         flags: u32::from(r.trace_flags.bits()),
         trace_id: if r.trace_id.is_valid() { r.trace_id.to_bytes().to_vec() } else { Vec::new() },
         span_id: if r.span_id.is_valid() { r.span_id.to_bytes().to_vec() } else { Vec::new() },
