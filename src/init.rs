@@ -539,9 +539,7 @@ impl Config {
                 #[cfg(feature = "otlp")]
                 Exporter::Otlp => {
                     let temporality = self.metrics_temporality;
-                    let mut config = self.otlp_config(crate::otlp::Signal::Metrics);
-                    config.timeout = config.timeout.min(self.metric_export_timeout);
-                    let exporter = crate::otlp::OtlpMetricExporter::new(config, temporality)
+                    let exporter = crate::otlp::OtlpMetricExporter::new(self.otlp_metrics_config(), temporality)
                         .map_err(|e| InitError::Exporter(e.to_string()))?;
                     exporter.register_self_metrics(&registry).map_err(|e| InitError::Exporter(e.to_string()))?;
                     let reader =
@@ -568,6 +566,15 @@ impl Config {
             }
         }
         Ok(telemetry)
+    }
+
+    /// The metrics signal's OTLP settings: one export may take no longer than
+    /// `OTEL_METRIC_EXPORT_TIMEOUT` either.
+    #[cfg(feature = "otlp")]
+    fn otlp_metrics_config(&self) -> crate::otlp::SignalConfig {
+        let mut config = self.otlp_config(crate::otlp::Signal::Metrics);
+        config.timeout = config.timeout.min(self.metric_export_timeout);
+        config
     }
 
     /// The OTLP exporter settings `install` uses for `signal`: the variables, then what
@@ -873,6 +880,16 @@ mod tests {
         let c = config(&[("OTEL_EXPORTER_OTLP_HEADERS", "a=b"), ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "gzip")]);
         assert!(c.env.contains(&("OTEL_EXPORTER_OTLP_HEADERS".into(), "a=b".into())));
         assert!(c.env.contains(&("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION".into(), "gzip".into())));
+    }
+
+    #[cfg(feature = "otlp")]
+    #[test]
+    fn the_metric_export_timeout_caps_the_otlp_metric_timeout() {
+        let c = config(&[("OTEL_METRIC_EXPORT_TIMEOUT", "2000")]);
+        assert_eq!(c.otlp_metrics_config().timeout, Duration::from_secs(2), "below the OTLP default of 10 s");
+        assert_eq!(c.otlp_config(crate::otlp::Signal::Traces).timeout, Duration::from_secs(10), "metrics only");
+        let c = config(&[("OTEL_METRIC_EXPORT_TIMEOUT", "60000"), ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "3000")]);
+        assert_eq!(c.otlp_metrics_config().timeout, Duration::from_secs(3));
     }
 
     /// A bad variable every signal reads is one warning, not one per signal, and it names

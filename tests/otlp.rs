@@ -592,9 +592,14 @@ fn retry_after_503_is_honoured_then_delivered() {
 fn status_429_and_502_are_retried_with_backoff() {
     let receiver = OtlpReceiver::start();
     receiver.script(json!({"traces": [{"status": 429}, {"status": 502}, {"status": 504}]}));
+    let started = Instant::now();
     let (_p, stats) = export_one_span(one_span_exporter(&receiver, Duration::from_secs(10)));
     assert_eq!(statuses(&receiver), vec![429, 502, 504, 200]);
     assert_eq!(stats.retries.load(std::sync::atomic::Ordering::Relaxed), 3);
+    // Backoff doubles from 200 ms, each wait jittered by at most 20%: at least
+    // 0.8 × (200 + 400 + 800) ms in all.
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(1120), "retried after {waited:?} in all");
 }
 
 /// `Retry-After` as an HTTP-date (whole seconds, so 2 s ahead is a wait of 1 to 2 s).

@@ -278,6 +278,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn backoff_jitter_stays_within_20_percent_and_varies() {
+        let config = SignalConfig::new(super::super::config::Signal::Traces);
+        let mut transport = HttpTransport::new(config, Arc::new(TransportStats::default())).unwrap();
+        let factors: Vec<f64> = (0..1000).map(|_| transport.jitter_factor()).collect();
+        assert!(factors.iter().all(|f| (0.8..1.2).contains(f)), "{factors:?}");
+        let (low, high) = factors.iter().fold((f64::MAX, f64::MIN), |(l, h), f| (l.min(*f), h.max(*f)));
+        assert!(low < 0.85 && high > 1.15, "spread over the range: {low}..{high}");
+    }
+
+    #[test]
     fn retry_after_takes_seconds_or_an_http_date() {
         assert_eq!(retry_after(" 3 "), Some(Duration::from_secs(3)));
         let in_a_minute = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(60));
