@@ -6,8 +6,10 @@
 //! | feature | default | what |
 //! |---|---|---|
 //! | `prometheus` | yes | [`prometheus`]: a `/metrics` endpoint (text 0.0.4 and OpenMetrics) and the encoders |
-//! | `otlp` | no | [`otlp`]: OTLP/HTTP export of traces, metrics and logs |
-//! | `stdout` | no | [`stdout`]: a span exporter printing one line per span |
+//! | `otlp` (or `otlp-http`) | no | [`otlp`]: OTLP/HTTP export of traces, metrics and logs, protobuf or JSON |
+//! | `otlp-grpc` | no | OTLP over gRPC too (adds tonic) |
+//! | `otlp-tls` | no | `https://` OTLP endpoints (rustls) |
+//! | `stdout` | no | [`stdout`]: console exporters, one line per span, log record or metric point |
 //! | `tokio` | no | [`task`]: `spawn`/`spawn_blocking` that carry the current context into tasks |
 //! | `http` | no | propagation carriers for `http::HeaderMap` |
 //!
