@@ -204,12 +204,20 @@ fn quickstart_prints_all_three_signals_to_the_console() {
     let spans: HashSet<&str> =
         stdout.lines().filter(|l| l.contains(" Server handle_request ")).filter_map(|l| l.split(' ').nth(1)).collect();
     assert!(!spans.is_empty(), "{stdout}");
+    let failed: HashSet<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(" Server handle_request ") && l.contains(" error="))
+        .filter_map(|l| l.split(' ').nth(1))
+        .collect();
     let errors: Vec<&str> = stdout.lines().filter(|l| l.contains(" ERROR \"request to ")).collect();
     assert!(!errors.is_empty(), "{stdout}");
-    for line in errors {
-        let span = line.split(" span=").nth(1).and_then(|rest| rest.split(' ').next()).unwrap_or("");
-        assert!(spans.contains(span), "log line {line:?} names a printed handler span");
-    }
+    let logged: HashSet<&str> = errors
+        .iter()
+        .map(|line| line.split(" span=").nth(1).and_then(|rest| rest.split(' ').next()).unwrap_or(""))
+        .collect();
+    assert_eq!(logged.len(), errors.len(), "one log record per failed request");
+    assert!(logged.iter().all(|s| spans.contains(s)), "each log line names a printed handler span");
+    assert_eq!(logged, failed, "every failed request, and only those, is logged in its span");
     assert!(stdout.lines().any(|l| l.starts_with("function.calls{") && l.contains("result=\"error\"")), "{stdout}");
 }
 
