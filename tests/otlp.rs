@@ -513,31 +513,27 @@ fn grpc_gzip_compresses_on_the_wire() {
     let proxy = format!("http://{}", listener.local_addr().unwrap());
     let sent = Arc::new(AtomicU64::new(0));
     let counted = Arc::clone(&sent);
+    /// Copies `from` to `to` until either side closes, adding what it reads to `count`
+    /// before forwarding it (so before the receiver can answer).
+    fn pipe(mut from: std::net::TcpStream, mut to: std::net::TcpStream, count: Option<Arc<AtomicU64>>) {
+        let mut buf = [0u8; 16384];
+        while let Ok(n) = from.read(&mut buf) {
+            if let Some(c) = &count {
+                c.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            if n == 0 || to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    }
     std::thread::spawn(move || {
-        // One connection per exporter; each is piped both ways until either side closes.
+        // One connection per exporter, piped both ways; only what the exporter sends counts.
         for client in listener.incoming().take(2).flatten() {
             let server = std::net::TcpStream::connect(&upstream).unwrap();
-            let (mut client_in, mut server_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (client_in, server_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
             let counted = Arc::clone(&counted);
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 16384];
-                while let Ok(n) = client_in.read(&mut buf) {
-                    // Counted before forwarding, so before the receiver can answer.
-                    counted.fetch_add(n as u64, Ordering::Relaxed);
-                    if n == 0 || server_out.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-            let (mut server_in, mut client_out) = (server, client);
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 16384];
-                while let Ok(n) = server_in.read(&mut buf) {
-                    if n == 0 || client_out.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
+            std::thread::spawn(move || pipe(client_in, server_out, Some(counted)));
+            std::thread::spawn(move || pipe(server, client, None));
         }
     });
     let mut sizes = Vec::new();

@@ -195,17 +195,24 @@ pub struct KeyValue {
 }
 
 impl KeyValue {
-    /// This attribute with its string value cut to `max_chars` characters (an attribute
-    /// value length limit), or `None` when the value is within the limit or not a string.
-    pub(crate) fn truncated(&self, max_chars: usize) -> Option<KeyValue> {
+    /// The byte index where a string value longer than `max_chars` characters (an attribute
+    /// value length limit) is cut; `None` when it is within the limit or not a string.
+    fn cut_at(&self, max_chars: usize) -> Option<usize> {
         let Value::String(s) = &self.value else { return None };
         let text = s.as_str();
         // A string of at most `max_chars` bytes has at most that many characters.
         if text.len() <= max_chars {
             return None;
         }
-        let (cut, _) = text.char_indices().nth(max_chars)?;
-        Some(KeyValue::new(self.key.clone(), text[..cut].to_string()))
+        text.char_indices().nth(max_chars).map(|(cut, _)| cut)
+    }
+
+    /// This attribute with its string value cut to `max_chars` characters, or `None` when
+    /// there is nothing to cut.
+    pub(crate) fn truncated(&self, max_chars: usize) -> Option<KeyValue> {
+        let cut = self.cut_at(max_chars)?;
+        let Value::String(s) = &self.value else { return None };
+        Some(KeyValue::new(self.key.clone(), s.as_str()[..cut].to_string()))
     }
 
     /// Creates an attribute.
@@ -443,6 +450,27 @@ impl Default for AttributeSet {
     fn default() -> Self {
         Self::empty()
     }
+}
+
+/// Applies attribute limits in place: keeps the first `max_count` attributes and cuts string
+/// values to `max_length` characters (if there is a length limit). Returns how many
+/// attributes were dropped.
+pub(crate) fn limit_attributes(attributes: &mut Vec<KeyValue>, max_count: u32, max_length: Option<u32>) -> u32 {
+    let dropped = attributes.len().saturating_sub(max_count as usize) as u32;
+    attributes.truncate(max_count as usize);
+    if let Some(max) = max_length {
+        for kv in attributes.iter_mut() {
+            if let Some(cut) = kv.truncated(max as usize) {
+                *kv = cut;
+            }
+        }
+    }
+    dropped
+}
+
+/// Whether a string value of `attributes` is longer than `max_length` characters allows.
+pub(crate) fn has_long_values(attributes: &[KeyValue], max_length: Option<u32>) -> bool {
+    max_length.is_some_and(|max| attributes.iter().any(|kv| kv.cut_at(max as usize).is_some()))
 }
 
 #[cfg(test)]

@@ -233,7 +233,7 @@ impl StdoutMetricExporter {
 
 fn series(line: &mut String, name: &str, attributes: &AttributeSet) {
     line.push_str(name);
-    if attributes.iter().len() > 0 {
+    if !attributes.is_empty() {
         line.push('{');
         for (i, kv) in attributes.iter().enumerate() {
             if i > 0 {

@@ -26,7 +26,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::attributes::{KeyValue, SharedStr};
+use crate::attributes::{limit_attributes, KeyValue, SharedStr};
 use crate::batch::{
     BatchConfig, BatchProcessor, Batchable, ExportError, ProcessorStats, Sink, ThreadRing, ThreadRings,
 };
@@ -397,10 +397,8 @@ impl Logger {
             record.observed_unix_nanos = now_unix_nanos();
         }
         let limits = self.pipeline.limits;
-        let (kept, dropped) = crate::trace::span::cap(std::mem::take(&mut record.attributes), limits.max_attributes);
-        record.attributes = kept;
-        record.dropped_attributes += dropped;
-        crate::trace::span::limit_values(&mut record.attributes, limits.max_attribute_value_length);
+        record.dropped_attributes +=
+            limit_attributes(&mut record.attributes, limits.max_attributes, limits.max_attribute_value_length);
         match self.pipeline.processors.as_slice() {
             [Processor::Batch(b)] => b.on_end(PendingLog(record)),
             many => {

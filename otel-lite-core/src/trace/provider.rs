@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::attributes::{KeyValue, SharedStr};
+use crate::attributes::{has_long_values, limit_attributes, KeyValue, SharedStr};
 use crate::metrics::snapshot::InstrumentationScope;
 use crate::resource::Resource;
 use crate::trace::clock;
@@ -12,9 +12,7 @@ use crate::trace::context::{Context, SpanContext, TraceFlags};
 use crate::trace::id::{SpanId, TraceId};
 use crate::trace::processor::{batch_span_processor, BatchConfig, ProcessorStats, SpanExporter, SpanSink};
 use crate::trace::sampler::Sampler;
-use crate::trace::span::{
-    add_link, cap, has_long_values, limit_values, EndedSpan, FinishedSpan, Span, SpanKind, SpanLimits, SpanRecord,
-};
+use crate::trace::span::{add_link, EndedSpan, FinishedSpan, Span, SpanKind, SpanLimits, SpanRecord};
 
 type Processor = crate::batch::Processor<FinishedSpan>;
 
@@ -471,8 +469,8 @@ fn start_span(
         }
         Cow::Owned(own) if own.is_empty() => {}
         attributes => {
-            let (mut kept, dropped) = cap(attributes.into_owned(), limits.max_attributes);
-            limit_values(&mut kept, limits.max_attribute_value_length);
+            let mut kept = attributes.into_owned();
+            let dropped = limit_attributes(&mut kept, limits.max_attributes, limits.max_attribute_value_length);
             let extras = record.extras.get_or_insert_with(Box::default);
             extras.attributes = Some(kept);
             extras.dropped_attributes = dropped;

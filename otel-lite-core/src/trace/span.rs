@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::mem::ManuallyDrop;
 use std::sync::OnceLock;
 
-use crate::attributes::{KeyValue, SharedStr};
+use crate::attributes::{limit_attributes, KeyValue, SharedStr};
 use crate::metrics::snapshot::InstrumentationScope;
 use crate::trace::clock;
 use crate::trace::context::{Context, ContextGuard, SpanContext, TraceFlags};
@@ -510,8 +510,9 @@ impl Span {
                 d.dropped_events += 1;
                 return;
             }
-            let (mut attributes, dropped_attributes) = cap(attributes, limits.max_attributes_per_event);
-            limit_values(&mut attributes, limits.max_attribute_value_length);
+            let mut attributes = attributes;
+            let dropped_attributes =
+                limit_attributes(&mut attributes, limits.max_attributes_per_event, limits.max_attribute_value_length);
             // Stamped in Unix time now (events are rare): an ended span can then be read in
             // place, without a pass converting its event times.
             let time_unix_nanos = clock::to_unix_nanos(clock::now());
@@ -675,31 +676,10 @@ pub(crate) fn add_link(d: &mut SpanExtras, limits: SpanLimits, span_context: Spa
         d.dropped_links += 1;
         return;
     }
-    let (mut attributes, dropped_attributes) = cap(attributes, limits.max_attributes_per_link);
-    limit_values(&mut attributes, limits.max_attribute_value_length);
+    let mut attributes = attributes;
+    let dropped_attributes =
+        limit_attributes(&mut attributes, limits.max_attributes_per_link, limits.max_attribute_value_length);
     d.links.push(Link { span_context, attributes, dropped_attributes });
-}
-
-/// Truncates string values longer than `max_length` characters, if there is a limit.
-pub(crate) fn limit_values(attributes: &mut [KeyValue], max_length: Option<u32>) {
-    if let Some(max) = max_length {
-        for kv in attributes {
-            if let Some(cut) = kv.truncated(max as usize) {
-                *kv = cut;
-            }
-        }
-    }
-}
-
-/// Whether a value of `attributes` is longer than `max_length` allows.
-pub(crate) fn has_long_values(attributes: &[KeyValue], max_length: Option<u32>) -> bool {
-    max_length.is_some_and(|max| attributes.iter().any(|kv| kv.truncated(max as usize).is_some()))
-}
-
-pub(crate) fn cap(mut attributes: Vec<KeyValue>, limit: u32) -> (Vec<KeyValue>, u32) {
-    let dropped = attributes.len().saturating_sub(limit as usize) as u32;
-    attributes.truncate(limit as usize);
-    (attributes, dropped)
 }
 
 /// A low-cardinality name for an error: its `Debug` variant name when that is a plain
