@@ -12,6 +12,7 @@ use std::sync::{Arc, Condvar, Weak};
 use std::thread::{JoinHandle, LocalKey};
 use std::time::{Duration, Instant};
 
+use crate::clock::Converter;
 use crate::sync::{lock, AtomicBool, AtomicU64, CachePadded, Mutex, Ordering};
 use crate::trace::ring::Ring;
 
@@ -228,7 +229,8 @@ impl<I: Batchable> Processor<I> {
     }
 
     /// Exports one item on the calling thread (simple processors).
-    pub(crate) fn export_now(sink: &Mutex<Option<Box<dyn Sink<I::Output>>>>, item: I::Output) {
+    pub(crate) fn export_now(sink: &Mutex<Option<Box<dyn Sink<I::Output>>>>, item: I) {
+        let item = item.finish(&mut Converter::new());
         // An exporter error (or a shut-down exporter) has nowhere to go but this item's loss.
         if let Some(sink) = lock(sink).as_mut() {
             let _ = sink.export(&mut vec![item]);
@@ -292,8 +294,9 @@ pub(crate) type ThreadRings<I> = LocalKey<RefCell<Vec<ThreadRing<I>>>>;
 pub(crate) trait Batchable: Send + Sized + 'static {
     /// What exporters receive.
     type Output: Send + 'static;
-    /// Converts to the export form (on the worker thread, off the hot path).
-    fn finish(self) -> Self::Output;
+    /// Converts to the export form (on the worker thread, off the hot path), turning clock
+    /// ticks into Unix time with `clock`.
+    fn finish(self, clock: &mut Converter) -> Self::Output;
     /// The thread-local rings of this item type.
     fn rings() -> &'static ThreadRings<Self>;
 }
@@ -538,6 +541,7 @@ fn drain<I: Batchable>(
 ) {
     // Copy the list so that threads registering a ring never wait for an export.
     let rings: Vec<Arc<Ring<I>>> = lock(&shared.rings).clone();
+    let mut clock = Converter::new();
     'rings: for ring in &rings {
         loop {
             if pending.len() >= config.max_export_batch_size {
@@ -555,7 +559,7 @@ fn drain<I: Batchable>(
             // SAFETY: the worker thread is the only consumer: `drain` is its code alone, and
             // the rings' other holders (the recording threads) only push.
             match unsafe { ring.pop() } {
-                Some(item) => pending.push(item.finish()),
+                Some(item) => pending.push(item.finish(&mut clock)),
                 None => break,
             }
         }

@@ -34,6 +34,7 @@
 pub mod __private;
 pub mod attributes;
 mod batch;
+mod clock;
 mod error;
 pub mod global;
 pub mod logs;
@@ -41,13 +42,12 @@ pub mod metrics;
 pub mod propagation;
 mod resource;
 mod sync;
-mod time;
 pub mod trace;
 
 pub use attributes::{AttributeSet, Key, KeyValue, SharedStr, Value};
+pub use clock::now_unix_nanos;
 pub use error::{NameProblem, RegistrationError};
 pub use metrics::{
     Counter, ExponentialHistogram, Gauge, Histogram, InstrumentKind, Meter, Registry, Scope, UpDownCounter,
 };
 pub use resource::{Resource, ResourceWarning};
-pub use time::now_unix_nanos;

@@ -30,9 +30,9 @@ use crate::attributes::{limit_attributes, KeyValue, SharedStr};
 use crate::batch::{
     BatchConfig, BatchProcessor, Batchable, ExportError, ProcessorStats, Sink, ThreadRing, ThreadRings,
 };
+use crate::clock::Converter;
 use crate::metrics::snapshot::InstrumentationScope;
 use crate::resource::Resource;
-use crate::time::now_unix_nanos;
 use crate::trace::{SpanId, TraceFlags, TraceId};
 
 /// Severity, with the OpenTelemetry severity numbers (1–24) of each range's first level.
@@ -190,7 +190,19 @@ impl LogExporter for InMemoryLogExporter {
 /// record would be allocated on the logging thread and freed on the export worker, and that
 /// cross-thread free contends on the allocator's arena lock (measured for spans: a futex
 /// wake-up in the recording thread for about every sixth span).
-pub(crate) struct PendingLog(LogRecord);
+///
+/// A record stamped by the SDK carries the clock reading, converted to Unix time on the
+/// worker with the spans' clock, so a record logged inside a span lies between the span's
+/// start and end.
+#[derive(Clone)]
+pub(crate) struct PendingLog {
+    record: LogRecord,
+    /// When the SDK saw the record, in clock ticks; `None` when the caller set the
+    /// observed time itself.
+    observed: Option<crate::clock::Ticks>,
+    /// Whether the event time is the observed time (records made by [`Logger::log`]).
+    timestamp_is_observed: bool,
+}
 
 thread_local! {
     // This thread's log ring for each batch processor it has logged into.
@@ -199,8 +211,15 @@ thread_local! {
 
 impl Batchable for PendingLog {
     type Output = LogRecord;
-    fn finish(self) -> LogRecord {
-        self.0
+    fn finish(self, clock: &mut Converter) -> LogRecord {
+        let mut record = self.record;
+        if let Some(ticks) = self.observed {
+            record.observed_unix_nanos = clock.to_unix_nanos(ticks);
+            if self.timestamp_is_observed {
+                record.timestamp_unix_nanos = Some(record.observed_unix_nanos);
+            }
+        }
+        record
     }
     fn rings() -> &'static ThreadRings<Self> {
         &LOG_RINGS
@@ -361,29 +380,38 @@ impl Logger {
     /// A record with `severity`, `body` and `attributes`, stamped with the current trace
     /// context and the time; emitted at once.
     pub fn log(&self, severity: Severity, body: impl Into<AnyValue>, attributes: Vec<KeyValue>) {
-        let now = now_unix_nanos();
-        self.emit(LogRecord {
-            timestamp_unix_nanos: Some(now),
-            observed_unix_nanos: now,
-            severity_number: severity.number(),
-            severity_text: Some(Cow::Borrowed(severity.text())),
-            body: Some(body.into()),
-            attributes,
-            dropped_attributes: 0,
-            trace_id: TraceId::INVALID,
-            span_id: SpanId::INVALID,
-            trace_flags: TraceFlags::default(),
-            event_name: None,
-            scope: self.scope,
-        });
+        if self.pipeline.processors.is_empty() {
+            return;
+        }
+        self.emit_stamped(
+            LogRecord {
+                timestamp_unix_nanos: None,
+                observed_unix_nanos: 0,
+                severity_number: severity.number(),
+                severity_text: Some(Cow::Borrowed(severity.text())),
+                body: Some(body.into()),
+                attributes,
+                dropped_attributes: 0,
+                trace_id: TraceId::INVALID,
+                span_id: SpanId::INVALID,
+                trace_flags: TraceFlags::default(),
+                event_name: None,
+                scope: self.scope,
+            },
+            true,
+        );
     }
 
     /// Emits a record. Without a trace id of its own, it takes the current context's; the
     /// observed timestamp is set if zero.
-    pub fn emit(&self, mut record: LogRecord) {
+    pub fn emit(&self, record: LogRecord) {
         if self.pipeline.processors.is_empty() {
             return;
         }
+        self.emit_stamped(record, false);
+    }
+
+    fn emit_stamped(&self, mut record: LogRecord, timestamp_is_observed: bool) {
         if !record.trace_id.is_valid() {
             crate::trace::with_current_span_context(|sc| {
                 if let Some(sc) = sc {
@@ -393,19 +421,18 @@ impl Logger {
                 }
             });
         }
-        if record.observed_unix_nanos == 0 {
-            record.observed_unix_nanos = now_unix_nanos();
-        }
+        let observed = (record.observed_unix_nanos == 0).then(crate::clock::now);
         let limits = self.pipeline.limits;
         record.dropped_attributes +=
             limit_attributes(&mut record.attributes, limits.max_attributes, limits.max_attribute_value_length);
+        let pending = PendingLog { record, observed, timestamp_is_observed };
         match self.pipeline.processors.as_slice() {
-            [Processor::Batch(b)] => b.on_end(PendingLog(record)),
+            [Processor::Batch(b)] => b.on_end(pending),
             many => {
                 for p in many {
                     match p {
-                        Processor::Batch(b) => b.on_end(PendingLog(record.clone())),
-                        Processor::Simple(e) => Processor::export_now(e, record.clone()),
+                        Processor::Batch(b) => b.on_end(pending.clone()),
+                        Processor::Simple(e) => Processor::export_now(e, pending.clone()),
                     }
                 }
             }

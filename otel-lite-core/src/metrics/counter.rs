@@ -4,9 +4,10 @@ use std::any::Any;
 use std::sync::Arc;
 
 use crate::attributes::KeyValue;
+use crate::clock::Converter;
 use crate::metrics::cell::{F64Sum, Striped, U64Sum};
 use crate::metrics::exemplar::{Exemplar, Exemplars};
-use crate::metrics::instrument::{Collect, Core, Descriptor, Health};
+use crate::metrics::instrument::{Collect, CollectContext, Core, Descriptor, Health};
 use crate::metrics::series::Series;
 use crate::metrics::snapshot::{Metric, MetricData, Number, NumberPoint, Sum};
 use crate::trace::SpanContext;
@@ -297,8 +298,9 @@ pub(crate) fn new_sum_core<T: sealed::SumValue>(descriptor: Descriptor, monotoni
 pub trait ReadNumber: Send + Sync + 'static {
     /// The current value.
     fn read(&self) -> Number;
-    /// The exemplars kept for this series.
-    fn exemplars(&self) -> Vec<Exemplar> {
+    /// The exemplars kept for this series, their times converted with `clock`.
+    fn exemplars(&self, clock: &mut Converter) -> Vec<Exemplar> {
+        let _ = clock;
         Vec::new()
     }
 }
@@ -306,38 +308,38 @@ impl ReadNumber for U64Cell {
     fn read(&self) -> Number {
         <u64 as sealed::SumValue>::read(self)
     }
-    fn exemplars(&self) -> Vec<Exemplar> {
-        self.1.read_all()
+    fn exemplars(&self, clock: &mut Converter) -> Vec<Exemplar> {
+        self.1.read_all(clock)
     }
 }
 impl ReadNumber for I64Cell {
     fn read(&self) -> Number {
         <i64 as sealed::SumValue>::read(self)
     }
-    fn exemplars(&self) -> Vec<Exemplar> {
-        self.1.read_all()
+    fn exemplars(&self, clock: &mut Converter) -> Vec<Exemplar> {
+        self.1.read_all(clock)
     }
 }
 impl ReadNumber for F64Cell {
     fn read(&self) -> Number {
         <f64 as sealed::SumValue>::read(self)
     }
-    fn exemplars(&self) -> Vec<Exemplar> {
-        self.1.read_all()
+    fn exemplars(&self, clock: &mut Converter) -> Vec<Exemplar> {
+        self.1.read_all(clock)
     }
 }
 
 /// The number points of every series of `core`.
-pub(crate) fn number_points<C: ReadNumber, X>(core: &Core<C, X>, now: u64) -> Vec<NumberPoint> {
+pub(crate) fn number_points<C: ReadNumber, X>(core: &Core<C, X>, cx: &mut CollectContext) -> Vec<NumberPoint> {
     core.series
         .series()
         .into_iter()
         .map(|s| NumberPoint {
             attributes: s.attributes.clone(),
             start_unix_nanos: s.start_unix_nanos,
-            time_unix_nanos: now,
+            time_unix_nanos: cx.now,
             value: s.data.read(),
-            exemplars: s.data.exemplars(),
+            exemplars: s.data.exemplars(&mut cx.clock),
         })
         .collect()
 }
@@ -346,8 +348,8 @@ impl<C: ReadNumber> Collect for Core<C, SumConfig> {
     fn descriptor(&self) -> &Descriptor {
         &self.descriptor
     }
-    fn collect(&self, now: u64) -> Option<Metric> {
-        let points = number_points(self, now);
+    fn collect(&self, cx: &mut CollectContext) -> Option<Metric> {
+        let points = number_points(self, cx);
         (!points.is_empty()).then(|| {
             self.descriptor.metric(MetricData::Sum(Sum { monotonic: self.config.monotonic, observable: false, points }))
         })

@@ -12,6 +12,7 @@
 //! Slots are allocated the first time an exemplar is offered, so instruments that never
 //! see a sampled span pay one null pointer per series.
 
+use crate::clock::Converter;
 use crate::sync::{AtomicPtr, AtomicU64, Ordering};
 use crate::trace::{SpanContext, SpanId, TraceId};
 
@@ -86,7 +87,7 @@ impl Exemplars {
     #[inline]
     pub(crate) fn offer(&self, index: usize, value: f64, span: &SpanContext) {
         if span.is_sampled() && span.is_valid() {
-            self.offer_at(index, value, span, crate::trace::clock_now());
+            self.offer_at(index, value, span, crate::clock::now());
         }
     }
 
@@ -96,7 +97,7 @@ impl Exemplars {
         if !span.is_sampled() || !span.is_valid() {
             return;
         }
-        self.offer_unless_fresh(index, value, span, ticks, crate::trace::clock::ticks_per_millisecond());
+        self.offer_unless_fresh(index, value, span, ticks, crate::clock::ticks_per_millisecond());
     }
 
     /// `offer_at`, keeping a slot's exemplar when it was recorded less than `fresh_ticks`
@@ -113,12 +114,18 @@ impl Exemplars {
         if last != 0 && ticks.saturating_sub(last) < fresh_ticks {
             return;
         }
-        // Relaxed load, then an Acquire CAS to odd: claims the slot; the field stores below
-        // cannot move before the claim. A busy slot (odd, or a lost race) is skipped.
+        // Relaxed load, then a CAS to odd claims the slot; a busy slot (odd, or a lost race)
+        // is skipped. The CAS is Acquire so that this writer's field stores come after the
+        // previous writer's (whose Release store of the even sequence it reads).
         let seq = slot.seq.load(Ordering::Relaxed);
         if seq & 1 == 1 || slot.seq.compare_exchange(seq, seq + 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
             return;
         }
+        // Release fence: a reader that sees any field store below has, through its Acquire
+        // fence before re-reading `seq`, also seen the odd sequence stored by the claim, so
+        // it discards the torn read. Without it the Relaxed field stores may become visible
+        // before the claim, and a reader could pair new fields with the old, even sequence.
+        crate::sync::fence(Ordering::Release);
         let trace = span.trace_id().to_bytes();
         let mut hi = [0u8; 8];
         let mut lo = [0u8; 8];
@@ -135,7 +142,7 @@ impl Exemplars {
     }
 
     /// The exemplar in slot `index`, if one was recorded and could be read consistently.
-    pub(crate) fn read(&self, index: usize) -> Option<Exemplar> {
+    pub(crate) fn read(&self, index: usize, clock: &mut Converter) -> Option<Exemplar> {
         let slot = self.slots()?.get(index)?;
         // A few attempts: a writer holds the slot for a handful of stores.
         for _ in 0..4 {
@@ -162,7 +169,7 @@ impl Exemplars {
                 trace[8..].copy_from_slice(&lo.to_be_bytes());
                 return Some(Exemplar {
                     value: f64::from_bits(value),
-                    time_unix_nanos: crate::trace::clock_to_unix_nanos(ticks),
+                    time_unix_nanos: clock.to_unix_nanos(ticks),
                     trace_id: TraceId::from_bytes(trace),
                     span_id: SpanId::from_bytes(span.to_be_bytes()),
                 });
@@ -172,11 +179,11 @@ impl Exemplars {
     }
 
     /// Every recorded exemplar, in slot order.
-    pub(crate) fn read_all(&self) -> Vec<Exemplar> {
+    pub(crate) fn read_all(&self, clock: &mut Converter) -> Vec<Exemplar> {
         if self.slots().is_none() {
             return Vec::new();
         }
-        (0..self.n).filter_map(|i| self.read(i)).collect()
+        (0..self.n).filter_map(|i| self.read(i, clock)).collect()
     }
 }
 
@@ -211,30 +218,34 @@ mod tests {
     fn offers_only_sampled_and_reads_back() {
         let e = Exemplars::new(3);
         e.offer(1, 0.5, &sc(false));
-        assert!(e.read_all().is_empty());
+        assert!(e.read_all(&mut Converter::new()).is_empty());
         e.offer(1, 0.25, &sc(true));
-        let all = e.read_all();
+        let all = e.read_all(&mut Converter::new());
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].value, 0.25);
         assert_eq!(all[0].trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(all[0].span_id.to_string(), "00f067aa0ba902b7");
         assert!(all[0].time_unix_nanos > 1_600_000_000_000_000_000);
         e.offer(9, 1.0, &sc(true));
-        assert_eq!(e.read_all().len(), 1, "out-of-range slots are ignored");
+        assert_eq!(e.read_all(&mut Converter::new()).len(), 1, "out-of-range slots are ignored");
     }
 
     #[test]
     fn a_fresh_exemplar_is_kept_for_a_millisecond() {
         let e = Exemplars::new(1);
-        let ms = crate::trace::clock::ticks_per_millisecond();
+        let ms = crate::clock::ticks_per_millisecond();
         let t0 = 1_000 * ms;
         e.offer_at(0, 1.0, &sc(true), t0);
         e.offer_at(0, 2.0, &sc(true), t0 + ms / 2);
-        assert_eq!(e.read(0).map(|x| x.value), Some(1.0), "half a millisecond later: kept");
+        assert_eq!(e.read(0, &mut Converter::new()).map(|x| x.value), Some(1.0), "half a millisecond later: kept");
         e.offer_at(0, 3.0, &sc(true), t0 - 5);
-        assert_eq!(e.read(0).map(|x| x.value), Some(1.0), "an older measurement never replaces a newer one");
+        assert_eq!(
+            e.read(0, &mut Converter::new()).map(|x| x.value),
+            Some(1.0),
+            "an older measurement never replaces a newer one"
+        );
         e.offer_at(0, 4.0, &sc(true), t0 + ms);
-        assert_eq!(e.read(0).map(|x| x.value), Some(4.0), "a millisecond later: replaced");
+        assert_eq!(e.read(0, &mut Converter::new()).map(|x| x.value), Some(4.0), "a millisecond later: replaced");
     }
 
     #[test]
@@ -259,7 +270,7 @@ mod tests {
                 });
             }
             for _ in 0..20_000 {
-                if let Some(x) = e.read(0) {
+                if let Some(x) = e.read(0, &mut Converter::new()) {
                     let t = x.trace_id.to_bytes()[0];
                     assert_eq!(x.trace_id.to_bytes(), [t; 16]);
                     assert_eq!(x.span_id.to_bytes(), [t; 8]);

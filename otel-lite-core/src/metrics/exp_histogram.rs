@@ -13,7 +13,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use crate::attributes::KeyValue;
-use crate::metrics::instrument::{Collect, Core, Descriptor, Health};
+use crate::metrics::instrument::{Collect, CollectContext, Core, Descriptor, Health};
 use crate::metrics::series::Series;
 use crate::metrics::snapshot::{ExponentialBuckets, ExponentialHistogramPoint, Metric, MetricData};
 use crate::sync::{lock, Mutex};
@@ -234,7 +234,8 @@ impl Collect for ExpCore {
     fn descriptor(&self) -> &Descriptor {
         &self.descriptor
     }
-    fn collect(&self, now: u64) -> Option<Metric> {
+    fn collect(&self, cx: &mut CollectContext) -> Option<Metric> {
+        let now = cx.now;
         let points: Vec<ExponentialHistogramPoint> = self
             .series
             .series()

@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::attributes::{AttributeSet, KeyValue};
+use crate::clock::now_unix_nanos;
 use crate::metrics::cell::add_f64;
 use crate::metrics::counter::{number_points, ReadNumber};
-use crate::metrics::instrument::{Collect, Core, Descriptor, Health, InstrumentKind};
+use crate::metrics::instrument::{Collect, CollectContext, Core, Descriptor, Health, InstrumentKind};
 use crate::metrics::series::{Series, OVERFLOW_ATTRIBUTE};
 use crate::metrics::snapshot::{Metric, MetricData, Number, NumberPoint, Sum};
 use crate::sync::{lock, AtomicBool, AtomicU64, Mutex, Ordering};
-use crate::time::now_unix_nanos;
 
 pub(crate) mod sealed {
     use crate::sync::AtomicU64;
@@ -250,8 +250,8 @@ impl<T: GaugeValue> Collect for Core<GaugeCell<T>, GaugeConfig> {
     fn descriptor(&self) -> &Descriptor {
         &self.descriptor
     }
-    fn collect(&self, now: u64) -> Option<Metric> {
-        let points = number_points(self, now);
+    fn collect(&self, cx: &mut CollectContext) -> Option<Metric> {
+        let points = number_points(self, cx);
         (!points.is_empty()).then(|| self.descriptor.metric(MetricData::Gauge(points)))
     }
     fn health(&self) -> Health {
@@ -346,7 +346,8 @@ impl<T: GaugeValue> Collect for ObservableCore<T> {
         &self.descriptor
     }
 
-    fn collect(&self, now: u64) -> Option<Metric> {
+    fn collect(&self, cx: &mut CollectContext) -> Option<Metric> {
+        let now = cx.now;
         // Relaxed: see `deactivate`.
         if !self.active.load(Ordering::Relaxed) {
             return None;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::attributes::KeyValue;
 use crate::metrics::cell::{HistogramShard, Observation, Striped};
 use crate::metrics::exemplar::Exemplars;
-use crate::metrics::instrument::{Collect, Core, Descriptor, Health};
+use crate::metrics::instrument::{Collect, CollectContext, Core, Descriptor, Health};
 use crate::metrics::series::Series;
 use crate::metrics::snapshot::{HistogramPoint, Metric, MetricData};
 use crate::trace::SpanContext;
@@ -163,7 +163,7 @@ impl Collect for HistogramCore {
     fn descriptor(&self) -> &Descriptor {
         &self.descriptor
     }
-    fn collect(&self, now: u64) -> Option<Metric> {
+    fn collect(&self, cx: &mut CollectContext) -> Option<Metric> {
         let points: Vec<HistogramPoint> = self
             .series
             .series()
@@ -173,14 +173,14 @@ impl Collect for HistogramCore {
                 HistogramPoint {
                     attributes: s.attributes.clone(),
                     start_unix_nanos: s.start_unix_nanos,
-                    time_unix_nanos: now,
+                    time_unix_nanos: cx.now,
                     boundaries: Arc::clone(&self.config.boundaries),
                     count: t.count,
                     sum: t.sum,
                     min: (t.count > 0).then_some(t.min),
                     max: (t.count > 0).then_some(t.max),
                     bucket_counts: t.buckets,
-                    exemplars: s.data.exemplars.read_all(),
+                    exemplars: s.data.exemplars.read_all(&mut cx.clock),
                 }
             })
             .collect();

@@ -71,10 +71,25 @@ impl Descriptor {
 pub(crate) trait Collect: Send + Sync + 'static {
     fn descriptor(&self) -> &Descriptor;
     /// The instrument's points now; `None` when it has none yet.
-    fn collect(&self, now_unix_nanos: u64) -> Option<Metric>;
+    fn collect(&self, cx: &mut CollectContext) -> Option<Metric>;
     /// Overflowed records and rejected measurements, for self-metrics.
     fn health(&self) -> Health;
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+/// What one collection shares between instruments: its time, and a clock converter for the
+/// exemplars' tick readings.
+pub(crate) struct CollectContext {
+    /// When the collection happens, ns since the Unix epoch.
+    pub(crate) now: u64,
+    pub(crate) clock: crate::clock::Converter,
+}
+
+impl CollectContext {
+    pub(crate) fn new() -> Self {
+        let mut clock = crate::clock::Converter::new();
+        CollectContext { now: clock.to_unix_nanos(crate::clock::now()), clock }
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]

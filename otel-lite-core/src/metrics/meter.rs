@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::attributes::KeyValue;
 use crate::metrics::cell::{Striped, U64Sum};
-use crate::metrics::instrument::{Collect, Core, Descriptor, Health};
+use crate::metrics::instrument::{Collect, CollectContext, Core, Descriptor, Health};
 use crate::metrics::series::Series;
 use crate::metrics::snapshot::{MeterPoint, Metric, MetricData};
 use crate::sync::{lock, Mutex};
@@ -148,7 +148,8 @@ impl Collect for MeterCore {
     fn descriptor(&self) -> &Descriptor {
         &self.descriptor
     }
-    fn collect(&self, now_unix: u64) -> Option<Metric> {
+    fn collect(&self, cx: &mut CollectContext) -> Option<Metric> {
+        let now_unix = cx.now;
         let now = Instant::now();
         let points: Vec<MeterPoint> = self
             .series

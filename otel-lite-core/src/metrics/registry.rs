@@ -9,14 +9,13 @@ use crate::metrics::counter::{new_sum_core, Counter, CounterValue, UpDownCounter
 use crate::metrics::exp_histogram::{new_exp_core, ExponentialHistogram, DEFAULT_MAX_SIZE, MAX_SCALE};
 use crate::metrics::gauge::{new_gauge_core, Gauge, GaugeValue, ObservableCore, ObservableHandle, Observer};
 use crate::metrics::histogram::{new_histogram_core, valid_boundaries, Histogram, DEFAULT_BUCKETS};
-use crate::metrics::instrument::{instrument_attributes, Collect, Descriptor, InstrumentKind};
+use crate::metrics::instrument::{instrument_attributes, Collect, CollectContext, Descriptor, InstrumentKind};
 use crate::metrics::meter::{new_meter_core, Meter};
 use crate::metrics::snapshot::{
     InstrumentationScope, Metric, MetricData, Number, NumberPoint, ResourceMetrics, ScopeMetrics, Sum,
 };
 use crate::resource::Resource;
 use crate::sync::{lock, Mutex};
-use crate::time::now_unix_nanos;
 
 /// The default maximum number of attribute sets per instrument, as in the OpenTelemetry
 /// SDK specification. The last one is the overflow series (`otel.metric.overflow=true`).
@@ -127,13 +126,14 @@ impl Registry {
     pub fn collect(&self) -> ResourceMetrics {
         let inner = &self.default_scope.inner;
         let entries: Vec<Arc<dyn Collect>> = lock(&inner.entries).iter().map(|e| Arc::clone(&e.collect)).collect();
-        let now = now_unix_nanos();
+        let mut cx = CollectContext::new();
+        let now = cx.now;
         let mut scopes: Vec<ScopeMetrics> = Vec::new();
         let mut overflow = Vec::new();
         let mut invalid = Vec::new();
         for c in &entries {
             let d = c.descriptor();
-            if let Some(metric) = c.collect(now) {
+            if let Some(metric) = c.collect(&mut cx) {
                 match scopes.iter_mut().find(|s| s.scope == d.scope) {
                     Some(s) => s.metrics.push(metric),
                     None => scopes.push(ScopeMetrics { scope: Arc::clone(&d.scope), metrics: vec![metric] }),

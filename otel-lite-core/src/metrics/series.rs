@@ -14,8 +14,8 @@ use std::ptr;
 use std::sync::Arc;
 
 use crate::attributes::{has_unique_keys, hash_attributes, AttributeSet, KeyValue};
+use crate::clock::now_unix_nanos;
 use crate::sync::{lock, AtomicBool, AtomicPtr, AtomicU64, Mutex, Ordering};
-use crate::time::now_unix_nanos;
 
 /// The attribute that marks the overflow series.
 pub const OVERFLOW_ATTRIBUTE: &str = "otel.metric.overflow";

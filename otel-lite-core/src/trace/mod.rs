@@ -5,7 +5,6 @@
 //! context of the thread (restored when the guard drops); [`FutureExt::in_span`] does the
 //! same for async code, on every poll and never across an `.await`.
 
-pub(crate) mod clock;
 mod context;
 mod future;
 mod id;
@@ -41,25 +40,25 @@ pub(crate) fn with_current_span_context<R>(f: impl FnOnce(Option<&SpanContext>) 
 #[doc(hidden)]
 #[inline]
 pub fn clock_now() -> u64 {
-    clock::now()
+    crate::clock::now()
 }
 
 /// Converts a [`clock_now`] reading to ns since the Unix epoch.
 #[doc(hidden)]
 pub fn clock_to_unix_nanos(ticks: u64) -> u64 {
-    clock::to_unix_nanos(ticks)
+    crate::clock::to_unix_nanos(ticks)
 }
 
 /// Seconds since a [`clock_now`] reading.
 #[doc(hidden)]
 #[inline]
 pub fn clock_seconds_since(start: u64) -> f64 {
-    clock::seconds_since(start)
+    crate::clock::seconds_since(start)
 }
 
 /// Seconds between two [`clock_now`] readings.
 #[doc(hidden)]
 #[inline]
 pub fn clock_seconds_between(start: u64, end: u64) -> f64 {
-    clock::seconds_between(start, end)
+    crate::clock::seconds_between(start, end)
 }

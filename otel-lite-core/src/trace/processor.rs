@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 pub use crate::batch::{BatchConfig, ExportError, ProcessorStats};
 use crate::batch::{Batchable, Sink, ThreadRing, ThreadRings};
+use crate::clock::Converter;
 use crate::resource::Resource;
 use crate::trace::span::{EndedSpan, FinishedSpan, SpanData};
 
@@ -97,7 +98,8 @@ thread_local! {
 
 impl Batchable for FinishedSpan {
     type Output = EndedSpan;
-    fn finish(self) -> EndedSpan {
+    fn finish(mut self, clock: &mut Converter) -> EndedSpan {
+        self.convert_times(clock);
         EndedSpan(self)
     }
     fn rings() -> &'static ThreadRings<Self> {

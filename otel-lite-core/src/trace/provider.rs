@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::attributes::{has_long_values, limit_attributes, KeyValue, SharedStr};
+use crate::clock;
 use crate::metrics::snapshot::InstrumentationScope;
 use crate::resource::Resource;
-use crate::trace::clock;
 use crate::trace::context::{Context, SpanContext, TraceFlags};
 use crate::trace::id::{SpanId, TraceId};
 use crate::trace::processor::{batch_span_processor, BatchConfig, ProcessorStats, SpanExporter, SpanSink};
 use crate::trace::sampler::Sampler;
-use crate::trace::span::{add_link, EndedSpan, FinishedSpan, Span, SpanKind, SpanLimits, SpanRecord};
+use crate::trace::span::{add_link, FinishedSpan, Span, SpanKind, SpanLimits, SpanRecord};
 
 type Processor = crate::batch::Processor<FinishedSpan>;
 
@@ -79,7 +79,7 @@ impl Pipeline {
 fn dispatch(p: &Processor, span: FinishedSpan) {
     match p {
         Processor::Batch(b) => b.on_end(span),
-        Processor::Simple(e) => Processor::export_now(e, EndedSpan(span)),
+        Processor::Simple(e) => Processor::export_now(e, span),
     }
 }
 

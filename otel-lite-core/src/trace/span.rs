@@ -5,8 +5,8 @@ use std::mem::ManuallyDrop;
 use std::sync::OnceLock;
 
 use crate::attributes::{limit_attributes, KeyValue, SharedStr};
+use crate::clock::{self, Converter};
 use crate::metrics::snapshot::InstrumentationScope;
-use crate::trace::clock;
 use crate::trace::context::{Context, ContextGuard, SpanContext, TraceFlags};
 use crate::trace::id::{SpanId, TraceId};
 use crate::trace::provider::Pipeline;
@@ -193,8 +193,9 @@ impl SpanRecord {
     }
 }
 
-/// An ended span as it waits in a ring: times are clock ticks; `into_data` converts them and
-/// unpacks the extras into the exporters' [`SpanData`].
+/// An ended span as it waits in a ring: its times (start, end, event times) are clock ticks
+/// until [`FinishedSpan::convert_times`] turns them into Unix nanoseconds on the export
+/// worker; `into_data` then unpacks the extras into the exporters' [`SpanData`].
 #[derive(Clone)]
 pub(crate) struct FinishedSpan {
     pub(crate) trace_id: TraceId,
@@ -207,6 +208,21 @@ pub(crate) struct FinishedSpan {
 }
 
 impl FinishedSpan {
+    /// Converts the start, end and event times from ticks to Unix nanoseconds, all with the
+    /// same converter (so an event stays between the start and the end). The end is never
+    /// before the start, even for a span ended on another core whose counter lags a little.
+    pub(crate) fn convert_times(&mut self, clock: &mut Converter) {
+        let start = clock.to_unix_nanos(self.record.start);
+        self.end = clock.to_unix_nanos(self.end).max(start);
+        self.record.start = start;
+        if let Some(extras) = self.record.extras.as_deref_mut() {
+            for event in &mut extras.events {
+                event.time_unix_nanos = clock.to_unix_nanos(event.time_unix_nanos).clamp(start, self.end);
+            }
+        }
+    }
+
+    /// Unpacks a span whose times are converted (see [`FinishedSpan::convert_times`]).
     pub(crate) fn into_data(self) -> SpanData {
         let r = self.record;
         let SpanExtras { attributes, dropped_attributes, events, dropped_events, links, dropped_links, status } =
@@ -217,8 +233,8 @@ impl FinishedSpan {
             parent_is_remote: r.parent_is_remote,
             name: r.name,
             kind: r.kind,
-            start_unix_nanos: clock::to_unix_nanos(r.start),
-            end_unix_nanos: clock::to_unix_nanos(self.end),
+            start_unix_nanos: r.start,
+            end_unix_nanos: self.end,
             attributes: attributes.map_or(Cow::Borrowed(r.static_attributes), Cow::Owned),
             dropped_attributes,
             events,
@@ -310,12 +326,13 @@ impl EndedSpan {
     /// Start, ns since the Unix epoch.
     #[inline]
     pub fn start_unix_nanos(&self) -> u64 {
-        clock::to_unix_nanos(self.0.record.start)
+        // Converted by the processor before the span reached an exporter.
+        self.0.record.start
     }
     /// End, ns since the Unix epoch.
     #[inline]
     pub fn end_unix_nanos(&self) -> u64 {
-        clock::to_unix_nanos(self.0.end)
+        self.0.end
     }
     /// Attributes.
     #[inline]
@@ -513,10 +530,10 @@ impl Span {
             let mut attributes = attributes;
             let dropped_attributes =
                 limit_attributes(&mut attributes, limits.max_attributes_per_event, limits.max_attribute_value_length);
-            // Stamped in Unix time now (events are rare): an ended span can then be read in
-            // place, without a pass converting its event times.
-            let time_unix_nanos = clock::to_unix_nanos(clock::now());
-            d.events.push(Event { name: name.into(), time_unix_nanos, attributes, dropped_attributes });
+            // Held in ticks, like the span's start and end, until the processor converts all
+            // three together (`FinishedSpan::convert_times`).
+            let ticks = clock::now();
+            d.events.push(Event { name: name.into(), time_unix_nanos: ticks, attributes, dropped_attributes });
         }
     }
 
