@@ -170,10 +170,11 @@ fn exporters(
     let Some(value) = value.filter(|v| !v.trim().is_empty()) else { return default };
     let (mut out, mut unknown) = (Vec::new(), Vec::new());
     for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        if name == "none" {
+        // Enum values are case-insensitive.
+        if name.eq_ignore_ascii_case("none") {
             return Vec::new();
         }
-        match allowed.iter().find(|(n, _)| *n == name) {
+        match allowed.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
             Some((_, e)) if !out.contains(e) => out.push(*e),
             Some(_) => {}
             None => unknown.push(name),
@@ -771,6 +772,14 @@ mod tests {
         assert!(warned(&c, "OTEL_TRACES_EXPORTER"));
         let c = config(&[("OTEL_METRICS_EXPORTER", "prometheus,none")]);
         assert!(c.metrics.is_empty(), "none wins");
+        // Enum values are case-insensitive.
+        let c = config(&[
+            ("OTEL_TRACES_EXPORTER", "Console"),
+            ("OTEL_METRICS_EXPORTER", "OTLP,Prometheus"),
+            ("OTEL_LOGS_EXPORTER", "None"),
+        ]);
+        assert_eq!((c.traces, c.metrics), (vec![Exporter::Console], vec![Exporter::Otlp, Exporter::Prometheus]));
+        assert!(c.logs.is_empty() && c.warnings.is_empty(), "{:?}", c.warnings);
         let c = config(&[("OTEL_TRACES_EXPORTER", "zipkin,jaeger"), ("OTEL_METRICS_EXPORTER", "statsd")]);
         assert_eq!(c.traces, Vec::<Exporter>::new(), "unknown only: the default (no collector: none)");
         assert_eq!(c.metrics, vec![Exporter::Prometheus], "unknown only: the default");
@@ -782,6 +791,10 @@ mod tests {
     #[test]
     fn propagators_and_sampler() {
         assert_eq!(config(&[("OTEL_PROPAGATORS", "b3multi")]).propagators, "b3multi");
+        // Enum values are case-insensitive.
+        let c = config(&[("OTEL_PROPAGATORS", "TraceContext,B3"), ("OTEL_TRACES_SAMPLER", "ALWAYS_OFF")]);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(c.sampler, Sampler::AlwaysOff);
         let c = config(&[("OTEL_PROPAGATORS", "xray")]);
         assert_eq!(c.propagators, "tracecontext,baggage");
         assert!(warned(&c, "OTEL_PROPAGATORS"));

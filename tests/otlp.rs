@@ -221,6 +221,9 @@ fn metrics_round_trip(protocol: Protocol) {
     exporter.export(registry.collect()).unwrap();
     let r = &receiver.wait_for("metrics", 1, Duration::from_secs(10))[0];
 
+    // The registry's default (unnamed) scope goes out named after the service.
+    let scope = &r["body"]["resourceMetrics"][0]["scopeMetrics"][0]["scope"];
+    assert_eq!(scope["name"], resource().service_name(), "{scope}");
     let sum = &metric(r, "jobs.done")["sum"];
     assert_eq!(sum["isMonotonic"], true);
     assert_eq!(sum["aggregationTemporality"], "AGGREGATION_TEMPORALITY_CUMULATIVE");
@@ -261,6 +264,58 @@ fn metrics_round_trip(protocol: Protocol) {
     assert_eq!(counts.iter().sum::<u64>(), 3);
     assert_eq!(metric(r, "logins")["sum"]["dataPoints"][0]["asInt"], "7");
     assert_eq!(metric(r, "logins.rate")["gauge"]["dataPoints"].as_array().unwrap().len(), 4);
+}
+
+/// OTLP/JSON writes non-finite doubles as the protobuf JSON mapping does ("NaN",
+/// "Infinity", "-Infinity"), in values and in attribute values: as `null` (serde_json's
+/// choice) a receiver reads them as 0.
+#[test]
+fn json_writes_non_finite_doubles_as_strings() {
+    let receiver = OtlpReceiver::start();
+    let registry = Registry::builder().resource(resource()).build();
+    let g = registry.gauge::<f64>("g").build().unwrap();
+    // NaN is not a valid measurement (it is counted and dropped); it reaches the wire as an
+    // attribute value.
+    g.set(f64::INFINITY, &[KeyValue::new("k", "inf")]);
+    g.set(f64::NEG_INFINITY, &[KeyValue::new("k", "-inf"), KeyValue::new("ratio", f64::NAN)]);
+    let mut exporter = OtlpMetricExporter::new(
+        config(&receiver, Signal::Metrics, Protocol::HttpJson, Compression::None),
+        Temporality::Cumulative,
+    )
+    .unwrap();
+    exporter.export(registry.collect()).unwrap();
+    let r = &receiver.wait_for("metrics", 1, Duration::from_secs(10))[0];
+    assert_eq!(r["status"], 200, "{r}");
+    let by_key = |doc: &Json| -> Vec<(String, Json)> {
+        let mut v: Vec<(String, Json)> = metric(doc, "g")["gauge"]["dataPoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (attrs(p)["k"]["stringValue"].as_str().unwrap().to_string(), p["asDouble"].clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let expected = vec![("-inf".to_string(), json!("-Infinity")), ("inf".into(), json!("Infinity"))];
+    let wire = json!({"body": r["wire_json"].clone()});
+    assert_eq!(by_key(&wire), expected, "as sent");
+    assert_eq!(by_key(r), expected, "as the official decoder read it");
+    let point = metric(r, "g")["gauge"]["dataPoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| attrs(p).contains_key("ratio"))
+        .unwrap()
+        .clone();
+    assert_eq!(attrs(&point)["ratio"]["doubleValue"], "NaN");
+    let wire_point = r["wire_json"]["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["gauge"]["dataPoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| attrs(p).contains_key("ratio"))
+        .unwrap()
+        .clone();
+    assert_eq!(attrs(&wire_point)["ratio"]["doubleValue"], "NaN", "as sent");
 }
 
 #[test]

@@ -13,7 +13,7 @@ use otel_lite::prometheus::{encode, Format, PrometheusServer};
 use otel_lite::{KeyValue, Registry, Resource};
 use serde_json::Value as Json;
 
-use peers::{free_port, http_get, python, require_binary, run_with_stdin, try_http_get, wait_for, Guard};
+use peers::{http_get, python, require_binary, run_with_stdin, try_http_get, wait_for, PrometheusUnderTest};
 
 const EXEMPLAR_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const EXEMPLAR_SPAN: &str = "00f067aa0ba902b7";
@@ -227,79 +227,27 @@ fn endpoint_negotiates_format_and_gzip() {
     assert!(std::net::TcpStream::connect(&addr).is_err(), "the listener is closed after shutdown");
 }
 
-/// Queries a running Prometheus; returns `metric labels -> value` for an instant vector.
-fn query(prom: &str, promql: &str) -> Option<Vec<(BTreeMap<String, String>, f64)>> {
-    let q: String = promql
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let (status, _, body) = try_http_get(prom, &format!("/api/v1/query?query={q}"), &[]).ok()?;
-    if status != 200 {
-        return None;
-    }
-    let json: Json = serde_json::from_slice(&body).ok()?;
-    let result = json["data"]["result"].as_array()?;
-    Some(
-        result
-            .iter()
-            .map(|r| {
-                let labels = r["metric"]
-                    .as_object()
-                    .unwrap()
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-                    .collect();
-                (labels, r["value"][1].as_str().unwrap().parse::<f64>().unwrap())
-            })
-            .collect(),
-    )
-}
-
-fn single(prom: &str, promql: &str) -> Option<f64> {
-    match query(prom, promql)?.as_slice() {
-        [(_, v)] => Some(*v),
-        _ => None,
-    }
-}
-
 #[test]
 fn real_prometheus_scrapes_both_formats_and_returns_the_recorded_values() {
     let prometheus = require_binary("prometheus", "PROMETHEUS");
     let server = PrometheusServer::builder(fixture()).host("127.0.0.1").port(0).start().unwrap();
     let target = server.local_addr().to_string();
-    let dir = std::env::temp_dir().join(format!("otel-lite-prom-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("prometheus.yml");
     // Job `openmetrics` scrapes with Prometheus' own Accept header (OpenMetrics first);
     // job `text` forces the 0.0.4 text format through the endpoint's `format` parameter.
-    std::fs::write(
-        &config,
-        format!(
+    let prom = PrometheusUnderTest::start(
+        &prometheus,
+        &format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: openmetrics\n    static_configs: [{{targets: ['{target}']}}]\n  - job_name: text\n    params: {{format: [text]}}\n    static_configs: [{{targets: ['{target}']}}]\n"
         ),
-    )
-    .unwrap();
-    let port = free_port();
-    let prom = format!("127.0.0.1:{port}");
-    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-    let child = std::process::Command::new(&prometheus)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-        .arg(format!("--web.listen-address={prom}"))
-        .arg("--enable-feature=exemplar-storage")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start prometheus: {e}"));
-    let _guard = Guard(child);
+    );
+    let single = |promql: &str| prom.single(promql);
+    let query = |promql: &str| prom.query(promql);
+    let prom_addr = prom.addr.clone();
 
     for job in ["openmetrics", "text"] {
         let sel = |metric: &str, extra: &str| format!("{metric}{{job=\"{job}\"{extra}}}");
         wait_for(Duration::from_secs(60), &format!("a successful `{job}` scrape"), || {
-            (single(&prom, &sel("up", "")) == Some(1.0)).then_some(())
+            (single(&sel("up", "")) == Some(1.0)).then_some(())
         });
         let checks = [
             (sel("test_requests_total", ",route=\"/a\""), 7.0),
@@ -318,18 +266,17 @@ fn real_prometheus_scrapes_both_formats_and_returns_the_recorded_values() {
             (sel("target_info", ",service_name=\"fixture\""), 1.0),
         ];
         for (promql, want) in checks {
-            let got = wait_for(Duration::from_secs(10), &promql, || single(&prom, &promql));
+            let got = wait_for(Duration::from_secs(10), &promql, || single(&promql));
             assert_eq!(got, want, "{promql} (job {job})");
         }
-        let sum =
-            wait_for(Duration::from_secs(10), "latency sum", || single(&prom, &sel("test_latency_seconds_sum", "")));
+        let sum = wait_for(Duration::from_secs(10), "latency sum", || single(&sel("test_latency_seconds_sum", "")));
         assert!((sum - 3.15).abs() < 1e-12, "sum {sum}");
     }
     // Prometheus stored the bucket exemplar from the OpenMetrics scrape.
     let exemplars = wait_for(Duration::from_secs(10), "stored exemplars", || {
         let q = "test_latency_seconds_bucket%7Bjob%3D%22openmetrics%22%7D";
         let (status, _, body) =
-            try_http_get(&prom, &format!("/api/v1/query_exemplars?query={q}&start=0&end=9999999999"), &[]).ok()?;
+            try_http_get(&prom_addr, &format!("/api/v1/query_exemplars?query={q}&start=0&end=9999999999"), &[]).ok()?;
         let json: Json = serde_json::from_slice(&body).ok()?;
         let data = json["data"].as_array()?;
         (status == 200 && !data.is_empty()).then(|| data.clone())
@@ -339,10 +286,9 @@ fn real_prometheus_scrapes_both_formats_and_returns_the_recorded_values() {
     assert_eq!(ex["value"], "0.7");
 
     // Both formats produce the same series: one per job for every bucket.
-    let buckets = query(&prom, "count by (le) (test_latency_seconds_bucket)").unwrap();
+    let buckets = query("count by (le) (test_latency_seconds_bucket)").unwrap();
     assert_eq!(buckets.len(), 4, "{buckets:?}");
     assert!(buckets.iter().all(|(_, n)| *n == 2.0), "{buckets:?}");
-    drop(_guard);
+    drop(prom);
     server.shutdown();
-    let _ = std::fs::remove_dir_all(&dir);
 }

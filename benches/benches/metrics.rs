@@ -332,9 +332,98 @@ fn encoding(c: &mut Criterion) {
     g.finish();
 }
 
+/// What real services look like: many names with few series each. 100 counters x 10
+/// series and 10 histograms x 10 series (one label, 12 buckets): about 2,400 lines.
+fn encoding_many_families(c: &mut Criterion) {
+    let mut g = c.benchmark_group("encode_100_counters_10_histograms_x10_series");
+    g.measurement_time(Duration::from_secs(4));
+    let registry = Registry::builder().resource(otel_lite::Resource::new(&[])).build();
+    for n in 0..100 {
+        let counter = registry.counter::<u64>(format!("app.requests.{n}")).build().unwrap();
+        for i in 0..10i64 {
+            counter.add(i as u64 + 1, &[KeyValue::new("route", format!("/api/{i}"))]);
+        }
+    }
+    for n in 0..10 {
+        let hist = registry.histogram(format!("app.latency.{n}")).unit("s").buckets(BOUNDS.to_vec()).build().unwrap();
+        for i in 0..10i64 {
+            hist.record(0.3, &[KeyValue::new("route", format!("/api/{i}"))]);
+        }
+    }
+    let mut out = String::with_capacity(256 * 1024);
+    g.bench_function("otel-lite", |b| {
+        b.iter(|| {
+            out.clear();
+            encode(&registry.collect(), Format::Text, &mut out);
+            black_box(out.len())
+        })
+    });
+
+    let preg = prometheus::Registry::new();
+    for n in 0..100 {
+        let c =
+            prometheus::IntCounterVec::new(prometheus::Opts::new(format!("app_requests_{n}_total"), "r"), &["route"])
+                .unwrap();
+        preg.register(Box::new(c.clone())).unwrap();
+        for i in 0..10u64 {
+            c.with_label_values(&[&format!("/api/{i}")]).inc_by(i + 1);
+        }
+    }
+    for n in 0..10 {
+        let h = prometheus::HistogramVec::new(
+            prometheus::HistogramOpts::new(format!("app_latency_{n}_seconds"), "l").buckets(BOUNDS.to_vec()),
+            &["route"],
+        )
+        .unwrap();
+        preg.register(Box::new(h.clone())).unwrap();
+        for i in 0..10u64 {
+            h.with_label_values(&[&format!("/api/{i}")]).observe(0.3);
+        }
+    }
+    let mut buf = Vec::with_capacity(256 * 1024);
+    g.bench_function("prometheus", |b| {
+        use prometheus::Encoder;
+        b.iter(|| {
+            buf.clear();
+            prometheus::TextEncoder::new().encode(&preg.gather(), &mut buf).unwrap();
+            black_box(buf.len())
+        })
+    });
+
+    let mut creg = prometheus_client::registry::Registry::default();
+    type Labels = Vec<(&'static str, String)>;
+    type PcHist = prometheus_client::metrics::histogram::Histogram;
+    for n in 0..100 {
+        let c =
+            prometheus_client::metrics::family::Family::<Labels, prometheus_client::metrics::counter::Counter>::default(
+            );
+        creg.register(format!("app_requests_{n}"), "r", c.clone());
+        for i in 0..10u64 {
+            c.get_or_create(&vec![("route", format!("/api/{i}"))]).inc_by(i + 1);
+        }
+    }
+    for n in 0..10 {
+        let h = prometheus_client::metrics::family::Family::<Labels, PcHist, _>::new_with_constructor(|| {
+            PcHist::new(BOUNDS)
+        });
+        creg.register(format!("app_latency_{n}_seconds"), "l", h.clone());
+        for i in 0..10u64 {
+            h.get_or_create(&vec![("route", format!("/api/{i}"))]).observe(0.3);
+        }
+    }
+    g.bench_function("prometheus-client", |b| {
+        b.iter(|| {
+            out.clear();
+            prometheus_client::encoding::text::encode(&mut out, &creg).unwrap();
+            black_box(out.len())
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = common::config();
-    targets = counter_bound, counter_attrs, histogram, gauge, encoding
+    targets = counter_bound, counter_attrs, histogram, gauge, encoding, encoding_many_families
 }
 criterion_main!(benches);

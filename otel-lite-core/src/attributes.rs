@@ -9,6 +9,8 @@ use std::fmt;
 use std::hash::Hash;
 use std::sync::{Arc, OnceLock};
 
+use crate::labels::{render_labels, Labels};
+
 /// A string that is either `'static` (free to create) or shared (one allocation, cheap
 /// to clone).
 #[derive(Clone)]
@@ -349,9 +351,9 @@ pub struct AttributeSet(Arc<SetInner>);
 struct SetInner {
     kvs: Box<[KeyValue]>,
     hash: u64,
-    /// Exporters may cache a rendering of this set (for example the Prometheus label
-    /// string) here, so that it is escaped once per series instead of once per scrape.
-    rendered: OnceLock<Box<str>>,
+    /// The set's Prometheus labels, rendered once per series (when the series is created)
+    /// instead of once per scrape.
+    labels: OnceLock<Arc<Labels>>,
 }
 
 impl AttributeSet {
@@ -367,7 +369,7 @@ impl AttributeSet {
         }
         kvs.sort_by(|a, b| a.key.cmp(&b.key));
         let hash = hash_attributes(&kvs);
-        AttributeSet(Arc::new(SetInner { kvs: kvs.into_boxed_slice(), hash, rendered: OnceLock::new() }))
+        AttributeSet(Arc::new(SetInner { kvs: kvs.into_boxed_slice(), hash, labels: OnceLock::new() }))
     }
 
     /// The empty set.
@@ -419,11 +421,17 @@ impl AttributeSet {
         attrs.iter().all(|kv| kvs.iter().any(|s| s == kv))
     }
 
-    /// A rendering of this set cached for the life of the set; `render` runs at most once
-    /// per set (concurrent first calls may both run it, one result is kept).
-    #[doc(hidden)]
-    pub fn cached_rendering(&self, render: impl FnOnce(&[KeyValue]) -> String) -> &str {
-        self.0.rendered.get_or_init(|| render(&self.0.kvs).into_boxed_str())
+    /// The set's labels in the Prometheus exposition (see
+    /// [`metrics::exposition`](crate::metrics::exposition)): rendered when its series was
+    /// created, or now for a set no registry made.
+    pub fn prometheus_labels(&self) -> &Labels {
+        self.0.labels.get_or_init(|| Arc::new(render_labels(&self.0.kvs, false)))
+    }
+
+    /// Renders the labels of a new series with `render` (the registry's duplicate check)
+    /// unless the set already has them.
+    pub(crate) fn init_prometheus_labels(&self, render: impl FnOnce(&[KeyValue]) -> Arc<Labels>) {
+        let _ = self.0.labels.get_or_init(|| render(&self.0.kvs));
     }
 }
 

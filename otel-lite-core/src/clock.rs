@@ -403,7 +403,7 @@ impl Converter {
 
     /// Nanoseconds since the Unix epoch at `ticks`.
     #[inline]
-    pub(crate) fn to_unix_nanos(&mut self, ticks: Ticks) -> u64 {
+    pub(crate) fn convert(&mut self, ticks: Ticks) -> u64 {
         let knots = &self.recent[..self.len];
         match (knots.first(), knots.last()) {
             (Some(first), Some(&last)) if ticks >= first.ticks => {
@@ -496,7 +496,7 @@ mod tests {
         let t1 = now();
         let after = wall_nanos();
         let mut c = Converter::new();
-        let (a, b) = (c.to_unix_nanos(t0), c.to_unix_nanos(t1));
+        let (a, b) = (c.convert(t0), c.convert(t1));
         assert!(b > a);
         assert!((19_000_000..200_000_000).contains(&(b - a)), "{}", b - a);
         assert!(a + 100_000 >= before && b <= after + 100_000, "{before} {a} {b} {after}");

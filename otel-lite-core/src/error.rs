@@ -54,6 +54,33 @@ pub enum RegistrationError {
         /// Which part differs.
         field: &'static str,
     },
+    /// The instrument's Prometheus exposition would clash with another instrument's (see
+    /// [`PrometheusNameConflict`]).
+    PrometheusNameConflict(Box<PrometheusNameConflict>),
+}
+
+/// Two instruments whose Prometheus expositions would clash: both would write a family or
+/// sample of the same name with a different type or unit, or the same series (two names that
+/// map to one Prometheus name in the same scope, such as `x.y` and `x_y`). Prometheus would
+/// keep one of them and lose the other, so the second is refused. The same instrument in
+/// another scope is not a clash: it joins the family, told apart by the `otel_scope_name`
+/// label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PrometheusNameConflict {
+    /// The instrument being registered.
+    pub name: String,
+    /// Its scope (empty for the default scope).
+    pub scope: String,
+    /// The Prometheus family or sample name both would use.
+    pub prometheus_name: String,
+    /// The instrument already using it.
+    pub existing: String,
+    /// That instrument's scope.
+    pub existing_scope: String,
+    /// What the existing use is: another type, another unit, the same series, or a name of
+    /// another family.
+    pub reason: &'static str,
 }
 
 /// What is wrong with an instrument name.
@@ -107,6 +134,11 @@ impl fmt::Display for RegistrationError {
             RegistrationError::DescriptorConflict { name, field } => write!(
                 f,
                 "instrument {name:?} is already registered with a different {field}"
+            ),
+            RegistrationError::PrometheusNameConflict(c) => write!(
+                f,
+                "instrument {:?} (scope {:?}) would be exposed to Prometheus as {:?}, which is {} of instrument {:?} (scope {:?})",
+                c.name, c.scope, c.prometheus_name, c.reason, c.existing, c.existing_scope
             ),
         }
     }

@@ -37,6 +37,7 @@ mod batch;
 mod clock;
 mod error;
 pub mod global;
+pub mod labels;
 pub mod logs;
 pub mod metrics;
 pub mod propagation;
@@ -46,7 +47,7 @@ pub mod trace;
 
 pub use attributes::{AttributeSet, Key, KeyValue, SharedStr, Value};
 pub use clock::now_unix_nanos;
-pub use error::{NameProblem, RegistrationError};
+pub use error::{NameProblem, PrometheusNameConflict, RegistrationError};
 pub use metrics::{
     Counter, ExponentialHistogram, Gauge, Histogram, InstrumentKind, Meter, Registry, Scope, UpDownCounter,
 };

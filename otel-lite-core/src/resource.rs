@@ -117,9 +117,10 @@ pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            // Exactly two hex digits (`from_str_radix` alone would also take a sign: `%+5`).
+            let digit = |j: usize| bytes.get(j).and_then(|&b| char::from(b).to_digit(16));
+            let (high, low) = (digit(i + 1)?, digit(i + 2)?);
+            out.push((high * 16 + low) as u8);
             i += 3;
         } else {
             out.push(bytes[i]);
@@ -132,6 +133,15 @@ pub(crate) fn percent_decode(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_decoding_takes_exactly_two_hex_digits() {
+        assert_eq!(percent_decode("a%20b%2C%3d").as_deref(), Some("a b,="));
+        assert_eq!(percent_decode("%C3%A9").as_deref(), Some("é"));
+        for bad in ["%+5", "%-1", "%2", "%", "%g0", "% 1", "%C3"] {
+            assert_eq!(percent_decode(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn service_name_precedence_and_default() {

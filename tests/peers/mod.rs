@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod exposition;
 pub mod otlp;
 
 use std::io::{Read, Write};
@@ -137,5 +138,87 @@ impl Drop for Guard {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// A real Prometheus server on loopback with a given configuration, stopped (and its data
+/// removed) when dropped.
+pub struct PrometheusUnderTest {
+    /// `127.0.0.1:<port>` of its HTTP API.
+    pub addr: String,
+    dir: PathBuf,
+    _child: Guard,
+}
+
+impl PrometheusUnderTest {
+    /// Starts `binary` with `config` (YAML) and the exemplar store enabled.
+    pub fn start(binary: &Path, config: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("otel-lite-prom-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let config_file = dir.join("prometheus.yml");
+        std::fs::write(&config_file, config).expect("writing the configuration");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let log = std::fs::File::create(dir.join("prometheus.log")).expect("a log file");
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", config_file.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--enable-feature=exemplar-storage")
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start prometheus: {e}"));
+        PrometheusUnderTest { addr, dir, _child: Guard(child) }
+    }
+
+    /// An instant query: `labels -> value` for each element of the result vector.
+    pub fn query(&self, promql: &str) -> Option<Vec<(std::collections::BTreeMap<String, String>, f64)>> {
+        let q: String = promql
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let (status, _, body) = try_http_get(&self.addr, &format!("/api/v1/query?query={q}"), &[]).ok()?;
+        if status != 200 {
+            return None;
+        }
+        let json: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        let result = json["data"]["result"].as_array()?;
+        result
+            .iter()
+            .map(|r| {
+                let labels = r["metric"]
+                    .as_object()?
+                    .iter()
+                    .map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect::<Option<_>>()?;
+                Some((labels, r["value"][1].as_str()?.parse::<f64>().ok()?))
+            })
+            .collect()
+    }
+
+    /// The value of a query whose result is a single element.
+    pub fn single(&self, promql: &str) -> Option<f64> {
+        match self.query(promql)?.as_slice() {
+            [(_, v)] => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// The server's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for PrometheusUnderTest {
+    fn drop(&mut self) {
+        let _ = self._child.0.kill();
+        let _ = self._child.0.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -214,7 +214,7 @@ impl Batchable for PendingLog {
     fn finish(self, clock: &mut Converter) -> LogRecord {
         let mut record = self.record;
         if let Some(ticks) = self.observed {
-            record.observed_unix_nanos = clock.to_unix_nanos(ticks);
+            record.observed_unix_nanos = clock.convert(ticks);
             if self.timestamp_is_observed {
                 record.timestamp_unix_nanos = Some(record.observed_unix_nanos);
             }

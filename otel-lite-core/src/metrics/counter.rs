@@ -7,7 +7,7 @@ use crate::attributes::KeyValue;
 use crate::clock::Converter;
 use crate::metrics::cell::{F64Sum, Striped, U64Sum};
 use crate::metrics::exemplar::{Exemplar, Exemplars};
-use crate::metrics::instrument::{Collect, CollectContext, Core, Descriptor, Health};
+use crate::metrics::instrument::{debug_handle, Collect, CollectContext, Core, Descriptor, Health};
 use crate::metrics::series::Series;
 use crate::metrics::snapshot::{Metric, MetricData, Number, NumberPoint, Sum};
 use crate::trace::SpanContext;
@@ -253,7 +253,13 @@ macro_rules! sum_instrument {
 
         impl<T: $trait> std::fmt::Debug for $ty<T> {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_struct(stringify!($ty)).field("name", &self.core.descriptor.name).finish()
+                debug_handle(f, stringify!($ty), &self.core.descriptor.name, None)
+            }
+        }
+
+        impl<T: $trait> std::fmt::Debug for $bound<T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                debug_handle(f, stringify!($bound), &self.core.descriptor.name, Some(&self.series.attributes))
             }
         }
     };

@@ -169,7 +169,7 @@ impl Exemplars {
                 trace[8..].copy_from_slice(&lo.to_be_bytes());
                 return Some(Exemplar {
                     value: f64::from_bits(value),
-                    time_unix_nanos: clock.to_unix_nanos(ticks),
+                    time_unix_nanos: clock.convert(ticks),
                     trace_id: TraceId::from_bytes(trace),
                     span_id: SpanId::from_bytes(span.to_be_bytes()),
                 });

@@ -13,7 +13,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use crate::attributes::KeyValue;
-use crate::metrics::instrument::{Collect, CollectContext, Core, Descriptor, Health};
+use crate::metrics::instrument::{debug_handle, Collect, CollectContext, Core, Descriptor, Health};
 use crate::metrics::series::Series;
 use crate::metrics::snapshot::{ExponentialBuckets, ExponentialHistogramPoint, Metric, MetricData};
 use crate::sync::{lock, Mutex};
@@ -189,6 +189,18 @@ pub struct ExponentialHistogram {
 pub struct BoundExponentialHistogram {
     core: Arc<ExpCore>,
     series: Arc<Series<ExpCell>>,
+}
+
+impl std::fmt::Debug for ExponentialHistogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        debug_handle(f, "ExponentialHistogram", &self.core.descriptor.name, None)
+    }
+}
+
+impl std::fmt::Debug for BoundExponentialHistogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        debug_handle(f, "BoundExponentialHistogram", &self.core.descriptor.name, Some(&self.series.attributes))
+    }
 }
 
 impl ExponentialHistogram {

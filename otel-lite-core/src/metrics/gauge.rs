@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use crate::attributes::{AttributeSet, KeyValue};
 use crate::clock::now_unix_nanos;
+use crate::labels::{render_labels, SeriesLabels};
 use crate::metrics::cell::add_f64;
 use crate::metrics::counter::{number_points, ReadNumber};
-use crate::metrics::instrument::{Collect, CollectContext, Core, Descriptor, Health, InstrumentKind};
+use crate::metrics::instrument::{debug_handle, Collect, CollectContext, Core, Descriptor, Health, InstrumentKind};
 use crate::metrics::series::{Series, OVERFLOW_ATTRIBUTE};
 use crate::metrics::snapshot::{Metric, MetricData, Number, NumberPoint, Sum};
 use crate::sync::{lock, AtomicBool, AtomicU64, Mutex, Ordering};
@@ -162,6 +163,18 @@ pub struct BoundGauge<T: GaugeValue> {
     series: Arc<Series<GaugeCell<T>>>,
 }
 
+impl<T: GaugeValue> std::fmt::Debug for Gauge<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        debug_handle(f, "Gauge", &self.core.descriptor.name, None)
+    }
+}
+
+impl<T: GaugeValue> std::fmt::Debug for BoundGauge<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        debug_handle(f, "BoundGauge", &self.core.descriptor.name, Some(&self.series.attributes))
+    }
+}
+
 impl<T: GaugeValue> Gauge<T> {
     pub(crate) fn from_core(core: Arc<GaugeCore<T>>) -> Self {
         Gauge { core }
@@ -295,6 +308,8 @@ pub(crate) struct ObservableCore<T> {
     active: AtomicBool,
     overflow_records: AtomicU64,
     invalid: AtomicU64,
+    renamed: AtomicU64,
+    hidden: AtomicU64,
     /// Serialises callbacks, so a callback never runs concurrently with itself.
     running: Mutex<()>,
 }
@@ -309,6 +324,8 @@ impl<T: GaugeValue> ObservableCore<T> {
             active: AtomicBool::new(true),
             overflow_records: AtomicU64::new(0),
             invalid: AtomicU64::new(0),
+            renamed: AtomicU64::new(0),
+            hidden: AtomicU64::new(0),
             running: Mutex::new(()),
         }
     }
@@ -397,6 +414,23 @@ impl<T: GaugeValue> Collect for ObservableCore<T> {
         if points.is_empty() {
             return None;
         }
+        // The same duplicate check a synchronous instrument makes when a series is created,
+        // over this collection's sets (counted once per collection that renames or hides).
+        let mut seen = SeriesLabels::default();
+        for p in &points {
+            let overflow = p.attributes.get(OVERFLOW_ATTRIBUTE).is_some() && p.attributes.len() == 1;
+            p.attributes.init_prometheus_labels(|kvs| {
+                let (labels, hidden) = seen.check(render_labels(kvs, true), overflow);
+                // Relaxed: reported counts.
+                if labels.is_renamed() {
+                    self.renamed.fetch_add(1, Ordering::Relaxed);
+                }
+                if hidden {
+                    self.hidden.fetch_add(1, Ordering::Relaxed);
+                }
+                labels
+            });
+        }
         Some(self.descriptor.metric(if is_sum {
             MetricData::Sum(Sum { monotonic, observable: true, points })
         } else {
@@ -409,6 +443,8 @@ impl<T: GaugeValue> Collect for ObservableCore<T> {
         Health {
             overflow_records: self.overflow_records.load(Ordering::Relaxed),
             invalid_measurements: self.invalid.load(Ordering::Relaxed),
+            renamed_series: self.renamed.load(Ordering::Relaxed),
+            hidden_series: self.hidden.load(Ordering::Relaxed),
         }
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::attributes::KeyValue;
 use crate::metrics::cell::{HistogramShard, Observation, Striped};
 use crate::metrics::exemplar::Exemplars;
-use crate::metrics::instrument::{Collect, CollectContext, Core, Descriptor, Health};
+use crate::metrics::instrument::{debug_handle, Collect, CollectContext, Core, Descriptor, Health};
 use crate::metrics::series::Series;
 use crate::metrics::snapshot::{HistogramPoint, Metric, MetricData};
 use crate::trace::SpanContext;
@@ -82,6 +82,18 @@ pub struct Histogram {
 pub struct BoundHistogram {
     core: Arc<HistogramCore>,
     series: Arc<Series<HistogramCell>>,
+}
+
+impl std::fmt::Debug for Histogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        debug_handle(f, "Histogram", &self.core.descriptor.name, None)
+    }
+}
+
+impl std::fmt::Debug for BoundHistogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        debug_handle(f, "BoundHistogram", &self.core.descriptor.name, Some(&self.series.attributes))
+    }
 }
 
 impl Histogram {

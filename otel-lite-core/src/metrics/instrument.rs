@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::attributes::{KeyValue, SharedStr};
+use crate::metrics::exposition::Exposition;
 use crate::metrics::series::SeriesMap;
 use crate::metrics::snapshot::{InstrumentationScope, Metric};
 use crate::sync::{AtomicU64, Ordering};
@@ -59,11 +60,19 @@ pub(crate) struct Descriptor {
     /// The Rust number type recorded (`"u64"`, `"i64"`, `"f64"`); part of the identity.
     pub(crate) number: &'static str,
     pub(crate) scope: Arc<InstrumentationScope>,
+    /// Its Prometheus families, computed once at registration.
+    pub(crate) exposition: Arc<Exposition>,
 }
 
 impl Descriptor {
     pub(crate) fn metric(&self, data: crate::metrics::snapshot::MetricData) -> Metric {
-        Metric { name: self.name.clone(), description: self.description.clone(), unit: self.unit.clone(), data }
+        Metric {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            unit: self.unit.clone(),
+            data,
+            exposition: Arc::clone(&self.exposition),
+        }
     }
 }
 
@@ -88,7 +97,7 @@ pub(crate) struct CollectContext {
 impl CollectContext {
     pub(crate) fn new() -> Self {
         let mut clock = crate::clock::Converter::new();
-        CollectContext { now: clock.to_unix_nanos(crate::clock::now()), clock }
+        CollectContext { now: clock.convert(crate::clock::now()), clock }
     }
 }
 
@@ -96,6 +105,10 @@ impl CollectContext {
 pub(crate) struct Health {
     pub(crate) overflow_records: u64,
     pub(crate) invalid_measurements: u64,
+    /// Series whose attributes the Prometheus exposition renames.
+    pub(crate) renamed_series: u64,
+    /// Series the Prometheus exposition leaves out (an earlier one shows the same labels).
+    pub(crate) hidden_series: u64,
 }
 
 /// The shared state of a synchronous instrument whose series hold `D`.
@@ -120,15 +133,41 @@ impl<D, C> Core<D, C> {
     }
 
     pub(crate) fn health(&self) -> Health {
+        let (renamed_series, hidden_series) = self.series.label_health();
         Health {
             overflow_records: self.series.overflow_records(),
             // Relaxed: a reported count.
             invalid_measurements: self.invalid.load(Ordering::Relaxed),
+            renamed_series,
+            hidden_series,
         }
     }
 }
 
-/// The attributes the self-metrics use to name an instrument.
-pub(crate) fn instrument_attributes(d: &Descriptor) -> [KeyValue; 2] {
-    [KeyValue::new("instrument", d.name.clone()), KeyValue::new("scope", d.scope.name.clone())]
+/// The attributes the self-metrics use to name an instrument: its name, and its scope's
+/// name and version unless it is the default (unnamed) scope.
+pub(crate) fn instrument_attributes(d: &Descriptor) -> Vec<KeyValue> {
+    let mut attrs = vec![KeyValue::new("instrument", d.name.clone())];
+    if !d.scope.name.as_str().is_empty() {
+        attrs.push(KeyValue::new("scope", d.scope.name.clone()));
+    }
+    if let Some(version) = &d.scope.version {
+        attrs.push(KeyValue::new("scope.version", version.clone()));
+    }
+    attrs
+}
+
+/// `Debug` for an instrument handle: its type, name and, for a bound handle, attributes.
+pub(crate) fn debug_handle(
+    f: &mut fmt::Formatter<'_>,
+    kind: &str,
+    name: &SharedStr,
+    attributes: Option<&crate::attributes::AttributeSet>,
+) -> fmt::Result {
+    let mut d = f.debug_struct(kind);
+    d.field("name", name);
+    if let Some(a) = attributes {
+        d.field("attributes", a);
+    }
+    d.finish()
 }

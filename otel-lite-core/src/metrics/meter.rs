@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::attributes::KeyValue;
 use crate::metrics::cell::{Striped, U64Sum};
-use crate::metrics::instrument::{Collect, CollectContext, Core, Descriptor, Health};
+use crate::metrics::instrument::{debug_handle, Collect, CollectContext, Core, Descriptor, Health};
 use crate::metrics::series::Series;
 use crate::metrics::snapshot::{MeterPoint, Metric, MetricData};
 use crate::sync::{lock, Mutex};
@@ -113,6 +113,18 @@ pub struct Meter {
 #[derive(Clone)]
 pub struct BoundMeter {
     series: Arc<Series<MeterCell>>,
+}
+
+impl std::fmt::Debug for Meter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        debug_handle(f, "Meter", &self.core.descriptor.name, None)
+    }
+}
+
+impl std::fmt::Debug for BoundMeter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundMeter").field("attributes", &self.series.attributes).finish()
+    }
 }
 
 impl Meter {

@@ -14,6 +14,7 @@ mod cell;
 mod counter;
 mod exemplar;
 mod exp_histogram;
+pub mod exposition;
 mod gauge;
 mod histogram;
 mod instrument;

@@ -4,9 +4,10 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::attributes::SharedStr;
-use crate::error::{validate_name, validate_unit, RegistrationError};
+use crate::error::{validate_name, validate_unit, PrometheusNameConflict, RegistrationError};
 use crate::metrics::counter::{new_sum_core, Counter, CounterValue, UpDownCounter, UpDownValue};
 use crate::metrics::exp_histogram::{new_exp_core, ExponentialHistogram, DEFAULT_MAX_SIZE, MAX_SCALE};
+use crate::metrics::exposition::{Exposition, Member, NameTable, Shape};
 use crate::metrics::gauge::{new_gauge_core, Gauge, GaugeValue, ObservableCore, ObservableHandle, Observer};
 use crate::metrics::histogram::{new_histogram_core, valid_boundaries, Histogram, DEFAULT_BUCKETS};
 use crate::metrics::instrument::{instrument_attributes, Collect, CollectContext, Descriptor, InstrumentKind};
@@ -29,10 +30,61 @@ struct Entry {
     any: Arc<dyn std::any::Any + Send + Sync>,
 }
 
+/// The registry's own self-metrics: `(name, unit, description)`, counters in the
+/// `otel-lite` scope, made at collection from the instruments' health.
+const SELF_METRICS: [(&str, &str, &str); 4] = [
+    (
+        "otel_lite.metric.overflow_records",
+        "{record}",
+        "Records that went to the overflow series because the instrument reached its cardinality limit.",
+    ),
+    (
+        "otel_lite.metric.invalid_measurements",
+        "{measurement}",
+        "Measurements rejected as invalid (negative or non-finite values into counters, non-finite values into histograms).",
+    ),
+    (
+        "otel_lite.metric.renamed_labels",
+        "{series}",
+        "Series with an attribute the Prometheus exposition shows under another label name (le, window, otel_scope_*, or a name starting with _ or a digit become key_<name>).",
+    ),
+    (
+        "otel_lite.metric.hidden_series",
+        "{series}",
+        "Series left out of the Prometheus exposition because an earlier series of the instrument shows the same labels.",
+    ),
+];
+
 struct Inner {
     resource: Resource,
+    /// When the registry was made: the start of its self-metrics' cumulative counts.
+    created_unix_nanos: u64,
     cardinality_limit: usize,
-    entries: Mutex<Vec<Entry>>,
+    entries: Mutex<Entries>,
+}
+
+struct Entries {
+    list: Vec<Entry>,
+    /// Every Prometheus name in use, so that no two instruments expose clashing families.
+    names: NameTable,
+}
+
+impl Entries {
+    fn new() -> Entries {
+        let mut names = NameTable::default();
+        let sdk = Arc::new(self_scope());
+        names.reserve_target_info(Member { instrument: "target_info (the resource)".into(), scope: Arc::clone(&sdk) });
+        for (name, unit, _) in SELF_METRICS {
+            let member = Member { instrument: name.into(), scope: Arc::clone(&sdk) };
+            // The table is empty but for target_info, which these names do not touch.
+            let _ = names.claim(&Exposition::new(name, unit, Shape::Counter), &member);
+        }
+        Entries { list: Vec::new(), names }
+    }
+}
+
+fn self_scope() -> InstrumentationScope {
+    InstrumentationScope { name: SELF_SCOPE.into(), version: Some(env!("CARGO_PKG_VERSION").into()) }
 }
 
 /// A set of instruments and the resource they describe; what exporters collect from.
@@ -84,7 +136,8 @@ impl RegistryBuilder {
         let inner = Arc::new(Inner {
             resource: self.resource.unwrap_or_else(Resource::from_env),
             cardinality_limit: self.cardinality_limit.unwrap_or(DEFAULT_CARDINALITY_LIMIT).max(2),
-            entries: Mutex::new(Vec::new()),
+            entries: Mutex::new(Entries::new()),
+            created_unix_nanos: crate::clock::now_unix_nanos(),
         });
         Registry { default_scope: Scope { inner, scope: Arc::new(InstrumentationScope::default()) } }
     }
@@ -125,12 +178,12 @@ impl Registry {
     /// read with atomic loads while recording goes on.
     pub fn collect(&self) -> ResourceMetrics {
         let inner = &self.default_scope.inner;
-        let entries: Vec<Arc<dyn Collect>> = lock(&inner.entries).iter().map(|e| Arc::clone(&e.collect)).collect();
+        let entries: Vec<Arc<dyn Collect>> = lock(&inner.entries).list.iter().map(|e| Arc::clone(&e.collect)).collect();
         let mut cx = CollectContext::new();
         let now = cx.now;
         let mut scopes: Vec<ScopeMetrics> = Vec::new();
-        let mut overflow = Vec::new();
-        let mut invalid = Vec::new();
+        // One list of points per self-metric, in `SELF_METRICS` order.
+        let mut health_points: [Vec<NumberPoint>; 4] = Default::default();
         for c in &entries {
             let d = c.descriptor();
             if let Some(metric) = c.collect(&mut cx) {
@@ -140,49 +193,43 @@ impl Registry {
                 }
             }
             let health = c.health();
+            let counts =
+                [health.overflow_records, health.invalid_measurements, health.renamed_series, health.hidden_series];
+            if counts.iter().all(|&n| n == 0) {
+                continue;
+            }
             let attrs = crate::attributes::AttributeSet::new(&instrument_attributes(d));
-            let point = |v: u64| NumberPoint {
-                attributes: attrs.clone(),
-                start_unix_nanos: 0,
-                time_unix_nanos: now,
-                value: Number::U64(v),
-                exemplars: Vec::new(),
-            };
-            if health.overflow_records > 0 {
-                overflow.push(point(health.overflow_records));
-            }
-            if health.invalid_measurements > 0 {
-                invalid.push(point(health.invalid_measurements));
+            for (points, count) in health_points.iter_mut().zip(counts) {
+                if count > 0 {
+                    points.push(NumberPoint {
+                        attributes: attrs.clone(),
+                        start_unix_nanos: self.created_unix_nanos(),
+                        time_unix_nanos: now,
+                        value: Number::U64(count),
+                        exemplars: Vec::new(),
+                    });
+                }
             }
         }
-        let mut own = Vec::new();
-        let sum = |points| MetricData::Sum(Sum { monotonic: true, observable: false, points });
-        if !overflow.is_empty() {
-            own.push(Metric {
-                name: "otel_lite.metric.overflow_records".into(),
-                description:
-                    "Records that went to the overflow series because the instrument reached its cardinality limit."
-                        .into(),
-                unit: "{record}".into(),
-                data: sum(overflow),
-            });
-        }
-        if !invalid.is_empty() {
-            own.push(Metric {
-                name: "otel_lite.metric.invalid_measurements".into(),
-                description: "Measurements rejected as invalid (negative or non-finite values into counters, non-finite values into histograms).".into(),
-                unit: "{measurement}".into(),
-                data: sum(invalid),
-            });
-        }
+        let own: Vec<Metric> = SELF_METRICS
+            .iter()
+            .zip(health_points)
+            .filter(|(_, points)| !points.is_empty())
+            .map(|((name, unit, description), points)| {
+                let data = MetricData::Sum(Sum { monotonic: true, observable: false, points });
+                Metric::new(*name, *description, *unit, data)
+            })
+            .collect();
         if !own.is_empty() {
-            let scope = Arc::new(InstrumentationScope {
-                name: SELF_SCOPE.into(),
-                version: Some(env!("CARGO_PKG_VERSION").into()),
-            });
-            scopes.push(ScopeMetrics { scope, metrics: own });
+            scopes.push(ScopeMetrics { scope: Arc::new(self_scope()), metrics: own });
         }
         ResourceMetrics { resource: inner.resource.clone(), scopes }
+    }
+}
+
+impl Registry {
+    fn created_unix_nanos(&self) -> u64 {
+        self.default_scope.inner.created_unix_nanos
     }
 }
 
@@ -342,6 +389,7 @@ impl<O> InstrumentBuilder<'_, O> {
             kind: self.kind,
             number,
             scope: Arc::clone(&self.scope.scope),
+            exposition: Arc::new(Exposition::new(name, self.unit.as_str(), Shape::of_kind(self.kind))),
         })
     }
 
@@ -357,7 +405,7 @@ impl<O> InstrumentBuilder<'_, O> {
         make: impl FnOnce(Descriptor) -> C,
     ) -> Result<Arc<C>, RegistrationError> {
         let mut entries = lock(&self.scope.inner.entries);
-        let existing = entries.iter().find(|e| {
+        let existing = entries.list.iter().find(|e| {
             let d = e.collect.descriptor();
             d.scope == descriptor.scope && d.name.as_str().eq_ignore_ascii_case(descriptor.name.as_str())
         });
@@ -381,8 +429,19 @@ impl<O> InstrumentBuilder<'_, O> {
             }
             return Ok(core);
         }
+        let member = Member { instrument: descriptor.name.to_string(), scope: Arc::clone(&descriptor.scope) };
+        entries.names.claim(&descriptor.exposition, &member).map_err(|clash| {
+            RegistrationError::PrometheusNameConflict(Box::new(PrometheusNameConflict {
+                name: member.instrument.clone(),
+                scope: member.scope.name.to_string(),
+                prometheus_name: clash.prometheus_name,
+                existing: clash.existing.instrument,
+                existing_scope: clash.existing.scope.name.to_string(),
+                reason: clash.reason,
+            }))
+        })?;
         let core = Arc::new(make(descriptor));
-        entries.push(Entry { collect: Arc::clone(&core) as Arc<dyn Collect>, any: Arc::clone(&core).as_any() });
+        entries.list.push(Entry { collect: Arc::clone(&core) as Arc<dyn Collect>, any: Arc::clone(&core).as_any() });
         Ok(core)
     }
 }
@@ -433,7 +492,7 @@ impl InstrumentBuilder<'_, Histogram> {
 
     /// Registers the histogram.
     pub fn build(self) -> Result<Histogram, RegistrationError> {
-        let d = self.descriptor("f64")?;
+        let mut d = self.descriptor("f64")?;
         let boundaries: Arc<[f64]> = match &self.buckets {
             Some(b) if !valid_boundaries(b) => {
                 return Err(RegistrationError::InvalidBuckets { name: d.name.to_string(), boundaries: b.clone() })
@@ -441,6 +500,7 @@ impl InstrumentBuilder<'_, Histogram> {
             Some(b) => b.as_slice().into(),
             None => DEFAULT_BUCKETS.as_slice().into(),
         };
+        d.exposition = Arc::new((*d.exposition).clone().with_buckets(&boundaries));
         let limit = self.limit();
         let same = Arc::clone(&boundaries);
         self.register(

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::attributes::{has_unique_keys, hash_attributes, AttributeSet, KeyValue};
 use crate::clock::now_unix_nanos;
+use crate::labels::{render_labels, SeriesLabels};
 use crate::sync::{lock, AtomicBool, AtomicPtr, AtomicU64, Mutex, Ordering};
 
 /// The attribute that marks the overflow series.
@@ -57,6 +58,8 @@ struct Writer<D> {
     len: usize,
     /// Every index ever published, the current one last; freed on drop.
     indexes: Vec<*mut Index<D>>,
+    /// The Prometheus labels of every series, to find two that would show the same.
+    labels: SeriesLabels,
 }
 
 /// The lock-free map from attribute set to [`Series`] of one instrument (crate-private;
@@ -73,6 +76,10 @@ pub struct SeriesMap<D> {
     full: AtomicBool,
     limit: usize,
     overflow_records: AtomicU64,
+    /// Series whose attributes the Prometheus exposition renames (see `labels`).
+    renamed: AtomicU64,
+    /// Series the Prometheus exposition leaves out: an earlier one shows the same labels.
+    hidden: AtomicU64,
     writer: Mutex<Writer<D>>,
 }
 
@@ -95,7 +102,9 @@ impl<D> SeriesMap<D> {
             full: AtomicBool::new(false),
             limit: limit.max(2),
             overflow_records: AtomicU64::new(0),
-            writer: Mutex::new(Writer { len: 0, indexes: vec![first] }),
+            renamed: AtomicU64::new(0),
+            hidden: AtomicU64::new(0),
+            writer: Mutex::new(Writer { len: 0, indexes: vec![first], labels: SeriesLabels::default() }),
         }
     }
 
@@ -184,6 +193,18 @@ impl<D> SeriesMap<D> {
 
     /// Links a new series into the list and the index. Caller holds the writer lock.
     fn publish(&self, w: &mut Writer<D>, attributes: AttributeSet, data: D) -> *const Series<D> {
+        let overflow = attributes.get(OVERFLOW_ATTRIBUTE).is_some() && attributes.len() == 1;
+        attributes.init_prometheus_labels(|kvs| {
+            let (labels, hidden) = w.labels.check(render_labels(kvs, true), overflow);
+            // Relaxed: reported counts.
+            if labels.is_renamed() {
+                self.renamed.fetch_add(1, Ordering::Relaxed);
+            }
+            if hidden {
+                self.hidden.fetch_add(1, Ordering::Relaxed);
+            }
+            labels
+        });
         let hash = attributes.hash_value();
         // Series are reference counted so that bound handles can keep one alive on their own.
         let series = Arc::into_raw(Arc::new(Series {
@@ -253,6 +274,12 @@ impl<D> SeriesMap<D> {
             Arc::increment_strong_count(s);
             Arc::from_raw(s)
         }
+    }
+
+    /// Series renamed and hidden in the Prometheus exposition (see [`crate::labels`]).
+    pub(crate) fn label_health(&self) -> (u64, u64) {
+        // Relaxed: reported counts.
+        (self.renamed.load(Ordering::Relaxed), self.hidden.load(Ordering::Relaxed))
     }
 
     /// How many records went to the overflow series because the limit was reached.

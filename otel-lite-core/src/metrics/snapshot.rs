@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::attributes::{AttributeSet, SharedStr};
 pub use crate::metrics::exemplar::Exemplar;
+use crate::metrics::exposition::{Exposition, Shape};
 use crate::resource::Resource;
 
 /// Everything collected from a registry at one moment.
@@ -44,6 +45,8 @@ pub struct ScopeMetrics {
 }
 
 /// One instrument's data.
+///
+/// Build one with [`Metric::new`]; the registry makes them when it collects.
 #[derive(Debug, Clone)]
 pub struct Metric {
     /// The instrument name as registered (OpenTelemetry syntax, for example
@@ -55,6 +58,33 @@ pub struct Metric {
     pub unit: SharedStr,
     /// The points.
     pub data: MetricData,
+    /// Its Prometheus families (decided at registration for a registry's instruments).
+    pub(crate) exposition: Arc<Exposition>,
+}
+
+impl Metric {
+    /// A metric named `name` (OpenTelemetry syntax) with `description`, `unit` and `data`.
+    pub fn new(
+        name: impl Into<SharedStr>,
+        description: impl Into<SharedStr>,
+        unit: impl Into<SharedStr>,
+        data: MetricData,
+    ) -> Metric {
+        let (name, unit) = (name.into(), unit.into());
+        let mut exposition = Exposition::new(name.as_str(), unit.as_str(), Shape::of_data(&data));
+        if let MetricData::Histogram(points) = &data {
+            if let Some(p) = points.first() {
+                exposition = exposition.with_buckets(&p.boundaries);
+            }
+        }
+        let exposition = Arc::new(exposition);
+        Metric { name, description: description.into(), unit, data, exposition }
+    }
+
+    /// How the metric appears in the Prometheus exposition formats.
+    pub fn exposition(&self) -> &Exposition {
+        &self.exposition
+    }
 }
 
 /// The points of one instrument, by kind.

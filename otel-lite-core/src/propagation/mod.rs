@@ -125,26 +125,27 @@ impl Propagators {
     }
 
     /// From an `OTEL_PROPAGATORS` value: `tracecontext`, `baggage`, `b3`, `b3multi`, `none`,
-    /// comma-separated. Duplicates are ignored.
+    /// comma-separated, in any case (`TraceContext` is `tracecontext`). Duplicates are ignored.
     pub fn from_env_value(value: &str) -> Result<Self, UnknownPropagator> {
-        let mut names: Vec<&str> = Vec::new();
+        let mut names: Vec<String> = Vec::new();
         for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let name = name.to_ascii_lowercase();
             if !names.contains(&name) {
                 names.push(name);
             }
         }
-        if names.contains(&"none") {
+        if names.iter().any(|n| n == "none") {
             return Ok(Propagators::default());
         }
         let inner = names
             .into_iter()
             .map(|name| -> Result<Box<dyn TextMapPropagator>, UnknownPropagator> {
-                Ok(match name {
+                Ok(match name.as_str() {
                     "tracecontext" => Box::new(TraceContextPropagator),
                     "baggage" => Box::new(BaggagePropagator),
                     "b3" => Box::new(B3Propagator::new(B3Encoding::Single)),
                     "b3multi" => Box::new(B3Propagator::new(B3Encoding::Multi)),
-                    other => return Err(UnknownPropagator { name: other.to_string() }),
+                    _ => return Err(UnknownPropagator { name }),
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -181,5 +182,11 @@ mod tests {
         let p = Propagators::from_env_value("tracecontext,baggage,b3,tracecontext").unwrap();
         assert_eq!(p.fields(), ["traceparent", "tracestate", "baggage", "b3"]);
         assert!(Propagators::from_env_value("none").unwrap().fields().is_empty());
+        let p = Propagators::from_env_value("TraceContext, BAGGAGE,B3Multi").unwrap();
+        assert_eq!(
+            p.fields(),
+            ["traceparent", "tracestate", "baggage", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "x-b3-flags"]
+        );
+        assert!(Propagators::from_env_value("NONE").unwrap().fields().is_empty());
     }
 }

@@ -42,19 +42,20 @@ impl std::fmt::Display for SamplerConfigError {
 impl std::error::Error for SamplerConfigError {}
 
 impl Sampler {
-    /// The sampler for `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` values. A missing or
-    /// invalid ratio argument means 1.0, as the specification says.
+    /// The sampler for `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` values. Names are
+    /// matched case-insensitively, as the specification says of enum values; a missing or
+    /// invalid ratio argument means 1.0.
     pub fn from_env_values(name: &str, arg: Option<&str>) -> Result<Sampler, SamplerConfigError> {
         let ratio =
             || arg.and_then(|a| a.trim().parse::<f64>().ok()).filter(|r| (0.0..=1.0).contains(r)).unwrap_or(1.0);
-        Ok(match name.trim() {
+        Ok(match name.trim().to_ascii_lowercase().as_str() {
             "always_on" => Sampler::AlwaysOn,
             "always_off" => Sampler::AlwaysOff,
             "traceidratio" => Sampler::TraceIdRatio(ratio()),
             "parentbased_always_on" => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
             "parentbased_always_off" => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
             "parentbased_traceidratio" => Sampler::ParentBased(Box::new(Sampler::TraceIdRatio(ratio()))),
-            other => return Err(SamplerConfigError { value: other.to_string() }),
+            _ => return Err(SamplerConfigError { value: name.to_string() }),
         })
     }
 
@@ -122,6 +123,13 @@ mod tests {
         assert_eq!(Sampler::from_env_values("traceidratio", Some("2")), Ok(Sampler::TraceIdRatio(1.0)));
         assert_eq!(Sampler::from_env_values("traceidratio", Some("x")), Ok(Sampler::TraceIdRatio(1.0)));
         assert!(Sampler::from_env_values("sometimes", None).is_err());
+        // Enum values are case-insensitive.
+        assert_eq!(
+            Sampler::from_env_values("ParentBased_Always_Off", None),
+            Ok(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)))
+        );
+        assert_eq!(Sampler::from_env_values(" ALWAYS_ON ", None), Ok(Sampler::AlwaysOn));
+        assert_eq!(Sampler::from_env_values("Sometimes", None), Err(SamplerConfigError { value: "Sometimes".into() }));
     }
 
     #[test]

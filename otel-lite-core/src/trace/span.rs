@@ -212,12 +212,12 @@ impl FinishedSpan {
     /// same converter (so an event stays between the start and the end). The end is never
     /// before the start, even for a span ended on another core whose counter lags a little.
     pub(crate) fn convert_times(&mut self, clock: &mut Converter) {
-        let start = clock.to_unix_nanos(self.record.start);
-        self.end = clock.to_unix_nanos(self.end).max(start);
+        let start = clock.convert(self.record.start);
+        self.end = clock.convert(self.end).max(start);
         self.record.start = start;
         if let Some(extras) = self.record.extras.as_deref_mut() {
             for event in &mut extras.events {
-                event.time_unix_nanos = clock.to_unix_nanos(event.time_unix_nanos).clamp(start, self.end);
+                event.time_unix_nanos = clock.convert(event.time_unix_nanos).clamp(start, self.end);
             }
         }
     }

@@ -147,7 +147,8 @@ impl SignalConfig {
         };
 
         if let Some((var, value)) = lookup("PROTOCOL") {
-            match value.trim() {
+            // Enum values are case-insensitive (the specification's `gRPC`, `HTTP/Protobuf`).
+            match value.trim().to_ascii_lowercase().as_str() {
                 "http/protobuf" => config.protocol = Protocol::HttpProtobuf,
                 "http/json" => config.protocol = Protocol::HttpJson,
                 #[cfg(feature = "otlp-grpc")]
@@ -210,7 +211,7 @@ impl SignalConfig {
         }
 
         if let Some((var, value)) = lookup("COMPRESSION") {
-            match value.trim() {
+            match value.trim().to_ascii_lowercase().as_str() {
                 "gzip" => config.compression = Compression::Gzip,
                 "none" => config.compression = Compression::None,
                 _ => warnings.push(ConfigWarning { variable: var, value, reason: "unknown compression; using none" }),
@@ -295,6 +296,11 @@ mod tests {
         );
         let (c, _) = SignalConfig::from_env_with(Signal::Traces, env(&vars));
         assert_eq!(c.headers, vec![("only".into(), "traces".into())], "the per-signal variable wins");
+        // Enum values are case-insensitive.
+        let vars = [("OTEL_EXPORTER_OTLP_PROTOCOL", "HTTP/JSON"), ("OTEL_EXPORTER_OTLP_COMPRESSION", "GZip")];
+        let (c, w) = SignalConfig::from_env_with(Signal::Logs, env(&vars));
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!((c.protocol, c.compression), (Protocol::HttpJson, Compression::Gzip));
     }
 
     /// Every per-signal variable, for every signal: it wins over the generic variable and

@@ -29,7 +29,7 @@ fn encode<M: prost::Message + serde::Serialize>(
     size_hint: usize,
 ) -> Result<Vec<u8>, ExportError> {
     if json {
-        serde_json::to_vec(message).map_err(|e| ExportError::Failed(Box::new(e)))
+        super::json::to_vec(message).map_err(|e| ExportError::Failed(Box::new(e)))
     } else {
         // Not `encode_to_vec`: it first sizes the whole request, and prost sizes every nested
         // message again as it writes its length prefix, so each span would be sized five

@@ -23,6 +23,7 @@ mod config;
 mod exporters;
 #[cfg(feature = "otlp-grpc")]
 mod grpc;
+mod json;
 #[cfg(feature = "otlp-tls")]
 mod tls;
 mod transform;

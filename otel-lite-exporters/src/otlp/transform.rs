@@ -80,9 +80,13 @@ pub(crate) fn resource(r: &Resource) -> ProtoResource {
     ProtoResource { attributes: attributes(r.attributes().iter()), ..Default::default() }
 }
 
-fn scope(s: &InstrumentationScope) -> common::InstrumentationScope {
+/// The OTLP scope of `s`. A registry's default scope has no name (so Prometheus adds no
+/// scope labels to the application's own instruments); OTLP receivers expect one, so it
+/// goes out named after the application: the resource's `service.name`.
+fn scope(s: &InstrumentationScope, res: &Resource) -> common::InstrumentationScope {
+    let name = if s.name.as_str().is_empty() { res.service_name() } else { s.name.as_str().to_string() };
     common::InstrumentationScope {
-        name: s.name.as_str().to_string(),
+        name,
         version: s.version.as_ref().map(|v| v.as_str().to_string()).unwrap_or_default(),
         ..Default::default()
     }
@@ -381,7 +385,7 @@ pub(crate) fn traces_request_recycling(
         .into_iter()
         .map(|(sc, mut out, filled)| {
             out.truncate(filled);
-            trace::ScopeSpans { scope: Some(scope(sc)), spans: out, schema_url: String::new() }
+            trace::ScopeSpans { scope: Some(scope(sc, res)), spans: out, schema_url: String::new() }
         })
         .collect();
     ExportTraceServiceRequest {
@@ -428,7 +432,7 @@ pub fn logs_request(res: &Resource, records: Vec<LogRecord>) -> ExportLogsServic
     let scope_logs = group_by_scope(records, |r| r.scope)
         .into_iter()
         .map(|(sc, records)| logs::ScopeLogs {
-            scope: Some(scope(sc)),
+            scope: Some(scope(sc, res)),
             log_records: records.into_iter().map(log_record).collect(),
             schema_url: String::new(),
         })
@@ -574,7 +578,7 @@ pub fn metrics_request(snapshot: &ResourceMetrics, preference: Temporality) -> E
         .scopes
         .iter()
         .map(|s| metrics::ScopeMetrics {
-            scope: Some(scope(&s.scope)),
+            scope: Some(scope(&s.scope, &snapshot.resource)),
             metrics: s
                 .metrics
                 .iter()

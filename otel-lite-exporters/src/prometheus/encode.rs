@@ -1,16 +1,22 @@
 //! Pure encoders for Prometheus text 0.0.4 and OpenMetrics 1.0 text. No I/O: they append
 //! to a `String`, so they can be tested against reference parsers and used from any server.
+//!
+//! Names and labels come prepared from the core (see
+//! [`otel_lite_core::metrics::exposition`] and [`otel_lite_core::labels`]): an instrument's
+//! families are decided when it is registered and a series' labels when it is created, so a
+//! scrape copies text. The encoder adds what only it can decide: which families share a
+//! block, and that nothing it writes clashes (see [`encode`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+use std::hash::{BuildHasherDefault, Hasher};
 
+use otel_lite_core::metrics::exposition::{canonical_float, scope_labels, Family, FamilyType};
 use otel_lite_core::metrics::snapshot::{
-    Exemplar, ExponentialHistogramPoint, HistogramPoint, InstrumentationScope, MeterPoint, Metric, MetricData, Number,
-    NumberPoint, ResourceMetrics,
+    Exemplar, ExponentialHistogramPoint, HistogramPoint, MeterPoint, Metric, MetricData, Number, NumberPoint,
+    ResourceMetrics,
 };
-use otel_lite_core::{AttributeSet, KeyValue, Value};
-
-use super::names::{family_name, sanitize_label_name};
+use otel_lite_core::AttributeSet;
 
 /// An exposition format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,20 +38,22 @@ impl Format {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum FamilyType {
-    Counter,
-    Gauge,
-    Histogram,
+/// Choices beyond the format.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EncodeOptions {
+    /// Write OpenMetrics `_created` samples (the start of each counter and histogram series,
+    /// in Unix seconds). Off by default: Prometheus 2.x stores each one as a series of its
+    /// own, which doubles the series count of counters (client_golang made them opt-in for
+    /// the same reason). The text format has no `_created`.
+    pub created_samples: bool,
 }
 
-impl FamilyType {
-    fn as_str(self) -> &'static str {
-        match self {
-            FamilyType::Counter => "counter",
-            FamilyType::Gauge => "gauge",
-            FamilyType::Histogram => "histogram",
-        }
+impl EncodeOptions {
+    /// With or without OpenMetrics `_created` samples.
+    pub fn created_samples(mut self, on: bool) -> Self {
+        self.created_samples = on;
+        self
     }
 }
 
@@ -53,26 +61,49 @@ impl FamilyType {
 #[derive(Clone, Copy)]
 enum Part<'a> {
     Numbers(&'a [NumberPoint]),
-    Histograms(&'a [HistogramPoint]),
+    Histograms(&'a Metric, &'a [HistogramPoint]),
     Exponential(&'a [ExponentialHistogramPoint]),
     MeterCounts(&'a [MeterPoint]),
     MeterRates(&'a [MeterPoint]),
 }
 
-struct Family<'a> {
-    name: String,
-    kind: FamilyType,
+struct Block<'a> {
+    family: &'a Family,
     help: &'a str,
-    unit: Option<String>,
+    /// `(scope labels, part)` of every instrument in the family.
     members: Vec<(String, Part<'a>)>,
 }
 
-/// Encodes `metrics` in `format`, appending to `out`.
-///
-/// Instruments from different scopes that map to the same Prometheus name share one
-/// family (their series differ by the `otel_scope_name` label); an instrument whose name
-/// maps onto a family of a different type is left out rather than producing invalid
-/// output. The resource becomes the `target_info` family.
+/// A small, fast hasher for the family-name index (short ASCII keys; no untrusted input
+/// decides the table's shape beyond the registry's own names).
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FastMap<'a> = HashMap<&'a str, Slot, BuildHasherDefault<Fnv>>;
+
+/// What a family name in the index stands for.
+#[derive(Clone, Copy)]
+enum Slot {
+    /// The block at this index.
+    Block(usize),
+    /// A name the encoder writes itself (`target_info`).
+    Reserved,
+}
+
+/// Encodes `metrics` in `format`, appending to `out`. See [`encode_with`].
 ///
 /// ```
 /// use otel_lite_core::{KeyValue, Registry, Resource};
@@ -87,142 +118,78 @@ struct Family<'a> {
 /// # Ok::<(), otel_lite_core::RegistrationError>(())
 /// ```
 pub fn encode(metrics: &ResourceMetrics, format: Format, out: &mut String) {
+    encode_with(metrics, format, &EncodeOptions::default(), out);
+}
+
+/// Encodes `metrics` in `format` with `options`, appending to `out`.
+///
+/// Whatever `metrics` holds, the output is one Prometheus accepts whole:
+/// - each family is written once: instruments of different scopes with the same Prometheus
+///   family (same name, type and unit) share one block, their series told apart by the
+///   `otel_scope_name` label; an instrument whose family or sample names would clash with
+///   an earlier family (another type, or a name another family's samples use) is left out.
+///   A registry refuses such instruments at registration, so this only drops metrics put
+///   together by hand;
+/// - each label name appears once per sample, and no label name starts with `_` (see
+///   [`otel_lite_core::labels`]);
+/// - no two samples of a family have the same name and labels: series a registry marked
+///   hidden are left out, as are later duplicates among sets it did not check, and a second
+///   instrument with the same scope labels in a family;
+/// - the resource becomes the `target_info` family (an info family in OpenMetrics);
+/// - a histogram that recorded a negative value, or has a bucket below zero, has no `_sum`
+///   and no `_count` (OpenMetrics allows neither then; the `+Inf` bucket is the count).
+pub fn encode_with(metrics: &ResourceMetrics, format: Format, options: &EncodeOptions, out: &mut String) {
     let om = format == Format::OpenMetrics;
     write_target_info(metrics, om, out);
 
-    let mut families: Vec<Family<'_>> = Vec::new();
-    let mut by_name: HashMap<String, usize> = HashMap::new();
+    let mut blocks: Vec<Block<'_>> = Vec::new();
+    let mut index: FastMap<'_> = FastMap::default();
+    index.insert("target", Slot::Reserved);
+    index.insert("target_info", Slot::Reserved);
+    let mut probe = String::new();
     for scope in &metrics.scopes {
         let scope_labels = scope_labels(&scope.scope);
         for metric in &scope.metrics {
-            for (name, kind, unit, part) in parts(metric) {
-                let idx = *by_name.entry(name.clone()).or_insert_with(|| {
-                    families.push(Family {
-                        name,
-                        kind,
-                        help: if metric.description.as_str().is_empty() {
-                            metric.name.as_str()
-                        } else {
-                            metric.description.as_str()
-                        },
-                        unit,
-                        members: Vec::new(),
-                    });
-                    families.len() - 1
-                });
-                if families[idx].kind == kind {
-                    families[idx].members.push((scope_labels.clone(), part));
+            for (family, part) in metric.exposition().families().iter().zip(parts(metric)) {
+                let help = if metric.description.as_str().is_empty() {
+                    metric.name.as_str()
+                } else {
+                    metric.description.as_str()
+                };
+                match index.get(&*family.name) {
+                    Some(Slot::Block(i)) => {
+                        let block = &mut blocks[*i];
+                        let same = block.family.family_type == family.family_type && block.family.unit == family.unit;
+                        // One instrument per scope in a family: a second would repeat its series.
+                        if same && block.members.iter().all(|(labels, _)| *labels != scope_labels) {
+                            block.members.push((scope_labels.clone(), part));
+                        }
+                    }
+                    Some(Slot::Reserved) => {}
+                    None => {
+                        if clashes(&index, &blocks, family, &mut probe) {
+                            continue;
+                        }
+                        index.insert(&family.name, Slot::Block(blocks.len()));
+                        blocks.push(Block { family, help, members: vec![(scope_labels.clone(), part)] });
+                    }
                 }
             }
         }
     }
 
-    let mut number = ryu::Buffer::new();
-    let mut int = itoa::Buffer::new();
-    for f in &families {
-        write_header(out, &f.name, f.kind, f.help, f.unit.as_deref(), om);
-        for (scope_labels, part) in &f.members {
-            match *part {
-                Part::Numbers(points) => {
-                    let counter = f.kind == FamilyType::Counter;
-                    let suffix = if counter { "_total" } else { "" };
-                    for p in points {
-                        let labels = series_labels(&p.attributes);
-                        write_labels(out, &f.name, suffix, &[labels, scope_labels]);
-                        write_number(out, p.value, &mut number, &mut int);
-                        // OpenMetrics allows exemplars on counters (and buckets) only.
-                        if let (true, true, Some(e)) = (om, counter, p.exemplars.first()) {
-                            out.pop();
-                            write_exemplar(out, e, &mut number);
-                            out.push('\n');
-                        }
-                    }
-                }
-                Part::MeterCounts(points) => {
-                    for p in points {
-                        write_labels(out, &f.name, "_total", &[series_labels(&p.attributes), scope_labels]);
-                        out.push_str(int.format(p.count));
-                        out.push('\n');
-                    }
-                }
-                Part::MeterRates(points) => {
-                    for p in points {
-                        let labels = series_labels(&p.attributes);
-                        for (window, rate) in [
-                            ("window=\"1m\"", p.m1_rate),
-                            ("window=\"5m\"", p.m5_rate),
-                            ("window=\"15m\"", p.m15_rate),
-                            ("window=\"mean\"", p.mean_rate),
-                        ] {
-                            write_labels(out, &f.name, "", &[labels, scope_labels, window]);
-                            write_float(out, rate, &mut number);
-                        }
-                    }
-                }
-                Part::Histograms(points) => {
-                    let les: Vec<String> = points.first().map_or_else(Vec::new, |p| {
-                        p.boundaries.iter().map(|b| format!("le=\"{}\"", canonical_float(*b))).collect()
-                    });
-                    for p in points {
-                        let labels = series_labels(&p.attributes);
-                        // The exemplar of each bucket, found by its value.
-                        let mut exemplars: Vec<Option<&Exemplar>> = vec![None; p.bucket_counts.len()];
-                        if om {
-                            for e in &p.exemplars {
-                                let bucket =
-                                    p.boundaries.iter().position(|&b| e.value <= b).unwrap_or(p.boundaries.len());
-                                exemplars[bucket] = Some(e);
-                            }
-                        }
-                        let mut cumulative = 0u64;
-                        for (i, (le, count)) in les.iter().zip(&p.bucket_counts).enumerate() {
-                            cumulative += count;
-                            write_labels(out, &f.name, "_bucket", &[labels, scope_labels, le]);
-                            out.push_str(int.format(cumulative));
-                            if let Some(e) = exemplars[i] {
-                                write_exemplar(out, e, &mut number);
-                            }
-                            out.push('\n');
-                        }
-                        let inf = exemplars.last().copied().flatten();
-                        write_histogram_tail(
-                            out,
-                            &f.name,
-                            labels,
-                            scope_labels,
-                            p.count,
-                            p.sum,
-                            inf,
-                            &mut number,
-                            &mut int,
-                        );
-                    }
-                }
-                Part::Exponential(points) => {
-                    for p in points {
-                        let labels = series_labels(&p.attributes);
-                        let mut cumulative = 0u64;
-                        for (upper, count) in exponential_buckets(p) {
-                            cumulative += count;
-                            let le = format!("le=\"{}\"", canonical_float(upper));
-                            write_labels(out, &f.name, "_bucket", &[labels, scope_labels, &le]);
-                            out.push_str(int.format(cumulative));
-                            out.push('\n');
-                        }
-                        write_histogram_tail(
-                            out,
-                            &f.name,
-                            labels,
-                            scope_labels,
-                            p.count,
-                            p.sum,
-                            None,
-                            &mut number,
-                            &mut int,
-                        );
-                    }
-                }
-            }
+    let mut w = Writer {
+        out,
+        om,
+        created: om && options.created_samples,
+        number: ryu::Buffer::new(),
+        int: itoa::Buffer::new(),
+        seen: HashSet::new(),
+    };
+    for block in blocks.iter() {
+        w.header(block);
+        for (scope_labels, part) in &block.members {
+            w.member(block.family, scope_labels, *part);
         }
     }
     if om {
@@ -230,38 +197,47 @@ pub fn encode(metrics: &ResourceMetrics, format: Format, out: &mut String) {
     }
 }
 
-/// The families an instrument produces: `(name, type, unit, part)`.
-fn parts(metric: &Metric) -> Vec<(String, FamilyType, Option<String>, Part<'_>)> {
-    let (name, unit) = (metric.name.as_str(), metric.unit.as_str());
-    fn one<'m>(
-        (name, unit): (&str, &str),
-        counter: bool,
-        gauge: bool,
-        kind: FamilyType,
-        part: Part<'m>,
-    ) -> Vec<(String, FamilyType, Option<String>, Part<'m>)> {
-        let f = family_name(name, unit, counter, gauge);
-        vec![(f.name, kind, f.unit, part)]
+/// Whether a new `family` would use a name an indexed family uses: its name is a sample
+/// name of one (`x_total` of counter `x`), or one of its sample names is an indexed
+/// family's name (`x_count` of histogram `x` when a gauge `x_count` exists). No other
+/// overlap is possible: no sample suffix ends with another.
+fn clashes(index: &FastMap<'_>, blocks: &[Block<'_>], family: &Family, probe: &mut String) -> bool {
+    let suffixes = |t: FamilyType| -> &'static [&'static str] {
+        match t {
+            FamilyType::Counter => &["_total", "_created"],
+            FamilyType::Histogram => &["_bucket", "_sum", "_count", "_created"],
+            _ => &[],
+        }
+    };
+    for s in ["_total", "_created", "_bucket", "_sum", "_count", "_info"] {
+        if let Some(stem) = family.name.strip_suffix(s) {
+            match index.get(stem) {
+                Some(Slot::Block(i)) if suffixes(blocks[*i].family.family_type).contains(&s) => return true,
+                Some(Slot::Reserved) if s == "_info" => return true,
+                _ => {}
+            }
+        }
     }
-    let id = (name, unit);
+    for s in suffixes(family.family_type) {
+        probe.clear();
+        probe.push_str(&family.name);
+        probe.push_str(s);
+        if index.contains_key(probe.as_str()) {
+            return true;
+        }
+    }
+    false
+}
+
+/// The parts an instrument contributes, one per family of its exposition, in order.
+fn parts(metric: &Metric) -> Vec<Part<'_>> {
     match &metric.data {
-        MetricData::Sum(s) if s.monotonic => one(id, true, false, FamilyType::Counter, Part::Numbers(&s.points)),
-        MetricData::Sum(s) => one(id, false, true, FamilyType::Gauge, Part::Numbers(&s.points)),
-        MetricData::Gauge(points) => one(id, false, true, FamilyType::Gauge, Part::Numbers(points)),
-        MetricData::Histogram(points) => one(id, false, false, FamilyType::Histogram, Part::Histograms(points)),
-        MetricData::ExponentialHistogram(points) => {
-            one(id, false, false, FamilyType::Histogram, Part::Exponential(points))
-        }
-        MetricData::Meter(points) => {
-            let count = family_name(name, unit, true, false);
-            let rate = format!("{}_rate", family_name(name, "", false, true).name);
-            vec![
-                (count.name, FamilyType::Counter, count.unit, Part::MeterCounts(points)),
-                (rate, FamilyType::Gauge, None, Part::MeterRates(points)),
-            ]
-        }
-        // Kinds added later are skipped until the encoder learns them.
-        #[allow(unreachable_patterns)]
+        MetricData::Sum(s) => vec![Part::Numbers(&s.points)],
+        MetricData::Gauge(points) => vec![Part::Numbers(points)],
+        MetricData::Histogram(points) => vec![Part::Histograms(metric, points)],
+        MetricData::ExponentialHistogram(points) => vec![Part::Exponential(points)],
+        MetricData::Meter(points) => vec![Part::MeterCounts(points), Part::MeterRates(points)],
+        // A kind added to the data model must be taught to the encoder before it shows.
         _ => Vec::new(),
     }
 }
@@ -276,57 +252,263 @@ fn write_target_info(metrics: &ResourceMetrics, om: bool, out: &mut String) {
     } else {
         out.push_str("# HELP target_info Target metadata\n# TYPE target_info gauge\n");
     }
-    write_labels(out, "target_info", "", &[&render_labels(attrs.as_slice())]);
+    write_series_name(out, "target_info", "", &[attrs.prometheus_labels().text()]);
     out.push_str("1\n");
 }
 
-fn write_header(out: &mut String, name: &str, kind: FamilyType, help: &str, unit: Option<&str>, om: bool) {
-    // Text 0.0.4 puts `_total` in the family name of counters; OpenMetrics does not.
-    let total = if !om && kind == FamilyType::Counter { "_total" } else { "" };
-    out.push_str("# HELP ");
-    out.push_str(name);
-    out.push_str(total);
-    out.push(' ');
-    escape_help(out, help, om);
-    out.push_str("\n# TYPE ");
-    out.push_str(name);
-    out.push_str(total);
-    out.push(' ');
-    out.push_str(kind.as_str());
-    out.push('\n');
-    if let (true, Some(unit)) = (om, unit) {
-        let _ = writeln!(out, "# UNIT {name} {unit}");
+struct Writer<'o, 'm> {
+    out: &'o mut String,
+    om: bool,
+    created: bool,
+    number: ryu::Buffer,
+    int: itoa::Buffer,
+    /// Label texts written for the member being written, when it needs a duplicate check.
+    seen: HashSet<&'m str>,
+}
+
+impl<'m> Writer<'_, 'm> {
+    fn header(&mut self, block: &Block<'_>) {
+        let f = block.family;
+        // Text 0.0.4 puts `_total` in the family name of counters; OpenMetrics does not.
+        let name = if self.om { &*f.name } else { &*f.text_name };
+        let out = &mut *self.out;
+        out.push_str("# HELP ");
+        out.push_str(name);
+        out.push(' ');
+        escape_help(out, block.help, self.om);
+        out.push_str("\n# TYPE ");
+        out.push_str(name);
+        out.push(' ');
+        out.push_str(f.family_type.as_str());
+        out.push('\n');
+        if let (true, Some(unit)) = (self.om, &f.unit) {
+            let _ = writeln!(out, "# UNIT {} {unit}", f.name);
+        }
+    }
+
+    /// The labels of `attrs` to write, or `None` when the series is left out (hidden, or a
+    /// duplicate of one already written).
+    fn labels(&mut self, attrs: &'m AttributeSet, check: bool) -> Option<&'m str> {
+        let labels = attrs.prometheus_labels();
+        if labels.is_hidden() {
+            return None;
+        }
+        // In a member that needs the check every text is remembered: a set that cannot be
+        // ambiguous may still equal an ambiguous one written after it.
+        if check && !self.seen.insert(labels.text()) {
+            return None;
+        }
+        Some(labels.text())
+    }
+
+    fn member(&mut self, f: &Family, scope: &str, part: Part<'m>) {
+        self.seen.clear();
+        let check = needs_check(part);
+        match part {
+            Part::Numbers(points) => {
+                let counter = f.family_type == FamilyType::Counter;
+                for p in points {
+                    let Some(labels) = self.labels(&p.attributes, check) else { continue };
+                    write_series_name(self.out, &f.name, if counter { "_total" } else { "" }, &[labels, scope]);
+                    self.value(p.value);
+                    // OpenMetrics allows exemplars on counters (and buckets) only.
+                    if let (true, true, Some(e)) = (self.om, counter, p.exemplars.first()) {
+                        self.exemplar(e);
+                    }
+                    self.out.push('\n');
+                    if counter {
+                        self.created_sample(f, labels, scope, p.start_unix_nanos);
+                    }
+                }
+            }
+            Part::MeterCounts(points) => {
+                for p in points {
+                    let Some(labels) = self.labels(&p.attributes, check) else { continue };
+                    write_series_name(self.out, &f.name, "_total", &[labels, scope]);
+                    self.out.push_str(self.int.format(p.count));
+                    self.out.push('\n');
+                    self.created_sample(f, labels, scope, p.start_unix_nanos);
+                }
+            }
+            Part::MeterRates(points) => {
+                for p in points {
+                    let Some(labels) = self.labels(&p.attributes, check) else { continue };
+                    for (window, rate) in [
+                        ("window=\"1m\"", p.m1_rate),
+                        ("window=\"5m\"", p.m5_rate),
+                        ("window=\"15m\"", p.m15_rate),
+                        ("window=\"mean\"", p.mean_rate),
+                    ] {
+                        write_series_name(self.out, &f.name, "", &[labels, scope, window]);
+                        self.float(rate);
+                        self.out.push('\n');
+                    }
+                }
+            }
+            Part::Histograms(metric, points) => {
+                let mut computed: Vec<Box<str>>;
+                for p in points {
+                    let Some(labels) = self.labels(&p.attributes, check) else { continue };
+                    let les: &[Box<str>] = match metric.exposition().bucket_labels(&p.boundaries) {
+                        Some(les) => les,
+                        None => {
+                            computed = p
+                                .boundaries
+                                .iter()
+                                .map(|&b| format!("le=\"{}\"", canonical_float(b)).into_boxed_str())
+                                .collect();
+                            &computed
+                        }
+                    };
+                    // The exemplar of each bucket, found by its value.
+                    let mut exemplars: [Option<&Exemplar>; 64] = [None; 64];
+                    let mut extra: Vec<Option<&Exemplar>> = Vec::new();
+                    let slots: &mut [Option<&Exemplar>] = if p.bucket_counts.len() <= 64 {
+                        &mut exemplars[..p.bucket_counts.len()]
+                    } else {
+                        extra.resize(p.bucket_counts.len(), None);
+                        &mut extra
+                    };
+                    if self.om {
+                        for e in &p.exemplars {
+                            let bucket = p.boundaries.iter().position(|&b| e.value <= b).unwrap_or(p.boundaries.len());
+                            if let Some(slot) = slots.get_mut(bucket) {
+                                *slot = Some(e);
+                            }
+                        }
+                    }
+                    let mut cumulative = 0u64;
+                    for (i, (le, count)) in les.iter().zip(&p.bucket_counts).enumerate() {
+                        cumulative += count;
+                        write_series_name(self.out, &f.name, "_bucket", &[labels, scope, le]);
+                        self.out.push_str(self.int.format(cumulative));
+                        if let Some(e) = slots[i] {
+                            self.exemplar(e);
+                        }
+                        self.out.push('\n');
+                    }
+                    let inf = slots.last().copied().flatten();
+                    let negative = p.min.is_some_and(|m| m < 0.0) || p.boundaries.first().is_some_and(|&b| b < 0.0);
+                    self.histogram_tail(f, labels, scope, p.count, p.sum, negative, inf);
+                    self.created_sample(f, labels, scope, p.start_unix_nanos);
+                }
+            }
+            Part::Exponential(points) => {
+                for p in points {
+                    let Some(labels) = self.labels(&p.attributes, check) else { continue };
+                    let mut cumulative = 0u64;
+                    for (upper, count) in exponential_buckets(p) {
+                        cumulative += count;
+                        let le = format!("le=\"{}\"", canonical_float(upper));
+                        write_series_name(self.out, &f.name, "_bucket", &[labels, scope, &le]);
+                        self.out.push_str(self.int.format(cumulative));
+                        self.out.push('\n');
+                    }
+                    let negative = p.min.is_some_and(|m| m < 0.0) || !p.negative.counts.is_empty();
+                    self.histogram_tail(f, labels, scope, p.count, p.sum, negative, None);
+                    self.created_sample(f, labels, scope, p.start_unix_nanos);
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn histogram_tail(
+        &mut self,
+        f: &Family,
+        labels: &str,
+        scope: &str,
+        count: u64,
+        sum: f64,
+        negative: bool,
+        inf_exemplar: Option<&Exemplar>,
+    ) {
+        write_series_name(self.out, &f.name, "_bucket", &[labels, scope, "le=\"+Inf\""]);
+        self.out.push_str(self.int.format(count));
+        if let Some(e) = inf_exemplar {
+            self.exemplar(e);
+        }
+        self.out.push('\n');
+        // With a negative measurement, or a bucket below zero, the sum is not monotonic:
+        // OpenMetrics then allows no `_sum`, and `_count` only with a `_sum`; both go (the
+        // `+Inf` bucket is the count).
+        if negative {
+            return;
+        }
+        write_series_name(self.out, &f.name, "_sum", &[labels, scope]);
+        self.float(sum);
+        self.out.push('\n');
+        write_series_name(self.out, &f.name, "_count", &[labels, scope]);
+        self.out.push_str(self.int.format(count));
+        self.out.push('\n');
+    }
+
+    /// `<name>_created{labels} <start in Unix seconds>`, when asked for (OpenMetrics only).
+    fn created_sample(&mut self, f: &Family, labels: &str, scope: &str, start_unix_nanos: u64) {
+        if !self.created {
+            return;
+        }
+        write_series_name(self.out, &f.name, "_created", &[labels, scope]);
+        let _ = writeln!(self.out, "{}.{:09}", start_unix_nanos / 1_000_000_000, start_unix_nanos % 1_000_000_000);
+    }
+
+    fn value(&mut self, n: Number) {
+        match n {
+            Number::U64(v) => self.out.push_str(self.int.format(v)),
+            Number::I64(v) => self.out.push_str(self.int.format(v)),
+            Number::F64(v) => self.float(v),
+        }
+    }
+
+    /// A sample value: any float syntax Go and OpenMetrics accept (only `le` values must be
+    /// canonical).
+    fn float(&mut self, v: f64) {
+        if v.is_nan() {
+            self.out.push_str("NaN");
+        } else if v.is_infinite() {
+            self.out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+        } else {
+            self.out.push_str(self.number.format_finite(v));
+        }
+    }
+
+    /// Appends ` # {trace_id="..",span_id=".."} value timestamp` (OpenMetrics exemplar; the
+    /// label set is 63 characters, well within the 128 allowed).
+    fn exemplar(&mut self, e: &Exemplar) {
+        let out = &mut *self.out;
+        out.push_str(" # {trace_id=\"");
+        e.trace_id.write_hex(out);
+        out.push_str("\",span_id=\"");
+        e.span_id.write_hex(out);
+        out.push_str("\"} ");
+        if e.value.is_finite() {
+            out.push_str(self.number.format_finite(e.value));
+        } else {
+            out.push_str(&canonical_float(e.value));
+        }
+        out.push(' ');
+        let secs = e.time_unix_nanos / 1_000_000_000;
+        let millis = (e.time_unix_nanos % 1_000_000_000) / 1_000_000;
+        let _ = write!(out, "{secs}.{millis:03}");
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn write_histogram_tail(
-    out: &mut String,
-    name: &str,
-    labels: &str,
-    scope_labels: &str,
-    count: u64,
-    sum: f64,
-    inf_exemplar: Option<&Exemplar>,
-    number: &mut ryu::Buffer,
-    int: &mut itoa::Buffer,
-) {
-    write_labels(out, name, "_bucket", &[labels, scope_labels, "le=\"+Inf\""]);
-    out.push_str(int.format(count));
-    if let Some(e) = inf_exemplar {
-        write_exemplar(out, e, number);
+/// Whether any series of `part` may render like another (then duplicates are filtered).
+fn needs_check(part: Part<'_>) -> bool {
+    fn any<'a>(mut sets: impl Iterator<Item = &'a AttributeSet>) -> bool {
+        sets.any(|a| a.prometheus_labels().needs_duplicate_check())
     }
-    out.push('\n');
-    write_labels(out, name, "_sum", &[labels, scope_labels]);
-    write_float(out, sum, number);
-    write_labels(out, name, "_count", &[labels, scope_labels]);
-    out.push_str(int.format(count));
-    out.push('\n');
+    match part {
+        Part::Numbers(p) => any(p.iter().map(|p| &p.attributes)),
+        Part::Histograms(_, p) => any(p.iter().map(|p| &p.attributes)),
+        Part::Exponential(p) => any(p.iter().map(|p| &p.attributes)),
+        Part::MeterCounts(p) | Part::MeterRates(p) => any(p.iter().map(|p| &p.attributes)),
+    }
 }
 
 /// Writes `name+suffix{a,b,...} ` (braces only when some label part is non-empty).
 #[inline]
-fn write_labels(out: &mut String, name: &str, suffix: &str, parts: &[&str]) {
+fn write_series_name(out: &mut String, name: &str, suffix: &str, parts: &[&str]) {
     out.push_str(name);
     out.push_str(suffix);
     let mut first = true;
@@ -341,79 +523,6 @@ fn write_labels(out: &mut String, name: &str, suffix: &str, parts: &[&str]) {
     out.push(' ');
 }
 
-fn write_number(out: &mut String, n: Number, number: &mut ryu::Buffer, int: &mut itoa::Buffer) {
-    match n {
-        Number::U64(v) => out.push_str(int.format(v)),
-        Number::I64(v) => out.push_str(int.format(v)),
-        Number::F64(v) => {
-            write_float(out, v, number);
-            return;
-        }
-    }
-    out.push('\n');
-}
-
-/// Appends ` # {trace_id="..",span_id=".."} value timestamp` (OpenMetrics exemplar; the
-/// label set is 68 characters, well within the 128 allowed).
-fn write_exemplar(out: &mut String, e: &Exemplar, number: &mut ryu::Buffer) {
-    out.push_str(" # {trace_id=\"");
-    e.trace_id.write_hex(out);
-    out.push_str("\",span_id=\"");
-    e.span_id.write_hex(out);
-    out.push_str("\"} ");
-    if e.value.is_finite() {
-        out.push_str(number.format_finite(e.value));
-    } else {
-        out.push_str(&canonical_float(e.value));
-    }
-    out.push(' ');
-    let secs = e.time_unix_nanos / 1_000_000_000;
-    let millis = (e.time_unix_nanos % 1_000_000_000) / 1_000_000;
-    let _ = write!(out, "{secs}.{millis:03}");
-}
-
-/// Writes a sample value and the line end. Any float syntax Go and OpenMetrics accept is
-/// allowed here; only `le` values must be canonical.
-fn write_float(out: &mut String, v: f64, number: &mut ryu::Buffer) {
-    if v.is_nan() {
-        out.push_str("NaN");
-    } else if v.is_infinite() {
-        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
-    } else {
-        out.push_str(number.format_finite(v));
-    }
-    out.push('\n');
-}
-
-/// The canonical text of a float, as Go's `strconv.FormatFloat(v, 'g', -1, 64)` writes it
-/// with `.0` added to integers: `0.005`, `1.0`, `2.5`, `1e+06`, `+Inf`. The same `le` text
-/// is used in both formats, so a bucket is one series whichever format Prometheus scrapes.
-pub(crate) fn canonical_float(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
-    }
-    if v == 0.0 {
-        return if v.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
-    }
-    // `{:e}` gives the shortest round-trip digits: "1.2345e3", "5e-3".
-    let sci = format!("{v:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    // Go's shortest 'g' format switches to an exponent below 1e-4 and from 1e6 up.
-    if !(-4..6).contains(&exp) {
-        let sign = if exp < 0 { '-' } else { '+' };
-        return format!("{mantissa}e{sign}{:02}", exp.abs());
-    }
-    let mut s = format!("{v}");
-    if !s.contains('.') {
-        s.push_str(".0");
-    }
-    s
-}
-
 fn escape_help(out: &mut String, help: &str, om: bool) {
     for c in help.chars() {
         match c {
@@ -423,69 +532,6 @@ fn escape_help(out: &mut String, help: &str, om: bool) {
             c => out.push(c),
         }
     }
-}
-
-fn escape_label_value(out: &mut String, v: &str) {
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '"' => out.push_str("\\\""),
-            c => out.push(c),
-        }
-    }
-}
-
-/// The label text of a series, rendered once per attribute set and cached on it.
-fn series_labels(attrs: &AttributeSet) -> &str {
-    attrs.cached_rendering(render_labels)
-}
-
-/// `k="v",...` with keys sanitised; keys that sanitise to the same label are merged, their
-/// values joined with `;` in the order of the original keys (as the compatibility
-/// specification requires).
-fn render_labels(kvs: &[KeyValue]) -> String {
-    let mut merged: Vec<(String, String)> = Vec::with_capacity(kvs.len());
-    for kv in kvs {
-        let key = sanitize_label_name(kv.key().as_str());
-        let value = match kv.value() {
-            Value::String(s) => s.as_str().to_string(),
-            other => other.to_string(),
-        };
-        match merged.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, v)) => {
-                v.push(';');
-                v.push_str(&value);
-            }
-            None => merged.push((key, value)),
-        }
-    }
-    let mut out = String::new();
-    for (i, (k, v)) in merged.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(k);
-        out.push_str("=\"");
-        escape_label_value(&mut out, v);
-        out.push('"');
-    }
-    out
-}
-
-fn scope_labels(scope: &InstrumentationScope) -> String {
-    if scope.name.as_str().is_empty() {
-        return String::new();
-    }
-    let mut out = String::from("otel_scope_name=\"");
-    escape_label_value(&mut out, scope.name.as_str());
-    out.push('"');
-    if let Some(v) = &scope.version {
-        out.push_str(",otel_scope_version=\"");
-        escape_label_value(&mut out, v.as_str());
-        out.push('"');
-    }
-    out
 }
 
 /// `(upper bound, count)` for every populated bucket of an exponential histogram, in
@@ -509,33 +555,6 @@ fn exponential_buckets(p: &ExponentialHistogramPoint) -> Vec<(f64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn canonical_floats() {
-        for (v, s) in [
-            (0.005, "0.005"),
-            (1.0, "1.0"),
-            (2.5, "2.5"),
-            (10.0, "10.0"),
-            (123456.0, "123456.0"),
-            (1e6, "1e+06"),
-            (1.5e7, "1.5e+07"),
-            (1e-5, "1e-05"),
-            (0.0001, "0.0001"),
-            (f64::INFINITY, "+Inf"),
-            (f64::NEG_INFINITY, "-Inf"),
-            (-2.0, "-2.0"),
-            (0.0, "0.0"),
-        ] {
-            assert_eq!(canonical_float(v), s, "{v}");
-        }
-    }
-
-    #[test]
-    fn label_escaping_and_merging() {
-        let kvs = [KeyValue::new("a.b", "x"), KeyValue::new("a_b", "y"), KeyValue::new("q", "say \"hi\"\\\n")];
-        assert_eq!(render_labels(&kvs), r#"a_b="x;y",q="say \"hi\"\\\n""#);
-    }
 
     #[test]
     fn help_escaping_differs_by_format() {

@@ -16,7 +16,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use otel_lite_core::Registry;
 use tokio::sync::{oneshot, Semaphore};
 
-use super::encode::{encode, Format};
+use super::encode::{encode_with, EncodeOptions, Format};
 use super::negotiate::{accepts_gzip, negotiate_format};
 
 /// Default host and port, per the OpenTelemetry SDK environment specification.
@@ -91,6 +91,7 @@ pub struct ServerBuilder {
     registry: Registry,
     host: String,
     port: u16,
+    options: EncodeOptions,
 }
 
 impl ServerBuilder {
@@ -126,6 +127,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Encoding choices (for example OpenMetrics `_created` samples, off by default).
+    pub fn encode_options(mut self, options: EncodeOptions) -> Self {
+        self.options = options;
+        self
+    }
+
     /// Binds the address and starts serving on a background thread.
     pub fn start(self) -> Result<PrometheusServer, ServeError> {
         let host = self.host.trim_start_matches('[').trim_end_matches(']');
@@ -139,7 +146,7 @@ impl ServerBuilder {
                 source: io::Error::new(io::ErrorKind::NotFound, "no addresses"),
             })?;
         let listener = TcpListener::bind(addr).map_err(|source| ServeError::Bind { address: addr, source })?;
-        PrometheusServer::from_listener(self.registry, listener)
+        PrometheusServer::serve(Endpoint { registry: self.registry, options: self.options }, listener)
     }
 }
 
@@ -155,11 +162,15 @@ pub struct PrometheusServer {
 impl PrometheusServer {
     /// A builder serving `registry`, on `localhost:9464` unless told otherwise.
     pub fn builder(registry: Registry) -> ServerBuilder {
-        ServerBuilder { registry, host: DEFAULT_HOST.into(), port: DEFAULT_PORT }
+        ServerBuilder { registry, host: DEFAULT_HOST.into(), port: DEFAULT_PORT, options: EncodeOptions::default() }
     }
 
     /// Serves `registry` on an already bound listener.
     pub fn from_listener(registry: Registry, listener: TcpListener) -> Result<Self, ServeError> {
+        Self::serve(Endpoint { registry, options: EncodeOptions::default() }, listener)
+    }
+
+    fn serve(endpoint: Endpoint, listener: TcpListener) -> Result<Self, ServeError> {
         let local_addr = listener.local_addr().map_err(ServeError::Start)?;
         listener.set_nonblocking(true).map_err(ServeError::Start)?;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(ServeError::Start)?;
@@ -167,7 +178,7 @@ impl PrometheusServer {
         let thread = std::thread::Builder::new()
             .name("otel-lite-prometheus".into())
             .spawn(move || {
-                runtime.block_on(accept_loop(registry, listener, stopped));
+                runtime.block_on(accept_loop(endpoint, listener, stopped));
                 runtime.shutdown_timeout(Duration::from_secs(1));
             })
             .map_err(ServeError::Start)?;
@@ -202,7 +213,13 @@ impl Drop for PrometheusServer {
     }
 }
 
-async fn accept_loop(registry: Registry, listener: TcpListener, stopped: oneshot::Receiver<()>) {
+/// What the endpoint serves.
+struct Endpoint {
+    registry: Registry,
+    options: EncodeOptions,
+}
+
+async fn accept_loop(endpoint: Endpoint, listener: TcpListener, stopped: oneshot::Receiver<()>) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -210,7 +227,7 @@ async fn accept_loop(registry: Registry, listener: TcpListener, stopped: oneshot
             return;
         }
     };
-    let server = tokio::spawn(serve(Arc::new(registry), listener));
+    let server = tokio::spawn(serve(Arc::new(endpoint), listener));
     // Resolves on `shutdown` (or when the handle is dropped): stop accepting.
     let _ = stopped.await;
     server.abort();
@@ -218,7 +235,7 @@ async fn accept_loop(registry: Registry, listener: TcpListener, stopped: oneshot
     let _ = server.await;
 }
 
-async fn serve(registry: Arc<Registry>, listener: tokio::net::TcpListener) {
+async fn serve(endpoint: Arc<Endpoint>, listener: tokio::net::TcpListener) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { return };
@@ -231,11 +248,11 @@ async fn serve(registry: Arc<Registry>, listener: tokio::net::TcpListener) {
                 continue;
             }
         };
-        let registry = Arc::clone(&registry);
+        let endpoint = Arc::clone(&endpoint);
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let registry = Arc::clone(&registry);
-                async move { Ok::<_, Infallible>(respond(&registry, &req)) }
+                let endpoint = Arc::clone(&endpoint);
+                async move { Ok::<_, Infallible>(respond(&endpoint, &req)) }
             });
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(MAX_HEAD_BYTES);
@@ -247,7 +264,7 @@ async fn serve(registry: Arc<Registry>, listener: tokio::net::TcpListener) {
     }
 }
 
-fn respond(registry: &Registry, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn respond(endpoint: &Endpoint, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     if path != "/metrics" && path != "/" {
         return plain(StatusCode::NOT_FOUND, "not found; metrics are at /metrics\n");
@@ -272,7 +289,7 @@ fn respond(registry: &Registry, req: &Request<Incoming>) -> Response<Full<Bytes>
     });
     let format = forced.unwrap_or_else(|| negotiate_format(header(ACCEPT)));
     let mut body = String::with_capacity(16 * 1024);
-    encode(&registry.collect(), format, &mut body);
+    encode_with(&endpoint.registry.collect(), format, &endpoint.options, &mut body);
     let mut response = Response::new(Full::new(Bytes::new()));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));

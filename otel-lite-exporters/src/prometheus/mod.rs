@@ -6,9 +6,8 @@
 
 mod encode;
 mod http;
-mod names;
 mod negotiate;
 
-pub use encode::{encode, Format};
+pub use encode::{encode, encode_with, EncodeOptions, Format};
 pub use http::{PrometheusServer, ServeError, ServerBuilder, DEFAULT_HOST, DEFAULT_PORT};
 pub use negotiate::{accepts_gzip, negotiate_format};
