@@ -76,3 +76,22 @@ fn a_request_without_context_starts_a_new_trace() {
     assert_eq!(front.parent_span_id, SpanId::INVALID);
     assert!(spans.iter().all(|s| s.span_context.trace_id() == front.span_context.trace_id()));
 }
+
+/// `http::HeaderMap` carries repeated fields: `tracestate` fields are one list, in order,
+/// and two different `traceparent` fields are no valid parent (the trace restarts).
+#[test]
+fn header_maps_with_repeated_fields() {
+    use otel_lite::propagation::{TextMapPropagator, TraceContextPropagator};
+    use otel_lite::trace::Context;
+    let mut headers = hyper::HeaderMap::new();
+    headers.append("traceparent", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01").parse().unwrap());
+    headers.append("tracestate", "foo=1,bar=2".parse().unwrap());
+    headers.append("tracestate", "rojo=1".parse().unwrap());
+    let cx = TraceContextPropagator.extract(Context::new(), &headers);
+    let sc = cx.span_context().expect("the parent");
+    assert_eq!(sc.trace_id().to_string(), CALLER_TRACE);
+    assert_eq!(sc.trace_state().header(), "foo=1,bar=2,rojo=1");
+
+    headers.append("traceparent", "00-12345678901234567890123456789012-1234567890123456-01".parse().unwrap());
+    assert!(TraceContextPropagator.extract(Context::new(), &headers).span_context().is_none());
+}

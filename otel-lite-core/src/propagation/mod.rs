@@ -41,8 +41,19 @@ pub trait Injector {
 
 /// Where a propagator reads headers.
 pub trait Extractor {
-    /// The value of `key`, matched case-insensitively.
+    /// The value of `key`, matched case-insensitively (the first, if the carrier holds
+    /// several).
     fn get(&self, key: &str) -> Option<&str>;
+
+    /// Calls `each` with every value of `key`, in the order the carrier holds them: a
+    /// header sent as several fields (HTTP allows that for list-valued headers such as
+    /// `tracestate`, which are then one list joined with `,`). The default gives `get`'s one
+    /// value; carriers that can hold a key more than once override it.
+    fn get_all(&self, key: &str, each: &mut dyn FnMut(&str)) {
+        if let Some(v) = self.get(key) {
+            each(v);
+        }
+    }
 }
 
 impl Injector for HashMap<String, String> {
@@ -71,10 +82,28 @@ impl Injector for http::HeaderMap {
     }
 }
 
+/// Header pairs as a list (names matched case-insensitively; a name may repeat).
+impl Extractor for &[(&str, &str)] {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| *v)
+    }
+    fn get_all(&self, key: &str, each: &mut dyn FnMut(&str)) {
+        self.iter().filter(|(k, _)| k.eq_ignore_ascii_case(key)).for_each(|(_, v)| each(v));
+    }
+}
+
 #[cfg(feature = "http")]
 impl Extractor for http::HeaderMap {
     fn get(&self, key: &str) -> Option<&str> {
         http::HeaderMap::get(self, key).and_then(|v| v.to_str().ok())
+    }
+    fn get_all(&self, key: &str, each: &mut dyn FnMut(&str)) {
+        // A field that is not visible ASCII cannot be a valid value of the headers read
+        // here; passing an empty value makes the propagator see (and reject) it rather than
+        // silently skipping one field of several.
+        for v in http::HeaderMap::get_all(self, key) {
+            each(v.to_str().unwrap_or(""));
+        }
     }
 }
 

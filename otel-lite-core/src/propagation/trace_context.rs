@@ -37,7 +37,8 @@ pub(crate) fn parse_traceparent(value: &str) -> Option<(TraceId, SpanId, TraceFl
     if !flags.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
         return None;
     }
-    let flags = u8::from_str_radix(flags, 16).ok()?;
+    // Only the flags level 2 defines are kept; unknown bits are not propagated.
+    let flags = u8::from_str_radix(flags, 16).ok()? & TraceFlags::W3C_BITS;
     Some((trace_id, span_id, TraceFlags::new(flags)))
 }
 
@@ -50,7 +51,7 @@ impl TextMapPropagator for TraceContextPropagator {
         header.push('-');
         sc.span_id().write_hex(&mut header);
         // Only the flags this version defines (sampled, random) are propagated.
-        let flags = sc.flags().bits() & 0x03;
+        let flags = sc.flags().bits() & TraceFlags::W3C_BITS;
         header.push_str(&format!("-{flags:02x}"));
         carrier.set(TRACEPARENT, header);
         if !sc.trace_state().is_empty() {
@@ -59,11 +60,31 @@ impl TextMapPropagator for TraceContextPropagator {
     }
 
     fn extract(&self, context: Context, carrier: &dyn Extractor) -> Context {
-        let Some((trace_id, span_id, flags)) = carrier.get(TRACEPARENT).and_then(parse_traceparent) else {
+        // A `traceparent` sent twice with different values is invalid (joined, as HTTP
+        // would, they are no traceparent at all): the trace restarts. Repeats of one value
+        // are accepted.
+        let mut parsed: Option<Option<(TraceId, SpanId, TraceFlags)>> = None;
+        carrier.get_all(TRACEPARENT, &mut |v| {
+            let this = parse_traceparent(v);
+            parsed = match parsed {
+                None => Some(this),
+                Some(first) if first == this => Some(first),
+                Some(_) => Some(None),
+            };
+        });
+        let Some(Some((trace_id, span_id, flags))) = parsed else {
             return context;
         };
-        // An invalid tracestate is discarded; the traceparent still stands.
-        let state = carrier.get(TRACESTATE).and_then(|h| TraceState::from_header(h).ok()).unwrap_or_default();
+        // Several `tracestate` fields are one list, in order. An invalid tracestate is
+        // discarded; the traceparent still stands.
+        let mut joined = String::new();
+        carrier.get_all(TRACESTATE, &mut |v| {
+            if !joined.is_empty() {
+                joined.push(',');
+            }
+            joined.push_str(v);
+        });
+        let state = TraceState::from_header(&joined).unwrap_or_default();
         context.with_span_context(SpanContext::new(trace_id, span_id, flags, true, state))
     }
 
@@ -152,6 +173,83 @@ mod tests {
         // Multi-byte text of the right length must not panic on slicing.
         let tricky = "00-4bf92f3577b34da6a3ce929d0e0e473é-00f067aa0ba902b7-01";
         assert!(extract(&[("traceparent", tricky)]).span_context().is_none());
+    }
+
+    /// The W3C test suite's cases with repeated headers (`test/test.py`).
+    #[test]
+    fn repeated_headers() {
+        let tp = "00-12345678901234567890123456789012-1234567890123456-01";
+        let extract = |h: &[(&str, &str)]| TraceContextPropagator.extract(Context::new(), &h);
+        let state = |h: &[(&str, &str)]| extract(h).span_context().map(|sc| sc.trace_state().header());
+        // test_traceparent_duplicated: two different traceparents restart the trace.
+        let two = [("traceparent", "00-12345678901234567890123456789011-1234567890123456-01"), ("traceparent", tp)];
+        assert!(extract(&two).span_context().is_none());
+        assert!(extract(&[("traceparent", tp), ("TraceParent", tp)]).span_context().is_some(), "one value twice");
+        // test_tracestate_multiple_headers_different_keys: one list, in order.
+        let h = [
+            ("traceparent", tp),
+            ("tracestate", "foo=1,bar=2"),
+            ("tracestate", "rojo=1,congo=2"),
+            ("tracestate", "baz=3"),
+        ];
+        assert_eq!(state(&h).as_deref(), Some("foo=1,bar=2,rojo=1,congo=2,baz=3"));
+        // test_tracestate_empty_header: empty fields are ignored.
+        assert_eq!(state(&[("traceparent", tp), ("tracestate", "")]).as_deref(), Some(""));
+        assert_eq!(
+            state(&[("traceparent", tp), ("tracestate", "foo=1"), ("tracestate", "")]).as_deref(),
+            Some("foo=1")
+        );
+        assert_eq!(
+            state(&[("traceparent", tp), ("tracestate", ""), ("tracestate", "foo=1")]).as_deref(),
+            Some("foo=1")
+        );
+        // test_tracestate_duplicated_keys: duplicates across fields keep the header.
+        assert_eq!(
+            state(&[("traceparent", tp), ("tracestate", "foo=1"), ("tracestate", "foo=2")]).as_deref(),
+            Some("foo=1")
+        );
+        // test_tracestate_member_count_limit: 32 members over four fields, then 33.
+        let fields = |last: &'static str| {
+            [
+                ("traceparent", tp),
+                (
+                    "tracestate",
+                    "bar01=01,bar02=02,bar03=03,bar04=04,bar05=05,bar06=06,bar07=07,bar08=08,bar09=09,bar10=10",
+                ),
+                (
+                    "tracestate",
+                    "bar11=11,bar12=12,bar13=13,bar14=14,bar15=15,bar16=16,bar17=17,bar18=18,bar19=19,bar20=20",
+                ),
+                (
+                    "tracestate",
+                    "bar21=21,bar22=22,bar23=23,bar24=24,bar25=25,bar26=26,bar27=27,bar28=28,bar29=29,bar30=30",
+                ),
+                ("tracestate", last),
+            ]
+        };
+        let sc = extract(&fields("bar31=31,bar32=32")).span_context().cloned().unwrap();
+        assert_eq!((sc.trace_state().members().len(), sc.trace_state().get("bar01")), (32, Some("01")));
+        assert!(extract(&fields("bar31=31,bar32=32,bar33=33")).span_context().unwrap().trace_state().is_empty());
+        // test_tracestate_key_length_limit: the limit applies to the joined list.
+        let long = format!("{}=1", "z".repeat(257));
+        assert_eq!(state(&[("traceparent", tp), ("tracestate", "foo=1"), ("tracestate", &long)]).as_deref(), Some(""));
+        // A tracestate without a traceparent is discarded.
+        assert!(extract(&[("tracestate", "foo=1")]).span_context().is_none());
+    }
+
+    #[test]
+    fn unknown_flags_are_not_propagated_and_random_is() {
+        let extract = |tp: &str| TraceContextPropagator.extract(Context::new(), &&[("traceparent", tp)][..]);
+        let inject = |cx: &Context| {
+            let mut out = HashMap::new();
+            TraceContextPropagator.inject(cx, &mut out);
+            out["traceparent"].clone()
+        };
+        let all = extract("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff");
+        assert_eq!(all.span_context().unwrap().flags().bits(), 0x03);
+        assert!(inject(&all).ends_with("-03"));
+        assert!(inject(&extract("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-04")).ends_with("-00"));
+        assert!(inject(&extract("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02")).ends_with("-02"));
     }
 
     #[test]

@@ -8,7 +8,11 @@ use crate::propagation::baggage::Baggage;
 use crate::trace::id::{SpanId, TraceId};
 use crate::trace::trace_state::TraceState;
 
-/// Trace flags (W3C Trace Context).
+/// Trace flags: the W3C Trace Context flags (`sampled`, `random`), and two more that only
+/// B3 propagates (its debug flag, and a sampling decision left to the receiver).
+///
+/// The W3C propagator reads and writes only the bits W3C defines, so the B3 bits never
+/// reach a `traceparent` header and a `traceparent` cannot set them.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Debug)]
 pub struct TraceFlags(u8);
 
@@ -17,6 +21,14 @@ impl TraceFlags {
     pub const SAMPLED: TraceFlags = TraceFlags(0x01);
     /// The level-2 `random` flag: the rightmost 7 bytes of the trace id are random.
     pub const RANDOM: TraceFlags = TraceFlags(0x02);
+    /// The bits W3C Trace Context defines (level 2): what `traceparent` carries.
+    pub const W3C_BITS: u8 = 0x03;
+    /// B3 debug (`b3: …-d`, `X-B3-Flags: 1`): sampled, and to be sampled downstream too.
+    /// Children inherit it, so B3 propagates it.
+    pub const B3_DEBUG: TraceFlags = TraceFlags(0x80);
+    /// A B3 context that arrived without a sampling state: the decision is this service's
+    /// (a parent-based sampler asks its root sampler). Cleared once a decision is made.
+    pub const B3_DEFERRED: TraceFlags = TraceFlags(0x40);
 
     /// Flags from their byte.
     pub const fn new(bits: u8) -> Self {
@@ -30,9 +42,22 @@ impl TraceFlags {
     pub const fn is_sampled(self) -> bool {
         self.0 & 0x01 != 0
     }
-    /// These flags with `sampled` set or cleared.
+    /// These flags with `sampled` set or cleared: a decision, so no longer deferred.
     pub const fn with_sampled(self, sampled: bool) -> Self {
-        TraceFlags(if sampled { self.0 | 0x01 } else { self.0 & !0x01 })
+        let decided = self.0 & !Self::B3_DEFERRED.0;
+        TraceFlags(if sampled { decided | 0x01 } else { decided & !0x01 })
+    }
+    /// Whether `flag` (one of the constants) is set.
+    pub const fn contains(self, flag: TraceFlags) -> bool {
+        self.0 & flag.0 == flag.0
+    }
+    /// These flags with `flag` added.
+    pub const fn with(self, flag: TraceFlags) -> Self {
+        TraceFlags(self.0 | flag.0)
+    }
+    /// Whether the sampling decision was left to this service (B3 without a sampling state).
+    pub const fn is_deferred(self) -> bool {
+        self.contains(Self::B3_DEFERRED)
     }
 }
 

@@ -74,7 +74,9 @@ impl Sampler {
             Sampler::AlwaysOff => Some(false),
             Sampler::TraceIdRatio(_) => None,
             Sampler::ParentBased(root) => match parent {
-                Some(p) if p.is_valid() => Some(p.is_sampled()),
+                // A parent that left the decision to us (B3 without a sampling state) is
+                // decided like a root, in its trace.
+                Some(p) if p.is_valid() && !p.flags().is_deferred() => Some(p.is_sampled()),
                 _ => root.decide_by_parent(None),
             },
         }

@@ -31,27 +31,19 @@ impl fmt::Display for TraceStateError {
 }
 impl std::error::Error for TraceStateError {}
 
+/// `keychar` of W3C Trace Context level 2: `lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@"`.
 fn key_char(c: u8) -> bool {
-    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'*' | b'/')
+    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'*' | b'/' | b'@')
 }
 
-/// `simple-key` or `tenant@system`, per the W3C grammar.
+/// A level-2 key: `(lcalpha / DIGIT) 0*255(keychar)`. Level 2 dropped level 1's
+/// `tenant@system` split (with its 241- and 14-character parts): `@` is an ordinary key
+/// character after the first, so `foo@`, `foo@bar@baz` and a 242-character tenant are keys.
 pub(crate) fn valid_key(key: &str) -> bool {
     let b = key.as_bytes();
-    match key.split_once('@') {
-        None => !b.is_empty() && b.len() <= 256 && b[0].is_ascii_lowercase() && b.iter().all(|&c| key_char(c)),
-        Some((tenant, system)) => {
-            let (t, s) = (tenant.as_bytes(), system.as_bytes());
-            !t.is_empty()
-                && t.len() <= 241
-                && (t[0].is_ascii_lowercase() || t[0].is_ascii_digit())
-                && t.iter().all(|&c| key_char(c))
-                && !s.is_empty()
-                && s.len() <= 14
-                && s[0].is_ascii_lowercase()
-                && s.iter().all(|&c| key_char(c))
-        }
-    }
+    matches!(b.first(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
+        && b.len() <= 256
+        && b.iter().all(|&c| key_char(c))
 }
 
 /// Up to 256 printable characters except `,` and `=`, not ending in a space.
@@ -70,10 +62,18 @@ impl TraceState {
         self.0.is_none()
     }
 
-    /// Parses a `tracestate` header value. Any invalid member, a duplicate key or more
-    /// than 32 members makes the whole header invalid, as the specification requires.
+    /// Parses a `tracestate` header value (several header fields joined with `,`, in
+    /// order).
+    ///
+    /// Empty members and whitespace around members are allowed. An invalid member, or more
+    /// than 32 members, makes the whole header invalid: the specification lets a vendor
+    /// discard either the member or the header, and the W3C test suite, run strict, expects
+    /// the header to go (a half-kept state would be propagated as if whole). A key that
+    /// repeats is not invalid: the first occurrence is kept and later ones are discarded, as
+    /// the specification allows a vendor to discard duplicates it did not add.
     pub fn from_header(header: &str) -> Result<TraceState, TraceStateError> {
         let mut members: Vec<(String, String)> = Vec::new();
+        let mut count = 0;
         for raw in header.split(',') {
             let member = raw.trim_matches(|c| c == ' ' || c == '\t');
             if member.is_empty() {
@@ -81,12 +81,15 @@ impl TraceState {
             }
             let err = || TraceStateError { member: member.to_string() };
             let (k, v) = member.split_once('=').ok_or_else(err)?;
-            if !valid_key(k) || !valid_value(v) || members.iter().any(|(ek, _)| ek == k) {
+            if !valid_key(k) || !valid_value(v) {
                 return Err(err());
             }
-            members.push((k.to_string(), v.to_string()));
-            if members.len() > MAX_MEMBERS {
+            count += 1;
+            if count > MAX_MEMBERS {
                 return Err(TraceStateError { member: format!("more than {MAX_MEMBERS} members") });
+            }
+            if !members.iter().any(|(ek, _)| ek == k) {
+                members.push((k.to_string(), v.to_string()));
             }
         }
         Ok(TraceState((!members.is_empty()).then(|| Arc::new(members))))
@@ -168,24 +171,70 @@ mod tests {
 
     #[test]
     fn rejects_invalid_headers_whole() {
+        // The W3C test suite's invalid members (strict): each discards the whole header.
         for bad in [
             "UPPER=1",
-            "a=1,a=2",
+            "foo =1,bar=2",
+            "FOO=1,bar=2",
+            "foo.bar=1,bar=2",
+            "@foo=1,bar=2",
+            "foo=bar=baz",
+            "foo=,bar=3",
             "a",
-            "a=",
-            "a=b=c",
-            "a=b,c",
-            "1abc=x",
-            "t@SYS=1",
             "a=x\ty",
-            "tenant@toolongsystemid1=x",
+            "a=x ,b=2=3",
         ] {
             assert!(TraceState::from_header(bad).is_err(), "{bad:?}");
         }
-        let too_many: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
-        assert!(TraceState::from_header(&too_many.join(",")).is_err());
-        let max: Vec<String> = (0..32).map(|i| format!("k{i}=v")).collect();
+        let too_long_key = format!("foo=1,{}=1", "z".repeat(257));
+        assert!(TraceState::from_header(&too_long_key).is_err());
+        let too_many: Vec<String> = (1..=33).map(|i| format!("bar{i:02}={i:02}")).collect();
+        assert!(TraceState::from_header(&too_many.join(",")).is_err(), "33 members: the whole header goes");
+        let max: Vec<String> = (1..=32).map(|i| format!("bar{i:02}={i:02}")).collect();
         assert_eq!(TraceState::from_header(&max.join(",")).unwrap().members().len(), 32);
+    }
+
+    #[test]
+    fn level_2_keys() {
+        // The W3C test suite's valid level-2 keys (invalid under level 1's tenant@system).
+        for key in [
+            "foo@".to_string(),
+            "foo@@bar".into(),
+            "foo@bar@baz".into(),
+            "special@vendor@tenant".into(),
+            "1special".into(),
+            "z".repeat(256),
+            format!("{}@{}", "t".repeat(241), "v".repeat(14)),
+            format!("{}@v", "t".repeat(242)),
+            format!("t@{}", "v".repeat(15)),
+            "abcdefghijklmnopqrstuvwxyz0123456789_-*/".into(),
+            "abcdefghijklmnopqrstuvwxyz0123456789_-*/@a-z0-9_-*/".into(),
+        ] {
+            let ts = TraceState::from_header(&format!("{key}=1,bar=2"))
+                .unwrap_or_else(|e| panic!("{key:?} is a valid level-2 key: {e}"));
+            assert_eq!((ts.get(&key), ts.get("bar")), (Some("1"), Some("2")), "{key}");
+        }
+    }
+
+    #[test]
+    fn values_keep_leading_spaces_and_every_allowed_character() {
+        let all: String = (0x20u8..=0x7e).filter(|&c| c != b',' && c != b'=').map(char::from).collect();
+        assert!(all.starts_with(' ') && all.ends_with('~'));
+        let ts = TraceState::from_header(&format!("k={all}")).unwrap();
+        assert_eq!(ts.get("k"), Some(all.as_str()), "the leading space is part of the value");
+        // Spaces and tabs around members are not.
+        let ts = TraceState::from_header("foo=1 \t , \t bar=2, \t baz=3").unwrap();
+        assert_eq!((ts.get("foo"), ts.get("bar"), ts.get("baz")), (Some("1"), Some("2"), Some("3")));
+        assert_eq!(TraceState::from_header("\t foo=1 \t").unwrap().get("foo"), Some("1"));
+    }
+
+    #[test]
+    fn duplicate_keys_keep_the_first_and_the_header() {
+        for (header, expected) in
+            [("foo=1,foo=1", "foo=1"), ("foo=1,foo=2", "foo=1"), ("foo=1,bar=2,foo=3", "foo=1,bar=2")]
+        {
+            assert_eq!(TraceState::from_header(header).unwrap().header(), expected, "{header}");
+        }
     }
 
     #[test]

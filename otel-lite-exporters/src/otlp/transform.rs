@@ -132,7 +132,8 @@ fn span_kind(k: SpanKind) -> i32 {
 
 /// The span flags: the W3C trace flags, plus whether the parent was remote.
 fn span_flags(trace_flags: u8, is_remote: Option<bool>) -> u32 {
-    let mut flags = u32::from(trace_flags);
+    // OTLP's low byte is the W3C trace flags; the B3-only bits stay home.
+    let mut flags = u32::from(trace_flags & TraceFlags::W3C_BITS);
     if let Some(remote) = is_remote {
         flags |= trace::SpanFlags::ContextHasIsRemoteMask as u32;
         if remote {
@@ -420,7 +421,7 @@ fn log_record(r: LogRecord) -> logs::LogRecord {
         body: r.body.as_ref().map(any_value),
         attributes: attributes(&r.attributes),
         dropped_attributes_count: r.dropped_attributes,
-        flags: u32::from(r.trace_flags.bits()),
+        flags: u32::from(r.trace_flags.bits() & TraceFlags::W3C_BITS),
         trace_id: if r.trace_id.is_valid() { r.trace_id.to_bytes().to_vec() } else { Vec::new() },
         span_id: if r.span_id.is_valid() { r.span_id.to_bytes().to_vec() } else { Vec::new() },
         event_name: r.event_name.as_ref().map(|n| n.as_str().to_string()).unwrap_or_default(),
