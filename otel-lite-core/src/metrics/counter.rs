@@ -337,17 +337,13 @@ impl ReadNumber for F64Cell {
 
 /// The number points of every series of `core`.
 pub(crate) fn number_points<C: ReadNumber, X>(core: &Core<C, X>, cx: &mut CollectContext) -> Vec<NumberPoint> {
-    core.series
-        .series()
-        .into_iter()
-        .map(|s| NumberPoint {
-            attributes: s.attributes.clone(),
-            start_unix_nanos: s.start_unix_nanos,
-            time_unix_nanos: cx.now,
-            value: s.data.read(),
-            exemplars: s.data.exemplars(&mut cx.clock),
-        })
-        .collect()
+    core.series.map_series(|s| NumberPoint {
+        attributes: s.attributes.clone(),
+        start_unix_nanos: s.start_unix_nanos,
+        time_unix_nanos: cx.now,
+        value: s.data.read(),
+        exemplars: s.data.exemplars(&mut cx.clock),
+    })
 }
 
 impl<C: ReadNumber> Collect for Core<C, SumConfig> {

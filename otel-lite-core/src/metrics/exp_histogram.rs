@@ -248,27 +248,22 @@ impl Collect for ExpCore {
     }
     fn collect(&self, cx: &mut CollectContext) -> Option<Metric> {
         let now = cx.now;
-        let points: Vec<ExponentialHistogramPoint> = self
-            .series
-            .series()
-            .into_iter()
-            .map(|s| {
-                let st = lock(&s.data).clone();
-                ExponentialHistogramPoint {
-                    attributes: s.attributes.clone(),
-                    start_unix_nanos: s.start_unix_nanos,
-                    time_unix_nanos: now,
-                    scale: st.scale,
-                    zero_count: st.zero_count,
-                    positive: ExponentialBuckets { offset: st.positive.start, counts: st.positive.counts },
-                    negative: ExponentialBuckets { offset: st.negative.start, counts: st.negative.counts },
-                    count: st.count,
-                    sum: st.sum,
-                    min: (st.count > 0).then_some(st.min),
-                    max: (st.count > 0).then_some(st.max),
-                }
-            })
-            .collect();
+        let points: Vec<ExponentialHistogramPoint> = self.series.map_series(|s| {
+            let st = lock(&s.data).clone();
+            ExponentialHistogramPoint {
+                attributes: s.attributes.clone(),
+                start_unix_nanos: s.start_unix_nanos,
+                time_unix_nanos: now,
+                scale: st.scale,
+                zero_count: st.zero_count,
+                positive: ExponentialBuckets { offset: st.positive.start, counts: st.positive.counts },
+                negative: ExponentialBuckets { offset: st.negative.start, counts: st.negative.counts },
+                count: st.count,
+                sum: st.sum,
+                min: (st.count > 0).then_some(st.min),
+                max: (st.count > 0).then_some(st.max),
+            }
+        });
         (!points.is_empty()).then(|| self.descriptor.metric(MetricData::ExponentialHistogram(points)))
     }
     fn health(&self) -> Health {

@@ -104,6 +104,9 @@ impl Family {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exposition {
     families: Box<[Family]>,
+    /// The registry that checked these families, and their ids in its name table: an
+    /// encoder can group a snapshot of that registry by id, without comparing names.
+    origin: Option<(u64, Box<[u32]>)>,
     /// A histogram's bucket boundaries and their `le="…"` label texts, written once.
     buckets: Option<BucketLabels>,
 }
@@ -156,7 +159,20 @@ impl Exposition {
                 vec![count, rate]
             }
         };
-        Exposition { families: families.into_boxed_slice(), buckets: None }
+        Exposition { families: families.into_boxed_slice(), origin: None, buckets: None }
+    }
+
+    /// The same, checked by registry `registry` as families `ids` of its name table.
+    pub(crate) fn with_origin(mut self, registry: u64, ids: Vec<u32>) -> Exposition {
+        self.origin = Some((registry, ids.into_boxed_slice()));
+        self
+    }
+
+    /// The registry that checked these families (a process-unique number) and their ids in
+    /// it, one per family; `None` for a metric no registry made. Within one registry,
+    /// families with the same id are one Prometheus family, and different ids never clash.
+    pub fn origin(&self) -> Option<(u64, &[u32])> {
+        self.origin.as_ref().map(|(r, ids)| (*r, &**ids))
     }
 
     /// The same, with the `le` labels of a histogram's `boundaries` prepared.
@@ -175,7 +191,7 @@ impl Exposition {
     /// registration.
     pub fn bucket_labels(&self, boundaries: &[f64]) -> Option<&[Box<str>]> {
         match &self.buckets {
-            Some((b, labels)) if **b == *boundaries => Some(labels),
+            Some((b, labels)) if std::ptr::eq(b.as_ptr(), boundaries.as_ptr()) || **b == *boundaries => Some(labels),
             _ => None,
         }
     }
@@ -388,7 +404,8 @@ pub(crate) struct Clash {
 
 impl NameTable {
     /// Records the families of `member`, or reports the first clash (recording nothing).
-    pub(crate) fn claim(&mut self, exposition: &Exposition, member: &Member) -> Result<(), Clash> {
+    /// Returns the table's index of each family: its id within the registry.
+    pub(crate) fn claim(&mut self, exposition: &Exposition, member: &Member) -> Result<Vec<u32>, Clash> {
         let mut plan: Vec<Option<usize>> = Vec::with_capacity(exposition.families.len());
         for f in exposition.families() {
             let shared = self.claims.get(&*f.name).copied().filter(|&i| self.families[i].family.name == f.name);
@@ -440,11 +457,16 @@ impl NameTable {
         // The two families of a meter never clash with each other (`x` and `x_rate`), but a
         // name claimed by the first must not be reused by the second: checked by claiming
         // in order.
+        let mut ids = Vec::with_capacity(plan.len());
         for (f, shared) in exposition.families().iter().zip(plan) {
             match shared {
-                Some(i) => self.families[i].members.push(member.clone()),
+                Some(i) => {
+                    self.families[i].members.push(member.clone());
+                    ids.push(i as u32);
+                }
                 None => {
                     let i = self.families.len();
+                    ids.push(i as u32);
                     for name in f.claimed_names() {
                         self.claims.insert(name, i);
                     }
@@ -456,7 +478,7 @@ impl NameTable {
                 }
             }
         }
-        Ok(())
+        Ok(ids)
     }
 
     /// Reserves the names of `target_info`, which the exposition writes for the resource.
@@ -546,7 +568,9 @@ mod tests {
         let mut t = NameTable::default();
         t.reserve_target_info(member("target_info", "otel-lite"));
         let claim = |t: &mut NameTable, name: &str, unit: &str, shape: Shape, scope: &str| {
-            t.claim(&Exposition::new(name, unit, shape), &member(name, scope)).map_err(|c| c.prometheus_name)
+            t.claim(&Exposition::new(name, unit, shape), &member(name, scope))
+                .map(|_| ())
+                .map_err(|c| c.prometheus_name)
         };
         assert_eq!(claim(&mut t, "z", "", Shape::Counter, ""), Ok(()));
         assert_eq!(claim(&mut t, "z_total", "", Shape::Gauge, ""), Err("z_total".into()), "sample name of a counter");

@@ -176,26 +176,21 @@ impl Collect for HistogramCore {
         &self.descriptor
     }
     fn collect(&self, cx: &mut CollectContext) -> Option<Metric> {
-        let points: Vec<HistogramPoint> = self
-            .series
-            .series()
-            .into_iter()
-            .map(|s| {
-                let t = s.data.counts.totals(self.config.buckets());
-                HistogramPoint {
-                    attributes: s.attributes.clone(),
-                    start_unix_nanos: s.start_unix_nanos,
-                    time_unix_nanos: cx.now,
-                    boundaries: Arc::clone(&self.config.boundaries),
-                    count: t.count,
-                    sum: t.sum,
-                    min: (t.count > 0).then_some(t.min),
-                    max: (t.count > 0).then_some(t.max),
-                    bucket_counts: t.buckets,
-                    exemplars: s.data.exemplars.read_all(&mut cx.clock),
-                }
-            })
-            .collect();
+        let points: Vec<HistogramPoint> = self.series.map_series(|s| {
+            let t = s.data.counts.totals(self.config.buckets());
+            HistogramPoint {
+                attributes: s.attributes.clone(),
+                start_unix_nanos: s.start_unix_nanos,
+                time_unix_nanos: cx.now,
+                boundaries: Arc::clone(&self.config.boundaries),
+                count: t.count,
+                sum: t.sum,
+                min: (t.count > 0).then_some(t.min),
+                max: (t.count > 0).then_some(t.max),
+                bucket_counts: t.buckets,
+                exemplars: s.data.exemplars.read_all(&mut cx.clock),
+            }
+        });
         (!points.is_empty()).then(|| self.descriptor.metric(MetricData::Histogram(points)))
     }
     fn health(&self) -> Health {

@@ -163,24 +163,19 @@ impl Collect for MeterCore {
     fn collect(&self, cx: &mut CollectContext) -> Option<Metric> {
         let now_unix = cx.now;
         let now = Instant::now();
-        let points: Vec<MeterPoint> = self
-            .series
-            .series()
-            .into_iter()
-            .map(|s| {
-                let (count, mean_rate, [m1, m5, m15]) = s.data.read(now);
-                MeterPoint {
-                    attributes: s.attributes.clone(),
-                    start_unix_nanos: s.start_unix_nanos,
-                    time_unix_nanos: now_unix,
-                    count,
-                    mean_rate,
-                    m1_rate: m1,
-                    m5_rate: m5,
-                    m15_rate: m15,
-                }
-            })
-            .collect();
+        let points: Vec<MeterPoint> = self.series.map_series(|s| {
+            let (count, mean_rate, [m1, m5, m15]) = s.data.read(now);
+            MeterPoint {
+                attributes: s.attributes.clone(),
+                start_unix_nanos: s.start_unix_nanos,
+                time_unix_nanos: now_unix,
+                count,
+                mean_rate,
+                m1_rate: m1,
+                m5_rate: m5,
+                m15_rate: m15,
+            }
+        });
         (!points.is_empty()).then(|| self.descriptor.metric(MetricData::Meter(points)))
     }
     fn health(&self) -> Health {

@@ -56,6 +56,8 @@ const SELF_METRICS: [(&str, &str, &str); 4] = [
 ];
 
 struct Inner {
+    /// A process-unique number, stamped on the expositions this registry checked.
+    id: u64,
     resource: Resource,
     /// When the registry was made: the start of its self-metrics' cumulative counts.
     created_unix_nanos: u64,
@@ -67,20 +69,33 @@ struct Entries {
     list: Vec<Entry>,
     /// Every Prometheus name in use, so that no two instruments expose clashing families.
     names: NameTable,
+    /// The expositions of `SELF_METRICS`, checked with the rest.
+    own: Vec<Arc<Exposition>>,
 }
 
 impl Entries {
-    fn new() -> Entries {
+    fn new(registry: u64) -> Entries {
         let mut names = NameTable::default();
         let sdk = Arc::new(self_scope());
         names.reserve_target_info(Member { instrument: "target_info (the resource)".into(), scope: Arc::clone(&sdk) });
-        for (name, unit, _) in SELF_METRICS {
-            let member = Member { instrument: name.into(), scope: Arc::clone(&sdk) };
-            // The table is empty but for target_info, which these names do not touch.
-            let _ = names.claim(&Exposition::new(name, unit, Shape::Counter), &member);
-        }
-        Entries { list: Vec::new(), names }
+        let own = SELF_METRICS
+            .iter()
+            .map(|(name, unit, _)| {
+                let member = Member { instrument: name.to_string(), scope: Arc::clone(&sdk) };
+                let exposition = Exposition::new(name, unit, Shape::Counter);
+                // The table is empty but for target_info, which these names do not touch.
+                let ids = names.claim(&exposition, &member).unwrap_or_default();
+                Arc::new(exposition.with_origin(registry, ids))
+            })
+            .collect();
+        Entries { list: Vec::new(), names, own }
     }
+}
+
+fn next_registry_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    // Relaxed: only distinctness matters.
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 fn self_scope() -> InstrumentationScope {
@@ -133,10 +148,12 @@ impl RegistryBuilder {
 
     /// Builds the registry.
     pub fn build(self) -> Registry {
+        let id = next_registry_id();
         let inner = Arc::new(Inner {
+            id,
             resource: self.resource.unwrap_or_else(Resource::from_env),
             cardinality_limit: self.cardinality_limit.unwrap_or(DEFAULT_CARDINALITY_LIMIT).max(2),
-            entries: Mutex::new(Entries::new()),
+            entries: Mutex::new(Entries::new(id)),
             created_unix_nanos: crate::clock::now_unix_nanos(),
         });
         Registry { default_scope: Scope { inner, scope: Arc::new(InstrumentationScope::default()) } }
@@ -178,7 +195,10 @@ impl Registry {
     /// read with atomic loads while recording goes on.
     pub fn collect(&self) -> ResourceMetrics {
         let inner = &self.default_scope.inner;
-        let entries: Vec<Arc<dyn Collect>> = lock(&inner.entries).list.iter().map(|e| Arc::clone(&e.collect)).collect();
+        let (entries, own_expositions): (Vec<Arc<dyn Collect>>, Vec<Arc<Exposition>>) = {
+            let e = lock(&inner.entries);
+            (e.list.iter().map(|e| Arc::clone(&e.collect)).collect(), e.own.clone())
+        };
         let mut cx = CollectContext::new();
         let now = cx.now;
         let mut scopes: Vec<ScopeMetrics> = Vec::new();
@@ -214,10 +234,11 @@ impl Registry {
         let own: Vec<Metric> = SELF_METRICS
             .iter()
             .zip(health_points)
-            .filter(|(_, points)| !points.is_empty())
-            .map(|((name, unit, description), points)| {
+            .zip(own_expositions)
+            .filter(|((_, points), _)| !points.is_empty())
+            .map(|(((name, unit, description), points), exposition)| {
                 let data = MetricData::Sum(Sum { monotonic: true, observable: false, points });
-                Metric::new(*name, *description, *unit, data)
+                Metric::with_exposition(name, description, unit, data, exposition)
             })
             .collect();
         if !own.is_empty() {
@@ -430,7 +451,7 @@ impl<O> InstrumentBuilder<'_, O> {
             return Ok(core);
         }
         let member = Member { instrument: descriptor.name.to_string(), scope: Arc::clone(&descriptor.scope) };
-        entries.names.claim(&descriptor.exposition, &member).map_err(|clash| {
+        let ids = entries.names.claim(&descriptor.exposition, &member).map_err(|clash| {
             RegistrationError::PrometheusNameConflict(Box::new(PrometheusNameConflict {
                 name: member.instrument.clone(),
                 scope: member.scope.name.to_string(),
@@ -440,6 +461,8 @@ impl<O> InstrumentBuilder<'_, O> {
                 reason: clash.reason,
             }))
         })?;
+        let mut descriptor = descriptor;
+        descriptor.exposition = Arc::new((*descriptor.exposition).clone().with_origin(self.scope.inner.id, ids));
         let core = Arc::new(make(descriptor));
         entries.list.push(Entry { collect: Arc::clone(&core) as Arc<dyn Collect>, any: Arc::clone(&core).as_any() });
         Ok(core)

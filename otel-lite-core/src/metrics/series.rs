@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::attributes::{has_unique_keys, hash_attributes, AttributeSet, KeyValue};
 use crate::clock::now_unix_nanos;
 use crate::labels::{render_labels, SeriesLabels};
-use crate::sync::{lock, AtomicBool, AtomicPtr, AtomicU64, Mutex, Ordering};
+use crate::sync::{lock, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering};
 
 /// The attribute that marks the overflow series.
 pub const OVERFLOW_ATTRIBUTE: &str = "otel.metric.overflow";
@@ -76,6 +76,8 @@ pub struct SeriesMap<D> {
     full: AtomicBool,
     limit: usize,
     overflow_records: AtomicU64,
+    /// How many series are published (a capacity hint for collections).
+    published: AtomicUsize,
     /// Series whose attributes the Prometheus exposition renames (see `labels`).
     renamed: AtomicU64,
     /// Series the Prometheus exposition leaves out: an earlier one shows the same labels.
@@ -102,6 +104,7 @@ impl<D> SeriesMap<D> {
             full: AtomicBool::new(false),
             limit: limit.max(2),
             overflow_records: AtomicU64::new(0),
+            published: AtomicUsize::new(0),
             renamed: AtomicU64::new(0),
             hidden: AtomicU64::new(0),
             writer: Mutex::new(Writer { len: 0, indexes: vec![first], labels: SeriesLabels::default() }),
@@ -238,6 +241,8 @@ impl<D> SeriesMap<D> {
         }
         // Release: publishes the series to collectors walking the list.
         self.newest.store(series.cast_mut(), Ordering::Release);
+        // Relaxed: a capacity hint (see `map_series`).
+        self.published.store(w.len, Ordering::Relaxed);
         series
     }
 
@@ -288,7 +293,25 @@ impl<D> SeriesMap<D> {
         self.overflow_records.load(Ordering::Relaxed)
     }
 
-    /// Every series, oldest first. Takes no lock.
+    /// `f` of every series, oldest first, in one vector. Takes no lock.
+    pub(crate) fn map_series<T>(&self, mut f: impl FnMut(&Series<D>) -> T) -> Vec<T> {
+        // Relaxed: a capacity hint only.
+        let mut out = Vec::with_capacity(self.published.load(Ordering::Relaxed));
+        // Acquire: pairs with the Release store in `publish` (see `series`).
+        let mut p = self.newest.load(Ordering::Acquire).cast_const();
+        while !p.is_null() {
+            // SAFETY: published series live until the map is dropped.
+            let s = unsafe { &*p };
+            out.push(f(s));
+            p = s.older;
+        }
+        out.reverse();
+        out
+    }
+
+    /// Every series, oldest first. Takes no lock. (For the tests and loom models; the
+    /// instruments collect through `map_series`.)
+    #[cfg(any(test, otel_lite_loom))]
     pub fn series(&self) -> Vec<&Series<D>> {
         let mut out = Vec::new();
         // Acquire: pairs with the Release store in `publish`; each series' `older` link was

@@ -81,6 +81,16 @@ impl Metric {
         Metric { name, description: description.into(), unit, data, exposition }
     }
 
+    pub(crate) fn with_exposition(
+        name: &'static str,
+        description: &'static str,
+        unit: &'static str,
+        data: MetricData,
+        exposition: Arc<Exposition>,
+    ) -> Metric {
+        Metric { name: name.into(), description: description.into(), unit: unit.into(), data, exposition }
+    }
+
     /// How the metric appears in the Prometheus exposition formats.
     pub fn exposition(&self) -> &Exposition {
         &self.exposition

@@ -143,6 +143,10 @@ pub fn encode_with(metrics: &ResourceMetrics, format: Format, options: &EncodeOp
     write_target_info(metrics, om, out);
 
     let mut blocks: Vec<Block<'_>> = Vec::new();
+    // A snapshot of one registry: its families were checked at registration, and the
+    // registry's family ids group them without comparing names.
+    let checked = single_registry(metrics);
+    let mut by_id: Vec<usize> = Vec::new();
     let mut index: FastMap<'_> = FastMap::default();
     index.insert("target", Slot::Reserved);
     index.insert("target_info", Slot::Reserved);
@@ -150,12 +154,24 @@ pub fn encode_with(metrics: &ResourceMetrics, format: Format, options: &EncodeOp
     for scope in &metrics.scopes {
         let scope_labels = scope_labels(&scope.scope);
         for metric in &scope.metrics {
-            for (family, part) in metric.exposition().families().iter().zip(parts(metric)) {
-                let help = if metric.description.as_str().is_empty() {
-                    metric.name.as_str()
-                } else {
-                    metric.description.as_str()
-                };
+            let help =
+                if metric.description.as_str().is_empty() { metric.name.as_str() } else { metric.description.as_str() };
+            let ids = metric.exposition().origin().map(|(_, ids)| ids).filter(|_| checked);
+            for (k, (family, part)) in metric.exposition().families().iter().zip(parts(metric)).enumerate() {
+                if let Some(&id) = ids.and_then(|ids| ids.get(k)) {
+                    let id = id as usize;
+                    if by_id.len() <= id {
+                        by_id.resize(id + 1, 0);
+                    }
+                    match by_id[id] {
+                        0 => {
+                            blocks.push(Block { family, help, members: vec![(scope_labels.clone(), part)] });
+                            by_id[id] = blocks.len();
+                        }
+                        b => blocks[b - 1].members.push((scope_labels.clone(), part)),
+                    }
+                    continue;
+                }
                 match index.get(&*family.name) {
                     Some(Slot::Block(i)) => {
                         let block = &mut blocks[*i];
@@ -197,6 +213,15 @@ pub fn encode_with(metrics: &ResourceMetrics, format: Format, options: &EncodeOp
     }
 }
 
+/// Whether every metric of `metrics` comes from one registry (checked at registration).
+fn single_registry(metrics: &ResourceMetrics) -> bool {
+    let mut origins = metrics.scopes.iter().flat_map(|s| &s.metrics).map(|m| m.exposition().origin().map(|o| o.0));
+    match origins.next() {
+        Some(Some(first)) => origins.all(|o| o == Some(first)),
+        _ => false,
+    }
+}
+
 /// Whether a new `family` would use a name an indexed family uses: its name is a sample
 /// name of one (`x_total` of counter `x`), or one of its sample names is an indexed
 /// family's name (`x_count` of histogram `x` when a gauge `x_count` exists). No other
@@ -230,16 +255,17 @@ fn clashes(index: &FastMap<'_>, blocks: &[Block<'_>], family: &Family, probe: &m
 }
 
 /// The parts an instrument contributes, one per family of its exposition, in order.
-fn parts(metric: &Metric) -> Vec<Part<'_>> {
-    match &metric.data {
-        MetricData::Sum(s) => vec![Part::Numbers(&s.points)],
-        MetricData::Gauge(points) => vec![Part::Numbers(points)],
-        MetricData::Histogram(points) => vec![Part::Histograms(metric, points)],
-        MetricData::ExponentialHistogram(points) => vec![Part::Exponential(points)],
-        MetricData::Meter(points) => vec![Part::MeterCounts(points), Part::MeterRates(points)],
+fn parts(metric: &Metric) -> impl Iterator<Item = Part<'_>> {
+    let parts = match &metric.data {
+        MetricData::Sum(s) => [Some(Part::Numbers(&s.points)), None],
+        MetricData::Gauge(points) => [Some(Part::Numbers(points)), None],
+        MetricData::Histogram(points) => [Some(Part::Histograms(metric, points)), None],
+        MetricData::ExponentialHistogram(points) => [Some(Part::Exponential(points)), None],
+        MetricData::Meter(points) => [Some(Part::MeterCounts(points)), Some(Part::MeterRates(points))],
         // A kind added to the data model must be taught to the encoder before it shows.
-        _ => Vec::new(),
-    }
+        _ => [None, None],
+    };
+    parts.into_iter().flatten()
 }
 
 fn write_target_info(metrics: &ResourceMetrics, om: bool, out: &mut String) {
