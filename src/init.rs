@@ -1,56 +1,7 @@
 //! `otel_lite::init()`: one call that sets up the resource, propagators, sampler and the
 //! trace, metric and log pipelines from the standard `OTEL_*` environment variables.
 //!
-//! Every variable is read by [`Config::from_env_with`], a pure function that tests can
-//! drive with a map; an invalid value produces one warning naming the variable and the
-//! value, and the default is used.
-//!
-//! | variable | default | meaning |
-//! |---|---|---|
-//! | `OTEL_SDK_DISABLED` | `false` | `true`: install nothing |
-//! | `OTEL_SERVICE_NAME` | `unknown_service:<exe>` | `service.name` of the resource; wins over `OTEL_RESOURCE_ATTRIBUTES` |
-//! | `OTEL_RESOURCE_ATTRIBUTES` | empty | `key=value,...`, percent-decoded; a malformed entry discards the whole value (one warning) |
-//! | `OTEL_TRACES_EXPORTER` | `otlp` if an OTLP endpoint is set, else `none` | comma list of `otlp`, `console`, `none` |
-//! | `OTEL_METRICS_EXPORTER` | `prometheus`, plus `otlp` if an OTLP endpoint is set | comma list of `otlp`, `prometheus`, `console`, `none` |
-//! | `OTEL_LOGS_EXPORTER` | `otlp` if an OTLP endpoint is set, else `none` | comma list of `otlp`, `console`, `none` |
-//! | `OTEL_PROPAGATORS` | `tracecontext,baggage` | `tracecontext`, `baggage`, `b3`, `b3multi`, `none` |
-//! | `OTEL_TRACES_SAMPLER` | `parentbased_always_on` | `always_on`, `always_off`, `traceidratio`, `parentbased_*` (see [`Sampler`]) |
-//! | `OTEL_TRACES_SAMPLER_ARG` | `1.0` | the ratio of the `*traceidratio` samplers |
-//! | `OTEL_BSP_MAX_QUEUE_SIZE` | 2048 | spans queued for export |
-//! | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | 512 | spans per export |
-//! | `OTEL_BSP_SCHEDULE_DELAY` | 5000 ms | the longest a span waits for its batch |
-//! | `OTEL_BSP_EXPORT_TIMEOUT` | 30000 ms | the longest one export may take |
-//! | `OTEL_BLRP_MAX_QUEUE_SIZE` | 2048 | log records queued for export |
-//! | `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE` | 512 | log records per export |
-//! | `OTEL_BLRP_SCHEDULE_DELAY` | 1000 ms | the longest a log record waits for its batch |
-//! | `OTEL_BLRP_EXPORT_TIMEOUT` | 30000 ms | the longest one export may take |
-//! | `OTEL_METRIC_EXPORT_INTERVAL` | 60000 ms | the OTLP and console periodic readers' interval |
-//! | `OTEL_METRIC_EXPORT_TIMEOUT` | 30000 ms | caps the OTLP metric exporter's timeout |
-//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `http://localhost:4318` (gRPC: `http://localhost:4317`) | base URL; `/v1/traces`, `/v1/metrics`, `/v1/logs` are appended over HTTP |
-//! | `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT` | the base endpoint | full URL for one signal, used as is |
-//! | `OTEL_EXPORTER_OTLP_PROTOCOL` (and per signal) | `http/protobuf` | `http/protobuf`, `http/json`, `grpc` (feature `otlp-grpc`) |
-//! | `OTEL_EXPORTER_OTLP_HEADERS` (and per signal) | none | `key=value,...`, percent-decoded |
-//! | `OTEL_EXPORTER_OTLP_COMPRESSION` (and per signal) | `none` | `gzip` or `none` |
-//! | `OTEL_EXPORTER_OTLP_TIMEOUT` (and per signal) | 10000 ms | the longest one export may take, retries included |
-//! | `OTEL_EXPORTER_OTLP_CERTIFICATE` (and per signal) | the system's roots | CA file (PEM) for `https://` endpoints (feature `otlp-tls`) |
-//! | `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`, `_CLIENT_KEY` (and per signal) | none | client certificate and key (PEM) for mutual TLS |
-//! | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` | `cumulative` | `cumulative`, `delta`, `lowmemory` |
-//! | `OTEL_EXPORTER_PROMETHEUS_HOST` | `localhost` | host the `/metrics` endpoint binds |
-//! | `OTEL_EXPORTER_PROMETHEUS_PORT` | 9464 | port the `/metrics` endpoint binds (`0`: a free one) |
-//! | `OTEL_ATTRIBUTE_COUNT_LIMIT` | 128 | default for the attribute count limits below |
-//! | `OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT` | `OTEL_ATTRIBUTE_COUNT_LIMIT` | attributes per span |
-//! | `OTEL_SPAN_EVENT_COUNT_LIMIT` | 128 | events per span |
-//! | `OTEL_SPAN_LINK_COUNT_LIMIT` | 128 | links per span |
-//! | `OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT` | `OTEL_ATTRIBUTE_COUNT_LIMIT` | attributes per span event |
-//! | `OTEL_LINK_ATTRIBUTE_COUNT_LIMIT` | `OTEL_ATTRIBUTE_COUNT_LIMIT` | attributes per span link |
-//! | `OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT` | `OTEL_ATTRIBUTE_COUNT_LIMIT` | attributes per log record |
-//! | `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` | no limit | characters a string attribute value keeps (longer ones are cut) |
-//! | `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT` | `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` | the same, for span, event and link attributes |
-//! | `OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT` | `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` | the same, for log record attributes |
-//!
-//! otel-lite differs from the specification's defaults in one way, on purpose: with no
-//! OTLP endpoint configured, it does not send to `localhost:4318` (where usually nothing
-//! listens) but serves metrics on the Prometheus endpoint and keeps traces and logs off.
+//! The variables are listed on [`init`].
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -449,7 +400,11 @@ impl Config {
         if self.disabled {
             return Ok(telemetry);
         }
-        if global::tracer_provider().is_some() {
+        // Once per process: a second install would find the globals set (or, with traces
+        // off, silently add a second set of pipelines).
+        static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        // Relaxed: a flag guarding itself; the globals it protects synchronise on their own.
+        if INSTALLED.swap(true, std::sync::atomic::Ordering::Relaxed) || global::tracer_provider().is_some() {
             return Err(InitError::AlreadyInitialized);
         }
         // The global registry describes this resource too (Prometheus `target_info`), unless
@@ -487,13 +442,18 @@ impl Config {
             }
         }
         let added = self.additions.span_exporters.lock().map(|mut e| std::mem::take(&mut *e)).unwrap_or_default();
+        let traces_on = !self.traces.is_empty() || !added.is_empty();
         for exporter in added {
             tracing = tracing.with_batch_exporter(exporter, self.span_batch.clone());
         }
-        let provider = tracing.build();
-        provider.register_self_metrics(&registry).map_err(|e| InitError::Exporter(e.to_string()))?;
-        global::set_tracer_provider(provider.clone()).map_err(|_| InitError::AlreadyInitialized)?;
-        telemetry.tracer_provider = Some(provider);
+        // With no trace exporter, traces stay off: no provider is installed, so spans cost
+        // nothing (`#[instrument]` keeps its metrics; incoming contexts still propagate).
+        if traces_on {
+            let provider = tracing.build();
+            provider.register_self_metrics(&registry).map_err(|e| InitError::Exporter(e.to_string()))?;
+            global::set_tracer_provider(provider.clone()).map_err(|_| InitError::AlreadyInitialized)?;
+            telemetry.tracer_provider = Some(provider);
+        }
         if let Ok(p) = Propagators::from_env_value(&self.propagators) {
             // Only fails if a propagator was installed before; keep that one.
             let _ = global::set_propagator(p);
@@ -519,11 +479,14 @@ impl Config {
                 other => eprintln!("otel-lite: log exporter {other:?} is not compiled in (enable its cargo feature)"),
             }
         }
-        let logger_provider = logging.build();
-        logger_provider.register_self_metrics(&registry).map_err(|e| InitError::Exporter(e.to_string()))?;
-        // Only fails if one was installed by hand before; keep that one.
-        let _ = global::set_logger_provider(logger_provider.clone());
-        telemetry.logger_provider = Some(logger_provider);
+        // Likewise, logs stay off without an exporter.
+        if !self.logs.is_empty() {
+            let logger_provider = logging.build();
+            logger_provider.register_self_metrics(&registry).map_err(|e| InitError::Exporter(e.to_string()))?;
+            // Only fails if one was installed by hand before; keep that one.
+            let _ = global::set_logger_provider(logger_provider.clone());
+            telemetry.logger_provider = Some(logger_provider);
+        }
 
         // Metrics.
         for e in &self.metrics {
@@ -632,12 +595,12 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// The tracer provider, if traces are on.
+    /// The tracer provider, if traces are on (some trace exporter is configured).
     pub fn tracer_provider(&self) -> Option<&TracerProvider> {
         self.tracer_provider.as_ref()
     }
 
-    /// The logger provider.
+    /// The logger provider, if logs are on (some log exporter is configured).
     pub fn logger_provider(&self) -> Option<&LoggerProvider> {
         self.logger_provider.as_ref()
     }
@@ -677,8 +640,59 @@ impl Drop for Telemetry {
     }
 }
 
-/// Sets everything up from the `OTEL_*` environment (see the module table). Call once,
-/// early in `main`, and keep the guard until the end.
+/// Sets everything up from the `OTEL_*` environment variables. Call once, early in
+/// `main`, and keep the guard until the end.
+///
+/// Every variable is read by [`Config::from_env_with`], a pure function that tests can
+/// drive with a map; an invalid value produces one warning naming the variable and the
+/// value, and the default is used.
+///
+/// | variable | default | meaning |
+/// |---|---|---|
+/// | `OTEL_SDK_DISABLED` | `false` | `true`: install nothing |
+/// | `OTEL_SERVICE_NAME` | `unknown_service:<exe>` | `service.name` of the resource; wins over `OTEL_RESOURCE_ATTRIBUTES` |
+/// | `OTEL_RESOURCE_ATTRIBUTES` | empty | `key=value,...`, percent-decoded; a malformed entry discards the whole value (one warning) |
+/// | `OTEL_TRACES_EXPORTER` | `otlp` if an OTLP endpoint is set, else `none` | comma list of `otlp`, `console`, `none` |
+/// | `OTEL_METRICS_EXPORTER` | `prometheus`, plus `otlp` if an OTLP endpoint is set | comma list of `otlp`, `prometheus`, `console`, `none` |
+/// | `OTEL_LOGS_EXPORTER` | `otlp` if an OTLP endpoint is set, else `none` | comma list of `otlp`, `console`, `none` |
+/// | `OTEL_PROPAGATORS` | `tracecontext,baggage` | `tracecontext`, `baggage`, `b3`, `b3multi`, `none` |
+/// | `OTEL_TRACES_SAMPLER` | `parentbased_always_on` | `always_on`, `always_off`, `traceidratio`, `parentbased_*` (see [`Sampler`]) |
+/// | `OTEL_TRACES_SAMPLER_ARG` | `1.0` | the ratio of the `*traceidratio` samplers |
+/// | `OTEL_BSP_MAX_QUEUE_SIZE` | 2048 | spans queued for export |
+/// | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | 512 | spans per export |
+/// | `OTEL_BSP_SCHEDULE_DELAY` | 5000 ms | the longest a span waits for its batch |
+/// | `OTEL_BSP_EXPORT_TIMEOUT` | 30000 ms | the longest one export may take |
+/// | `OTEL_BLRP_MAX_QUEUE_SIZE` | 2048 | log records queued for export |
+/// | `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE` | 512 | log records per export |
+/// | `OTEL_BLRP_SCHEDULE_DELAY` | 1000 ms | the longest a log record waits for its batch |
+/// | `OTEL_BLRP_EXPORT_TIMEOUT` | 30000 ms | the longest one export may take |
+/// | `OTEL_METRIC_EXPORT_INTERVAL` | 60000 ms | the OTLP and console periodic readers' interval |
+/// | `OTEL_METRIC_EXPORT_TIMEOUT` | 30000 ms | caps the OTLP metric exporter's timeout |
+/// | `OTEL_EXPORTER_OTLP_ENDPOINT` | `http://localhost:4318` (gRPC: `http://localhost:4317`) | base URL; `/v1/traces`, `/v1/metrics`, `/v1/logs` are appended over HTTP |
+/// | `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT` | the base endpoint | full URL for one signal, used as is |
+/// | `OTEL_EXPORTER_OTLP_PROTOCOL` (and per signal) | `http/protobuf` | `http/protobuf`, `http/json`, `grpc` (feature `otlp-grpc`) |
+/// | `OTEL_EXPORTER_OTLP_HEADERS` (and per signal) | none | `key=value,...`, percent-decoded |
+/// | `OTEL_EXPORTER_OTLP_COMPRESSION` (and per signal) | `none` | `gzip` or `none` |
+/// | `OTEL_EXPORTER_OTLP_TIMEOUT` (and per signal) | 10000 ms | the longest one export may take, retries included |
+/// | `OTEL_EXPORTER_OTLP_CERTIFICATE` (and per signal) | the system's roots | CA file (PEM) for `https://` endpoints (feature `otlp-tls`) |
+/// | `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`, `_CLIENT_KEY` (and per signal) | none | client certificate and key (PEM) for mutual TLS |
+/// | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` | `cumulative` | `cumulative`, `delta`, `lowmemory` |
+/// | `OTEL_EXPORTER_PROMETHEUS_HOST` | `localhost` | host the `/metrics` endpoint binds |
+/// | `OTEL_EXPORTER_PROMETHEUS_PORT` | 9464 | port the `/metrics` endpoint binds (`0`: a free one) |
+/// | `OTEL_ATTRIBUTE_COUNT_LIMIT` | 128 | default for the attribute count limits below |
+/// | `OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT` | `OTEL_ATTRIBUTE_COUNT_LIMIT` | attributes per span |
+/// | `OTEL_SPAN_EVENT_COUNT_LIMIT` | 128 | events per span |
+/// | `OTEL_SPAN_LINK_COUNT_LIMIT` | 128 | links per span |
+/// | `OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT` | `OTEL_ATTRIBUTE_COUNT_LIMIT` | attributes per span event |
+/// | `OTEL_LINK_ATTRIBUTE_COUNT_LIMIT` | `OTEL_ATTRIBUTE_COUNT_LIMIT` | attributes per span link |
+/// | `OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT` | `OTEL_ATTRIBUTE_COUNT_LIMIT` | attributes per log record |
+/// | `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` | no limit | characters a string attribute value keeps (longer ones are cut) |
+/// | `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT` | `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` | the same, for span, event and link attributes |
+/// | `OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT` | `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` | the same, for log record attributes |
+///
+/// otel-lite differs from the specification's defaults in one way, on purpose: with no
+/// OTLP endpoint configured, it does not send to `localhost:4318` (where usually nothing
+/// listens) but serves metrics on the Prometheus endpoint and keeps traces and logs off.
 ///
 /// ```no_run
 /// let telemetry = otel_lite::init()?;

@@ -5,12 +5,12 @@
 //!
 //! | feature | default | what |
 //! |---|---|---|
-//! | `prometheus` | yes | [`prometheus`]: a `/metrics` endpoint (text 0.0.4 and OpenMetrics) and the encoders |
-//! | `otlp` (or `otlp-http`) | no | [`otlp`]: OTLP/HTTP export of traces, metrics and logs, protobuf or JSON |
+//! | `prometheus` | yes | module `prometheus`: a `/metrics` endpoint (text 0.0.4 and OpenMetrics) and the encoders |
+//! | `otlp` (or `otlp-http`) | no | module `otlp`: OTLP/HTTP export of traces, metrics and logs, protobuf or JSON |
 //! | `otlp-grpc` | no | OTLP over gRPC too (adds tonic) |
 //! | `otlp-tls` | no | `https://` OTLP endpoints (rustls) |
-//! | `stdout` | no | [`stdout`]: console exporters, one line per span, log record or metric point |
-//! | `tokio` | no | [`task`]: `spawn`/`spawn_blocking` that carry the current context into tasks |
+//! | `stdout` | no | module `stdout`: console exporters, one line per span, log record or metric point |
+//! | `tokio` | no | module `task`: `spawn`/`spawn_blocking` that carry the current context into tasks |
 //! | `http` | no | propagation carriers for `http::HeaderMap` |
 //!
 //! # For applications

@@ -122,8 +122,81 @@ fn results_count_errors_by_type_and_record_them_on_the_span() {
     assert_eq!(failed[0].status, Status::error("not found"));
     assert_eq!(failed[0].events[0].name.as_str(), "exception");
     let ok = spans.iter().find(|s| s.status == Status::Unset).unwrap();
-    assert!(ok.attributes.contains(&KeyValue::new("user.id", "7")));
-    assert!(ok.attributes.contains(&KeyValue::new("id", "7")));
+    // Integers are recorded as integers, not as their text.
+    assert!(ok.attributes.contains(&KeyValue::new("user.id", 7u64)), "{:?}", ok.attributes);
+    assert!(ok.attributes.contains(&KeyValue::new("id", 7i64)));
+    // The span's exception.type and the metric's error.type are the same name.
+    let exception_type = failed[0].events[0].attributes.iter().find(|kv| kv.key().as_str() == "exception.type");
+    assert_eq!(exception_type.unwrap().value().to_string(), "instrument::NotFound");
+    let error_type = failed[0].attributes.iter().find(|kv| kv.key().as_str() == "error.type");
+    assert_eq!(error_type.unwrap().value().to_string(), "instrument::NotFound");
+}
+
+#[derive(Debug)]
+struct Order {
+    lines: usize,
+}
+
+impl std::fmt::Display for Order {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "order of {} lines", self.lines)
+    }
+}
+
+#[instrument(fields(lines = order.lines, ratio = 0.5, urgent = true, who = who, big = u64::MAX, none = None::<u32>, dbg = ?order, disp = %order, ?order))]
+fn place(order: &Order, who: &str) {}
+
+#[instrument(args, skip(ignored))]
+fn place_args(count: u32, label: &str, order: &Order, ignored: u8) {
+    let _ = (count, label, order, ignored);
+}
+
+/// `fields` record numbers, booleans and strings with their types; `?` and `%` ask for
+/// `Debug` and `Display`; `args` records typed values where it can and `Debug` otherwise.
+#[test]
+fn fields_keep_their_types() {
+    exporter();
+    place(&Order { lines: 3 }, "alice");
+    let span = &spans_named("place")[0];
+    let get = |k: &str| span.attributes.iter().find(|kv| kv.key().as_str() == k).map(|kv| kv.value().clone());
+    use otel_lite::Value;
+    assert_eq!(get("lines"), Some(Value::I64(3)));
+    assert_eq!(get("ratio"), Some(Value::F64(0.5)));
+    assert_eq!(get("urgent"), Some(Value::Bool(true)));
+    assert_eq!(get("who"), Some(Value::String("alice".into())));
+    assert_eq!(get("big"), Some(Value::String(u64::MAX.to_string().into())), "beyond i64: exact text");
+    assert_eq!(get("none"), None, "None records nothing");
+    assert_eq!(get("dbg"), Some(Value::String("Order { lines: 3 }".into())));
+    assert_eq!(get("disp"), Some(Value::String("order of 3 lines".into())));
+    assert_eq!(get("order"), Some(Value::String("Order { lines: 3 }".into())));
+
+    place_args(2, "x", &Order { lines: 1 }, 9);
+    let span = &spans_named("place_args")[0];
+    let get = |k: &str| span.attributes.iter().find(|kv| kv.key().as_str() == k).map(|kv| kv.value().clone());
+    assert_eq!(get("count"), Some(Value::I64(2)));
+    assert_eq!(get("label"), Some(Value::String("x".into())));
+    assert_eq!(get("order"), Some(Value::String("Order { lines: 1 }".into())));
+    assert_eq!(get("ignored"), None);
+}
+
+#[instrument]
+fn fails_or_panics(panic: bool) -> Result<(), NotFound> {
+    if panic {
+        panic!("boom");
+    }
+    Err(NotFound)
+}
+
+/// Each failure is counted under its own `error.type`: a panic first does not make a later
+/// `Err` count as a panic (the error counter used to be bound to the first type it saw).
+#[test]
+fn panics_and_errors_are_counted_by_their_own_type() {
+    exporter();
+    assert!(std::panic::catch_unwind(|| fails_or_panics(true)).is_err());
+    assert!(fails_or_panics(false).is_err());
+    assert!(fails_or_panics(false).is_err());
+    assert_eq!(calls("fails_or_panics", "error", Some("panic")), 1);
+    assert_eq!(calls("fails_or_panics", "error", Some("instrument::NotFound")), 2);
 }
 
 #[test]

@@ -2,11 +2,12 @@
 //! release. Everything a call does after the first is one load per cached handle plus
 //! the span and the metric updates themselves.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use crate::attributes::{KeyValue, SharedStr};
+use crate::attributes::{KeyValue, SharedStr, Value};
 use crate::metrics::snapshot::InstrumentationScope;
-use crate::metrics::{BoundCounter, BoundHistogram, BoundUpDownCounter};
+use crate::metrics::{BoundCounter, BoundHistogram, BoundUpDownCounter, Counter};
 use crate::trace::{Context, ContextGuard, Span, SpanKind, Status};
 
 pub use crate::trace::SpanKind as Kind;
@@ -42,10 +43,13 @@ pub struct Callsite {
     scope: OnceLock<&'static InstrumentationScope>,
     span_attributes: OnceLock<[KeyValue; 1]>,
     handles: OnceLock<Option<Handles>>,
-    error_counter: OnceLock<Option<BoundCounter<u64>>>,
 }
 
 struct Handles {
+    /// Errors are counted through the instrument, by `error.type` (rare: a series lookup
+    /// per error is fine); successes through the bound handle.
+    calls: Counter<u64>,
+    labels: [KeyValue; 2],
     ok: BoundCounter<u64>,
     duration: BoundHistogram,
     in_flight: Option<BoundUpDownCounter<i64>>,
@@ -76,7 +80,6 @@ impl Callsite {
             scope: OnceLock::new(),
             span_attributes: OnceLock::new(),
             handles: OnceLock::new(),
-            error_counter: OnceLock::new(),
         }
     }
 
@@ -118,7 +121,7 @@ impl Callsite {
             } else {
                 None
             };
-            Ok::<_, crate::RegistrationError>(Handles { ok, duration, in_flight })
+            Ok::<_, crate::RegistrationError>(Handles { calls, labels: self.labels(), ok, duration, in_flight })
         })();
         match result {
             Ok(h) => Some(h),
@@ -127,17 +130,6 @@ impl Callsite {
                 None
             }
         }
-    }
-
-    #[cold]
-    fn error_counter(&'static self, error_type: &'static str) -> Option<&'static BoundCounter<u64>> {
-        self.error_counter
-            .get_or_init(|| {
-                let calls = crate::global::registry().counter::<u64>(CALLS).unit("{call}").build().ok()?;
-                let [f, m] = self.labels();
-                Some(calls.bind(&[f, m, KeyValue::new("result", "error"), KeyValue::new("error.type", error_type)]))
-            })
-            .as_ref()
     }
 
     /// What every span of this function starts with, built once: `code.function.name`.
@@ -174,14 +166,13 @@ impl Callsite {
             g.add(1);
         }
         let started = span.as_ref().and_then(Span::start_ticks).unwrap_or_else(crate::trace::clock_now);
-        Call { callsite: self, span, handles, started, finished: false }
+        Call { span, handles, started, finished: false }
     }
 }
 
 /// One call in progress. Dropping it without `finish_*` counts the call as `ok`, or as an
 /// `error` with `error.type = "panic"` when the thread is panicking.
 pub struct Call {
-    callsite: &'static Callsite,
     span: Option<Span>,
     handles: Option<&'static Handles>,
     started: u64,
@@ -214,6 +205,13 @@ impl Call {
         }
     }
 
+    /// Sets a `fields(...)` attribute on the span, if it has a value.
+    pub fn set_field(&mut self, kv: Option<KeyValue>) {
+        if let Some(kv) = kv {
+            self.set_attribute(kv);
+        }
+    }
+
     /// Ends a call that returned normally.
     #[inline]
     pub fn finish_ok(mut self) {
@@ -234,13 +232,13 @@ impl Call {
                         }
                     }
                 }
-                self.complete(Some(std::any::type_name::<E>()));
+                self.complete(Some(e.error_type()));
             }
         }
     }
 
     #[inline]
-    fn complete(&mut self, error_type: Option<&'static str>) {
+    fn complete(&mut self, error_type: Option<Cow<'static, str>>) {
         if self.finished {
             return;
         }
@@ -251,30 +249,23 @@ impl Call {
             // Inside a sampled span the bucket and the counter keep this call as their
             // exemplar, linking the metric to the trace.
             let span = self.span.as_ref().map(Span::span_context).filter(|sc| sc.is_sampled());
-            let counter = match error_type {
-                None => Some(&h.ok),
-                Some(t) => self.callsite.error_counter(t),
-            };
             match span {
-                Some(sc) => {
-                    h.duration.record_with_exemplar_at(elapsed, sc, now);
-                    if let Some(c) = counter {
-                        c.add_with_exemplar_at(1, sc, now);
-                    }
-                }
-                None => {
-                    h.duration.record(elapsed);
-                    if let Some(c) = counter {
-                        c.add(1);
-                    }
-                }
+                Some(sc) => h.duration.record_with_exemplar_at(elapsed, sc, now),
+                None => h.duration.record(elapsed),
+            }
+            match &error_type {
+                None => match span {
+                    Some(sc) => h.ok.add_with_exemplar_at(1, sc, now),
+                    None => h.ok.add(1),
+                },
+                Some(t) => count_error(h, t, span),
             }
             if let Some(g) = &h.in_flight {
                 g.add(-1);
             }
         }
         if let (Some(t), Some(span)) = (error_type, &mut self.span) {
-            span.set_attribute(KeyValue::new("error.type", t));
+            span.set_attribute(KeyValue::new("error.type", t.into_owned()));
         }
         // Ended in place: taking the span out of the call would copy it for nothing.
         if let Some(span) = &mut self.span {
@@ -290,11 +281,23 @@ impl Drop for Call {
                 if let Some(span) = &mut self.span {
                     span.set_status(Status::error("panic"));
                 }
-                self.complete(Some("panic"));
+                self.complete(Some(Cow::Borrowed("panic")));
             } else {
                 self.complete(None);
             }
         }
+    }
+}
+
+/// One failed call counted under its `error.type`, with the call as exemplar when sampled.
+#[cold]
+#[inline(never)]
+fn count_error(h: &Handles, error_type: &str, span: Option<&crate::trace::SpanContext>) {
+    let [f, m] = h.labels.clone();
+    let attrs = [f, m, KeyValue::new("result", "error"), KeyValue::new("error.type", error_type.to_string())];
+    match span {
+        Some(sc) => h.calls.add_with_exemplar(1, &attrs, sc),
+        None => h.calls.add(1, &attrs),
     }
 }
 
@@ -303,24 +306,122 @@ impl Drop for Call {
 pub trait ErrorDetails {
     /// Adds an `exception` event and sets the error status.
     fn record_on(&self, span: &mut Span);
+    /// The `error.type` (and `exception.type`) of this error.
+    fn error_type(&self) -> Cow<'static, str>;
 }
 
 impl<E: std::fmt::Display + std::fmt::Debug> ErrorDetails for E {
     fn record_on(&self, span: &mut Span) {
-        let message = self.to_string();
-        span.add_event(
-            "exception",
-            vec![
-                KeyValue::new("exception.type", std::any::type_name::<E>()),
-                KeyValue::new("exception.message", message.clone()),
-            ],
-        );
-        span.set_status(Status::error(message));
+        span.record_exception(&self.error_type(), self.to_string());
+    }
+    fn error_type(&self) -> Cow<'static, str> {
+        crate::trace::error_type(self)
     }
 }
 
-/// Makes a `KeyValue` from any `Debug` value, for `fields(...)`: `Value`-convertible types
-/// keep their type, everything else is formatted with `{:?}`.
-pub fn field<T: std::fmt::Debug + ?Sized>(key: &'static str, value: &T) -> KeyValue {
+/// A value `fields(key = value)` records with its type: integers and floats as numbers,
+/// booleans, strings as strings; `None` records nothing.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a number, boolean or string, so `#[instrument]` cannot record it as one",
+    label = "not a typed attribute value",
+    note = "record its `Debug` form with `field = ?value`, or its `Display` form with `field = %value`"
+)]
+pub trait FieldValue {
+    /// The attribute value, if there is one.
+    fn field_value(&self) -> Option<Value>;
+}
+
+macro_rules! field_value_via_from {
+    ($($t:ty),*) => {$(
+        impl FieldValue for $t {
+            fn field_value(&self) -> Option<Value> {
+                Some(Value::from(*self))
+            }
+        }
+    )*};
+}
+field_value_via_from!(bool, i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, f32, f64);
+
+impl FieldValue for str {
+    fn field_value(&self) -> Option<Value> {
+        Some(Value::String(self.to_string().into()))
+    }
+}
+impl FieldValue for String {
+    fn field_value(&self) -> Option<Value> {
+        self.as_str().field_value()
+    }
+}
+impl FieldValue for std::borrow::Cow<'_, str> {
+    fn field_value(&self) -> Option<Value> {
+        (**self).field_value()
+    }
+}
+impl FieldValue for char {
+    fn field_value(&self) -> Option<Value> {
+        Some(Value::String(self.to_string().into()))
+    }
+}
+impl FieldValue for SharedStr {
+    fn field_value(&self) -> Option<Value> {
+        Some(Value::String(self.clone()))
+    }
+}
+impl FieldValue for Value {
+    fn field_value(&self) -> Option<Value> {
+        Some(self.clone())
+    }
+}
+impl<T: FieldValue + ?Sized> FieldValue for &T {
+    fn field_value(&self) -> Option<Value> {
+        (**self).field_value()
+    }
+}
+impl<T: FieldValue> FieldValue for Option<T> {
+    fn field_value(&self) -> Option<Value> {
+        self.as_ref().and_then(FieldValue::field_value)
+    }
+}
+
+/// `fields(key = value)`: the typed attribute, if `value` has one.
+pub fn typed_field<T: FieldValue + ?Sized>(key: &'static str, value: &T) -> Option<KeyValue> {
+    value.field_value().map(|v| KeyValue::new(key, v))
+}
+
+/// `fields(key = ?value)`: the value's `Debug` form.
+pub fn debug_field<T: std::fmt::Debug + ?Sized>(key: &'static str, value: &T) -> KeyValue {
     KeyValue::new(key, format!("{value:?}"))
+}
+
+/// `fields(key = %value)`: the value's `Display` form.
+pub fn display_field<T: std::fmt::Display + ?Sized>(key: &'static str, value: &T) -> KeyValue {
+    KeyValue::new(key, value.to_string())
+}
+
+/// An argument recorded by `args`: typed when it is a number, boolean or string
+/// ([`ArgAsTyped`]), else with `Debug` ([`ArgAsDebug`]). The choice is made by method
+/// resolution: `(&Arg(..)).arg_field()` finds `ArgAsTyped` on `Arg` before it tries the
+/// extra reference that `ArgAsDebug` is implemented on.
+pub struct Arg<'a, T: ?Sized>(pub &'static str, pub &'a T);
+
+/// See [`Arg`].
+pub trait ArgAsTyped {
+    /// The argument's typed attribute.
+    fn arg_field(&self) -> Option<KeyValue>;
+}
+impl<T: FieldValue + ?Sized> ArgAsTyped for Arg<'_, T> {
+    fn arg_field(&self) -> Option<KeyValue> {
+        typed_field(self.0, self.1)
+    }
+}
+
+/// See [`Arg`].
+pub trait ArgAsDebug {
+    /// The argument's `Debug` form.
+    fn arg_field(&self) -> Option<KeyValue>;
+}
+impl<T: std::fmt::Debug + ?Sized> ArgAsDebug for &Arg<'_, T> {
+    fn arg_field(&self) -> Option<KeyValue> {
+        Some(debug_field(self.0, self.1))
+    }
 }

@@ -161,6 +161,24 @@ value_from!(
     f32 => F64 as f64,
 );
 
+/// Integers wider than `i64` (or unsigned) are `I64` when they fit, and otherwise kept
+/// exactly as their decimal text (as `tracing-opentelemetry` does): OpenTelemetry
+/// attributes have no unsigned or 128-bit integers, and a wrapped or rounded id would be a
+/// different id.
+macro_rules! value_from_wide_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Value {
+            fn from(v: $t) -> Self {
+                match i64::try_from(v) {
+                    Ok(i) => Value::I64(i),
+                    Err(_) => Value::String(v.to_string().into()),
+                }
+            }
+        }
+    )*};
+}
+value_from_wide_int!(u64, usize, isize, u128, i128);
+
 impl From<&'static str> for Value {
     fn from(v: &'static str) -> Self {
         Value::String(SharedStr::from_static(v))

@@ -2,9 +2,11 @@
 //!
 //! | feature | module | what |
 //! |---|---|---|
-//! | `prometheus` | [`prometheus`] | text 0.0.4 / OpenMetrics encoders and a `/metrics` endpoint |
-//! | `stdout` | [`stdout`] | a span exporter writing one line per span |
-//! | `otlp` | [`otlp`] | OTLP/HTTP (protobuf, JSON) for traces, metrics and logs |
+//! | `prometheus` | `prometheus` | text 0.0.4 / OpenMetrics encoders and a `/metrics` endpoint |
+//! | `stdout` | `stdout` | console exporters: one line per span, log record or metric point |
+//! | `otlp` | `otlp` | OTLP/HTTP (protobuf, JSON) for traces, metrics and logs |
+//! | `otlp-grpc` | `otlp` | OTLP/gRPC too (tonic) |
+//! | `otlp-tls` | `otlp` | `https://` endpoints (rustls) |
 
 #[cfg(feature = "prometheus")]
 pub mod prometheus;

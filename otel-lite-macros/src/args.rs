@@ -17,15 +17,41 @@ mod kw {
     syn::custom_keyword!(args);
 }
 
-/// One `fields(...)` entry: `key = expr`, or a bare argument name.
+/// How a `fields(...)` value is recorded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// As its typed value (integers, floats, booleans, strings): `key = expr`.
+    Typed,
+    /// With `Debug`: `key = ?expr`.
+    Debug,
+    /// With `Display`: `key = %expr`.
+    Display,
+}
+
+/// One `fields(...)` entry: `key = [?|%]expr`, or a bare argument name (`[?|%]arg`).
 pub(crate) struct Field {
     pub(crate) key: String,
     pub(crate) key_span: proc_macro2::Span,
+    pub(crate) format: Format,
     pub(crate) value: Option<Expr>,
+}
+
+fn format(input: ParseStream<'_>) -> syn::Result<Format> {
+    if input.peek(Token![?]) {
+        input.parse::<Token![?]>()?;
+        Ok(Format::Debug)
+    } else if input.peek(Token![%]) {
+        input.parse::<Token![%]>()?;
+        Ok(Format::Display)
+    } else {
+        Ok(Format::Typed)
+    }
 }
 
 impl Parse for Field {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        // A bare argument may carry the sigil itself: `?request`.
+        let bare_format = format(input)?;
         // Keys may be dotted: `http.route = ...`.
         let first: Ident = input.call(syn::ext::IdentExt::parse_any)?;
         let key_span = first.span();
@@ -36,13 +62,16 @@ impl Parse for Field {
             key.push('.');
             key.push_str(&part.to_string());
         }
-        let value = if input.peek(Token![=]) {
+        if input.peek(Token![=]) {
+            if bare_format != Format::Typed {
+                return Err(syn::Error::new(key_span, "put `?` or `%` before the value: `key = ?value`"));
+            }
             input.parse::<Token![=]>()?;
-            Some(input.parse()?)
+            let format = format(input)?;
+            Ok(Field { key, key_span, format, value: Some(input.parse()?) })
         } else {
-            None
-        };
-        Ok(Field { key, key_span, value })
+            Ok(Field { key, key_span, format: bare_format, value: None })
+        }
     }
 }
 

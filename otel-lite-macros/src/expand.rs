@@ -5,7 +5,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, Ident, ItemFn, Pat, ReturnType, Type};
 
-use crate::args::Args;
+use crate::args::{Args, Format};
 
 /// The argument names of a function (`self` included), for `skip`, `fields` and `args`.
 fn argument_names(f: &ItemFn) -> Vec<Ident> {
@@ -64,15 +64,18 @@ pub(crate) fn expand(args: Args, mut f: ItemFn) -> syn::Result<TokenStream> {
     if args.args && !args.skip_all {
         for n in names.iter().filter(|n| *n != "self" && !args.skip.contains(n)) {
             let key = n.to_string();
-            records.push(quote!(__otel_call.set_attribute(#krate::__private::field(#key, &#n));));
+            // Typed when the argument is a number, boolean or string; `Debug` otherwise.
+            records.push(quote! {{
+                #[allow(unused_imports)]
+                use #krate::__private::{ArgAsDebug as _, ArgAsTyped as _};
+                __otel_call.set_field((&#krate::__private::Arg(#key, &#n)).arg_field());
+            }});
         }
     }
     for field in &args.fields {
         let key = &field.key;
-        match &field.value {
-            Some(expr) => records.push(
-                quote_spanned!(expr.span()=> __otel_call.set_attribute(#krate::__private::field(#key, &(#expr)));),
-            ),
+        let value = match &field.value {
+            Some(expr) => quote_spanned!(expr.span()=> &(#expr)),
             None => {
                 let ident = Ident::new(key, field.key_span);
                 if key.contains('.') || !names.contains(&ident) {
@@ -81,9 +84,21 @@ pub(crate) fn expand(args: Args, mut f: ItemFn) -> syn::Result<TokenStream> {
                         format!("`fields`: `{key}` is not an argument; write `{key} = <expression>`"),
                     ));
                 }
-                records.push(quote!(__otel_call.set_attribute(#krate::__private::field(#key, &#ident));));
+                quote!(&#ident)
             }
-        }
+        };
+        let span = field.value.as_ref().map_or(field.key_span, |e| e.span());
+        records.push(match field.format {
+            Format::Typed => {
+                quote_spanned!(span=> __otel_call.set_field(#krate::__private::typed_field(#key, #value));)
+            }
+            Format::Debug => {
+                quote_spanned!(span=> __otel_call.set_field(Some(#krate::__private::debug_field(#key, #value)));)
+            }
+            Format::Display => {
+                quote_spanned!(span=> __otel_call.set_field(Some(#krate::__private::display_field(#key, #value)));)
+            }
+        });
     }
     let record_fields =
         if records.is_empty() { quote!() } else { quote!(if __otel_call.is_recording() { #(#records)* }) };

@@ -1,36 +1,5 @@
 //! `#[instrument]` for otel-lite. Use it through the `otel-lite` crate:
-//! `use otel_lite::instrument;`.
-//!
-//! On a sync or `async fn` (free functions, methods with any receiver, generic functions,
-//! functions returning `impl Trait` or `Result`, trait impls and default methods), it
-//! creates a span named after the function with `code.function.name` set to its fully
-//! qualified path, and records per function:
-//!
-//! | metric | Prometheus name | labels |
-//! |---|---|---|
-//! | `function.calls` (counter) | `function_calls_total` | `function`, `module`, `result` (`ok`/`error`), `error.type` on errors |
-//! | `function.calls.duration` (histogram, seconds) | `function_calls_duration_seconds` | `function`, `module` |
-//! | `function.calls.concurrent` (up/down, with `in_flight`) | `function_calls_concurrent` | `function`, `module` |
-//!
-//! The names follow the autometrics conventions, so its dashboards and alerts work as is.
-//! For `Result` returns, `error.type` is the error's type name; a panic counts as an error
-//! with `error.type="panic"`.
-//!
-//! Options:
-//!
-//! | option | effect |
-//! |---|---|
-//! | `name = "..."` | span name (default: the function name) |
-//! | `fields(key = expr, arg, ...)` | span attributes, evaluated only when the span records; a bare name records that argument |
-//! | `args` | record every argument (`Debug`-formatted) except those in `skip` |
-//! | `skip(a, b)` / `skip_all` | arguments `args` leaves out (names are checked) |
-//! | `err` | on `Err`, add an `exception` event and set the span status to error |
-//! | `span = false` / `metrics = false` | only metrics / only the span |
-//! | `in_flight` | also keep the in-flight gauge |
-//! | `kind = server` | span kind: `internal` (default), `server`, `client`, `producer`, `consumer` |
-//! | `crate = path` | where otel-lite is, if renamed |
-//!
-//! Arguments are never formatted unless asked for, so the hot path stays allocation-free.
+//! `use otel_lite::instrument;`. Its options are documented on [`macro@instrument`].
 
 mod args;
 mod expand;
@@ -38,7 +7,45 @@ mod expand;
 use proc_macro::TokenStream;
 
 /// Instruments a function with a span and per-function call, error and duration metrics.
-/// See the crate documentation for the options.
+///
+/// On a sync or `async fn` (free functions, methods with any receiver, generic functions,
+/// functions returning `impl Trait` or `Result`, trait impls and default methods), it
+/// creates a span named after the function with `code.function.name` set to its fully
+/// qualified path, and records per function:
+///
+/// | metric | Prometheus name | labels |
+/// |---|---|---|
+/// | `function.calls` (counter) | `function_calls_total` | `function`, `module`, `result` (`ok`/`error`), `error.type` on errors |
+/// | `function.calls.duration` (histogram, seconds) | `function_calls_duration_seconds` | `function`, `module` |
+/// | `function.calls.concurrent` (up/down, with `in_flight`) | `function_calls_concurrent` | `function`, `module` |
+///
+/// The names follow the autometrics conventions, so its dashboards and alerts work as is.
+/// For `Result` returns, `error.type` is the error's type name (the same name the span's
+/// `exception.type` gets); a panic counts as an error with `error.type="panic"`.
+///
+/// Options:
+///
+/// | option | effect |
+/// |---|---|
+/// | `name = "..."` | span name (default: the function name) |
+/// | `fields(key = value, arg, ...)` | span attributes, evaluated only when the span records; numbers, booleans and strings keep their type, `Option`s record their content or nothing; a bare name records that argument |
+/// | `fields(key = ?value, key = %value, ?arg)` | the value's `Debug` (`?`) or `Display` (`%`) form, for any other type |
+/// | `args` | record every argument except those in `skip`: typed when it is a number, boolean or string, `Debug` otherwise |
+/// | `skip(a, b)` / `skip_all` | arguments `args` leaves out (names are checked) |
+/// | `err` | on `Err`, add an `exception` event and set the span status to error |
+/// | `span = false` / `metrics = false` | only metrics / only the span |
+/// | `in_flight` | also keep the in-flight gauge |
+/// | `kind = server` | span kind: `internal` (default), `server`, `client`, `producer`, `consumer` |
+/// | `crate = path` | where otel-lite is, if renamed |
+///
+/// Arguments are never formatted unless asked for, so the hot path stays allocation-free.
+/// A `fields` value that is not a number, boolean or string is a compile error that points
+/// at it and suggests `?` or `%`.
+///
+/// ```ignore
+/// #[otel_lite::instrument(err, kind = server, fields(user.id = id, order = ?order))]
+/// fn checkout(id: u64, order: &Order) -> Result<Receipt, CheckoutError> { /* ... */ }
+/// ```
 #[proc_macro_attribute]
 pub fn instrument(attr: TokenStream, item: TokenStream) -> TokenStream {
     let args = match syn::parse::<args::Args>(attr) {

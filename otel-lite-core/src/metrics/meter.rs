@@ -82,7 +82,10 @@ impl MeterCell {
         }
         let age = now.saturating_duration_since(r.created).as_secs_f64();
         let mean = if age > 0.0 { count as f64 / age } else { 0.0 };
-        (count, mean, r.ewma.unwrap_or([0.0; 3]))
+        // Before the first tick the averages have no history: the rate observed so far is
+        // what the first tick will start them at, so it is the best estimate now (a reader
+        // right after a burst of marks sees that rate, not zero).
+        (count, mean, r.ewma.unwrap_or([mean; 3]))
     }
 }
 
@@ -95,6 +98,11 @@ pub(crate) fn new_meter_core(d: Descriptor, limit: usize) -> MeterCore {
 
 /// The rate of events: a count plus mean and 1/5/15-minute moving rates, the "heartbeat"
 /// metric. Prometheus sees the count as a counter and the rates as gauges.
+///
+/// The moving rates are exponentially weighted averages updated every 5 seconds (read on
+/// collection, with no background thread). Before a series' first 5 seconds have passed
+/// they equal its mean rate so far, the rate the averages then start from; a meter marked
+/// a million times and read at once shows that rate, not zero.
 ///
 /// ```
 /// use otel_lite_core::Registry;
@@ -221,6 +229,18 @@ mod tests {
         let (_, _, rates) = m.read(t0 + Duration::from_secs(5));
         assert_eq!(rates, [10.0; 3]);
         let (_, _, rates) = MeterCell::new(t0).read(t0 + Duration::from_secs(4));
-        assert_eq!(rates, [0.0; 3], "no tick yet");
+        assert_eq!(rates, [0.0; 3], "no tick yet, no events");
+    }
+
+    /// Read right after a burst, before the first tick, the rates are the rate so far
+    /// (they read 0 until the first tick before).
+    #[test]
+    fn before_the_first_tick_the_rates_are_the_mean_rate() {
+        let t0 = Instant::now();
+        let m = MeterCell::new(t0);
+        m.mark(2_000_000);
+        let (count, mean, rates) = m.read(t0 + Duration::from_secs(2));
+        assert_eq!((count, mean), (2_000_000, 1_000_000.0));
+        assert_eq!(rates, [1_000_000.0; 3]);
     }
 }

@@ -28,7 +28,7 @@ pub use id::{ParseIdError, SpanId, TraceId};
 pub use processor::{BatchConfig, ExportError, InMemorySpanExporter, ProcessorStats, SpanExporter};
 pub use provider::{SpanBuilder, Tracer, TracerProvider, TracerProviderBuilder};
 pub use sampler::{Sampler, SamplerConfigError};
-pub use span::{EndedSpan, Event, Link, Span, SpanData, SpanKind, SpanLimits, Status};
+pub use span::{error_type, EndedSpan, Event, Link, Span, SpanData, SpanKind, SpanLimits, Status};
 pub use trace_state::{TraceState, TraceStateError};
 
 /// Calls `f` with the current span context of this thread, without cloning it.

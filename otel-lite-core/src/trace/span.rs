@@ -558,16 +558,20 @@ impl Span {
     }
 
     /// Records an error: an `exception` event with its type and message, and an error
-    /// status with the message.
-    pub fn record_error(&mut self, error: &dyn std::error::Error) {
-        if !self.is_recording() {
-            return;
+    /// status with the message. The type is the error's type name (see [`error_type`]).
+    pub fn record_error<E: std::error::Error + ?Sized>(&mut self, error: &E) {
+        if self.is_recording() {
+            self.record_exception(&error_type(error), error.to_string());
         }
-        let message = error.to_string();
+    }
+
+    /// The `exception` event and error status of [`Span::record_error`], for an error whose
+    /// type and message are known.
+    pub(crate) fn record_exception(&mut self, exception_type: &str, message: String) {
         self.add_event(
             "exception",
             vec![
-                KeyValue::new("exception.type", error_type_name(error)),
+                KeyValue::new("exception.type", exception_type.to_string()),
                 KeyValue::new("exception.message", message.clone()),
             ],
         );
@@ -699,14 +703,18 @@ pub(crate) fn add_link(d: &mut SpanExtras, limits: SpanLimits, span_context: Spa
     d.links.push(Link { span_context, attributes, dropped_attributes });
 }
 
-/// A low-cardinality name for an error: its `Debug` variant name when that is a plain
-/// identifier, else the type-erased description `"error"`.
-fn error_type_name(error: &dyn std::error::Error) -> String {
+/// The type of an error, as `exception.type` on spans and `error.type` on
+/// `#[instrument]`'s metrics: its fully qualified type name (`std::io::Error`,
+/// `my_app::NotFound`), as the semantic conventions ask. A trait object (`Box<dyn Error>`)
+/// names no type, so for those the name is the start of the value's `Debug` form when that
+/// is an identifier (an enum variant such as `Custom` or `NotFound`), else `"error"`: still a
+/// name of few distinct values, fit for a metric label.
+pub fn error_type<E: std::fmt::Debug + ?Sized>(error: &E) -> Cow<'static, str> {
+    let name = std::any::type_name::<E>();
+    if !name.contains("dyn ") {
+        return Cow::Borrowed(name);
+    }
     let debug = format!("{error:?}");
     let ident: String = debug.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-    if ident.is_empty() {
-        "error".to_string()
-    } else {
-        ident
-    }
+    Cow::Owned(if ident.is_empty() { "error".to_string() } else { ident })
 }

@@ -1,0 +1,16 @@
+//! `init` with no collector configured: metrics on the Prometheus endpoint, traces and logs
+//! off (no provider installed, as the README says), and a second `init` refused even then.
+
+use otel_lite::{global, Config, InitError};
+
+#[test]
+fn without_an_endpoint_traces_and_logs_are_off() {
+    let config = Config::from_env_with(|k| (k == "OTEL_EXPORTER_PROMETHEUS_PORT").then(|| "0".to_string()));
+    let telemetry = config.clone().install().expect("init");
+    assert!(telemetry.tracer_provider().is_none(), "traces are off");
+    assert!(telemetry.logger_provider().is_none(), "logs are off");
+    assert!(global::tracer_provider().is_none() && global::logger_provider().is_none());
+    assert!(telemetry.prometheus_addr().is_some(), "metrics are served");
+    assert_eq!(config.install().err(), Some(InitError::AlreadyInitialized), "once per process, traces on or off");
+    telemetry.shutdown();
+}
