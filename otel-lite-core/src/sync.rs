@@ -60,6 +60,15 @@ impl<T> Deref for CachePadded<T> {
     }
 }
 
+/// A busy-wait hint; under loom, a yield so the model lets the other threads run.
+#[inline]
+pub(crate) fn spin_loop() {
+    #[cfg(not(otel_lite_loom))]
+    std::hint::spin_loop();
+    #[cfg(otel_lite_loom)]
+    loom::thread::yield_now();
+}
+
 /// Locks a mutex, ignoring poisoning.
 ///
 /// Every critical section in this crate leaves its data consistent at each step (it only

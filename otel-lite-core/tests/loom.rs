@@ -25,7 +25,7 @@ use loom::sync::Arc;
 use loom::thread;
 
 use otel_lite_core::metrics::__loom::{
-    F64Sum, HistogramShard, HistogramTotals, MeterCell, Observation, SeriesMap, Striped, U64Sum,
+    Exemplars, F64Sum, HistogramShard, HistogramTotals, MeterCell, Observation, RawExemplar, SeriesMap, Striped, U64Sum,
 };
 use otel_lite_core::metrics::OVERFLOW_ATTRIBUTE;
 use otel_lite_core::trace::__loom::Ring;
@@ -40,6 +40,39 @@ fn model<F: Fn() + Sync + Send + 'static>(f: F) {
         builder.preemption_bound = Some(DEFAULT_PREEMPTIONS);
     }
     builder.check(f);
+}
+
+// --- the exemplar seqlock ------------------------------------------------------------
+
+/// An exemplar whose five fields all say `n`: a read that mixes two writes is torn.
+fn uniform(n: u64) -> RawExemplar {
+    RawExemplar { value: n, trace_hi: n, trace_lo: n, span: n, ticks: n }
+}
+
+fn is_whole(e: &RawExemplar) -> bool {
+    *e == uniform(e.value)
+}
+
+/// A writer racing a reader on a written slot: the reader sees one write whole (the old or
+/// the new), never fields of both. Removing the writer's Release fence after the claim lets
+/// loom find the torn read: the field stores may then become visible before the odd
+/// sequence that tells the reader to discard them. (Two writers never interleave: the
+/// claim's compare-and-swap lets one in, and the other skips the slot.)
+#[test]
+fn exemplar_reads_are_never_torn() {
+    model(|| {
+        let slots = Arc::new(Exemplars::new(1));
+        slots.write_raw(0, uniform(1));
+        let writer = {
+            let slots = Arc::clone(&slots);
+            thread::spawn(move || slots.write_raw(0, uniform(2)))
+        };
+        if let Some(e) = slots.read_raw(0) {
+            assert!(is_whole(&e), "torn exemplar read: {e:?}");
+        }
+        writer.join().unwrap();
+        assert_eq!(slots.read_raw(0), Some(uniform(2)));
+    });
 }
 
 // --- Striped<U64Sum> -----------------------------------------------------------------

@@ -46,7 +46,9 @@ pub struct Exemplars {
 }
 
 impl Exemplars {
-    pub(crate) fn new(n: usize) -> Self {
+    /// `n` slots, allocated on first use.
+    #[doc(hidden)]
+    pub fn new(n: usize) -> Self {
         Exemplars { slots: AtomicPtr::new(std::ptr::null_mut()), n }
     }
 
@@ -114,6 +116,63 @@ impl Exemplars {
         if last != 0 && ticks.saturating_sub(last) < fresh_ticks {
             return;
         }
+        let trace = span.trace_id().to_bytes();
+        let mut hi = [0u8; 8];
+        let mut lo = [0u8; 8];
+        hi.copy_from_slice(&trace[..8]);
+        lo.copy_from_slice(&trace[8..]);
+        let raw = RawExemplar {
+            value: value.to_bits(),
+            trace_hi: u64::from_be_bytes(hi),
+            trace_lo: u64::from_be_bytes(lo),
+            span: u64::from_be_bytes(span.span_id().to_bytes()),
+            ticks,
+        };
+        slot.write(raw);
+    }
+
+    /// Writes `raw` into slot `index` (allocating the slots if needed) unless another
+    /// writer holds it: the seqlock write, for the loom models.
+    #[doc(hidden)]
+    pub fn write_raw(&self, index: usize, raw: RawExemplar) {
+        let slots = match self.slots() {
+            Some(s) => s,
+            None => self.allocate(),
+        };
+        if let Some(slot) = slots.get(index) {
+            slot.write(raw);
+        }
+    }
+
+    /// The fields of slot `index` as last written, if one was and they could be read
+    /// consistently: the seqlock read, for the loom models.
+    #[doc(hidden)]
+    pub fn read_raw(&self, index: usize) -> Option<RawExemplar> {
+        self.slots()?.get(index)?.read()
+    }
+}
+
+/// An exemplar's fields as a slot holds them.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawExemplar {
+    /// The value's bits.
+    pub value: u64,
+    /// The trace id's high half.
+    pub trace_hi: u64,
+    /// The trace id's low half.
+    pub trace_lo: u64,
+    /// The span id.
+    pub span: u64,
+    /// When, in clock ticks.
+    pub ticks: u64,
+}
+
+impl Slot {
+    /// The seqlock write: claim (odd sequence), store the fields, publish (even sequence).
+    /// A busy slot is skipped: exemplars are samples, and a writer never waits.
+    fn write(&self, raw: RawExemplar) {
+        let slot = self;
         // Relaxed load, then a CAS to odd claims the slot; a busy slot (odd, or a lost race)
         // is skipped. The CAS is Acquire so that this writer's field stores come after the
         // previous writer's (whose Release store of the even sequence it reads).
@@ -126,25 +185,20 @@ impl Exemplars {
         // it discards the torn read. Without it the Relaxed field stores may become visible
         // before the claim, and a reader could pair new fields with the old, even sequence.
         crate::sync::fence(Ordering::Release);
-        let trace = span.trace_id().to_bytes();
-        let mut hi = [0u8; 8];
-        let mut lo = [0u8; 8];
-        hi.copy_from_slice(&trace[..8]);
-        lo.copy_from_slice(&trace[8..]);
         // Relaxed stores: ordered before readers by the Release store of `seq` below.
-        slot.value.store(value.to_bits(), Ordering::Relaxed);
-        slot.trace_hi.store(u64::from_be_bytes(hi), Ordering::Relaxed);
-        slot.trace_lo.store(u64::from_be_bytes(lo), Ordering::Relaxed);
-        slot.span.store(u64::from_be_bytes(span.span_id().to_bytes()), Ordering::Relaxed);
-        slot.ticks.store(ticks, Ordering::Relaxed);
+        slot.value.store(raw.value, Ordering::Relaxed);
+        slot.trace_hi.store(raw.trace_hi, Ordering::Relaxed);
+        slot.trace_lo.store(raw.trace_lo, Ordering::Relaxed);
+        slot.span.store(raw.span, Ordering::Relaxed);
+        slot.ticks.store(raw.ticks, Ordering::Relaxed);
         // Release: publishes the fields with the new even sequence.
         slot.seq.store(seq + 2, Ordering::Release);
     }
 
-    /// The exemplar in slot `index`, if one was recorded and could be read consistently.
-    pub(crate) fn read(&self, index: usize, clock: &mut Converter) -> Option<Exemplar> {
-        let slot = self.slots()?.get(index)?;
-        // A few attempts: a writer holds the slot for a handful of stores.
+    /// The seqlock read: the fields, if a stable sequence brackets them (a few attempts; a
+    /// writer holds the slot for a handful of stores).
+    fn read(&self) -> Option<RawExemplar> {
+        let slot = self;
         for _ in 0..4 {
             // Acquire: pairs with the writer's Release store of `seq`.
             let before = slot.seq.load(Ordering::Acquire);
@@ -152,30 +206,40 @@ impl Exemplars {
                 return None;
             }
             if before & 1 == 1 {
-                std::hint::spin_loop();
+                crate::sync::spin_loop();
                 continue;
             }
             // Relaxed field loads, then an Acquire fence so they complete before the
             // second `seq` load (the standard seqlock read).
-            let value = slot.value.load(Ordering::Relaxed);
-            let hi = slot.trace_hi.load(Ordering::Relaxed);
-            let lo = slot.trace_lo.load(Ordering::Relaxed);
-            let span = slot.span.load(Ordering::Relaxed);
-            let ticks = slot.ticks.load(Ordering::Relaxed);
+            let raw = RawExemplar {
+                value: slot.value.load(Ordering::Relaxed),
+                trace_hi: slot.trace_hi.load(Ordering::Relaxed),
+                trace_lo: slot.trace_lo.load(Ordering::Relaxed),
+                span: slot.span.load(Ordering::Relaxed),
+                ticks: slot.ticks.load(Ordering::Relaxed),
+            };
             crate::sync::fence(Ordering::Acquire);
             if slot.seq.load(Ordering::Relaxed) == before {
-                let mut trace = [0u8; 16];
-                trace[..8].copy_from_slice(&hi.to_be_bytes());
-                trace[8..].copy_from_slice(&lo.to_be_bytes());
-                return Some(Exemplar {
-                    value: f64::from_bits(value),
-                    time_unix_nanos: clock.convert(ticks),
-                    trace_id: TraceId::from_bytes(trace),
-                    span_id: SpanId::from_bytes(span.to_be_bytes()),
-                });
+                return Some(raw);
             }
         }
         None
+    }
+}
+
+impl Exemplars {
+    /// The exemplar in slot `index`, if one was recorded and could be read consistently.
+    pub(crate) fn read(&self, index: usize, clock: &mut Converter) -> Option<Exemplar> {
+        let raw = self.read_raw(index)?;
+        let mut trace = [0u8; 16];
+        trace[..8].copy_from_slice(&raw.trace_hi.to_be_bytes());
+        trace[8..].copy_from_slice(&raw.trace_lo.to_be_bytes());
+        Some(Exemplar {
+            value: f64::from_bits(raw.value),
+            time_unix_nanos: clock.convert(raw.ticks),
+            trace_id: TraceId::from_bytes(trace),
+            span_id: SpanId::from_bytes(raw.span.to_be_bytes()),
+        })
     }
 
     /// Every recorded exemplar, in slot order.

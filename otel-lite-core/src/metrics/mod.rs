@@ -40,6 +40,7 @@ pub use series::OVERFLOW_ATTRIBUTE;
 pub mod __loom {
     //! Cells exposed to the loom models in `tests/loom.rs`.
     pub use super::cell::*;
+    pub use super::exemplar::{Exemplars, RawExemplar};
     pub use super::meter::MeterCell;
     pub use super::series::{Series, SeriesMap};
 }
