@@ -232,13 +232,13 @@ impl Call {
                         }
                     }
                 }
-                self.complete(Some(e.error_type()));
+                self.complete(Some(&e.error_type()));
             }
         }
     }
 
     #[inline]
-    fn complete(&mut self, error_type: Option<Cow<'static, str>>) {
+    fn complete(&mut self, error_type: Option<&str>) {
         if self.finished {
             return;
         }
@@ -253,7 +253,7 @@ impl Call {
                 Some(sc) => h.duration.record_with_exemplar_at(elapsed, sc, now),
                 None => h.duration.record(elapsed),
             }
-            match &error_type {
+            match error_type {
                 None => match span {
                     Some(sc) => h.ok.add_with_exemplar_at(1, sc, now),
                     None => h.ok.add(1),
@@ -265,7 +265,7 @@ impl Call {
             }
         }
         if let (Some(t), Some(span)) = (error_type, &mut self.span) {
-            span.set_attribute(KeyValue::new("error.type", t.into_owned()));
+            set_error_type(span, t);
         }
         // Ended in place: taking the span out of the call would copy it for nothing.
         if let Some(span) = &mut self.span {
@@ -281,12 +281,19 @@ impl Drop for Call {
                 if let Some(span) = &mut self.span {
                     span.set_status(Status::error("panic"));
                 }
-                self.complete(Some(Cow::Borrowed("panic")));
+                self.complete(Some("panic"));
             } else {
                 self.complete(None);
             }
         }
     }
+}
+
+/// The span's `error.type` (out of line: the successful call stays small).
+#[cold]
+#[inline(never)]
+fn set_error_type(span: &mut Span, error_type: &str) {
+    span.set_attribute(KeyValue::new("error.type", error_type.to_string()));
 }
 
 /// One failed call counted under its `error.type`, with the call as exemplar when sampled.

@@ -116,19 +116,7 @@ impl Exemplars {
         if last != 0 && ticks.saturating_sub(last) < fresh_ticks {
             return;
         }
-        let trace = span.trace_id().to_bytes();
-        let mut hi = [0u8; 8];
-        let mut lo = [0u8; 8];
-        hi.copy_from_slice(&trace[..8]);
-        lo.copy_from_slice(&trace[8..]);
-        let raw = RawExemplar {
-            value: value.to_bits(),
-            trace_hi: u64::from_be_bytes(hi),
-            trace_lo: u64::from_be_bytes(lo),
-            span: u64::from_be_bytes(span.span_id().to_bytes()),
-            ticks,
-        };
-        slot.write(raw);
+        slot.write_measurement(value, span, ticks);
     }
 
     /// Writes `raw` into slot `index` (allocating the slots if needed) unless another
@@ -169,8 +157,30 @@ pub struct RawExemplar {
 }
 
 impl Slot {
+    /// Writes a measurement taken in `span` (out of line with the write: a slot is
+    /// rewritten at most once a millisecond, so the recording path keeps only the check).
+    #[cold]
+    #[inline(never)]
+    fn write_measurement(&self, value: f64, span: &SpanContext, ticks: u64) {
+        let trace = span.trace_id().to_bytes();
+        let mut hi = [0u8; 8];
+        let mut lo = [0u8; 8];
+        hi.copy_from_slice(&trace[..8]);
+        lo.copy_from_slice(&trace[8..]);
+        self.write(RawExemplar {
+            value: value.to_bits(),
+            trace_hi: u64::from_be_bytes(hi),
+            trace_lo: u64::from_be_bytes(lo),
+            span: u64::from_be_bytes(span.span_id().to_bytes()),
+            ticks,
+        });
+    }
+
     /// The seqlock write: claim (odd sequence), store the fields, publish (even sequence).
-    /// A busy slot is skipped: exemplars are samples, and a writer never waits.
+    /// A busy slot is skipped: exemplars are samples, and a writer never waits. Out of line:
+    /// a slot is rewritten at most once a millisecond, and the recording path stays small.
+    #[cold]
+    #[inline(never)]
     fn write(&self, raw: RawExemplar) {
         let slot = self;
         // Relaxed load, then a CAS to odd claims the slot; a busy slot (odd, or a lost race)

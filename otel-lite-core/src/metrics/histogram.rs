@@ -159,8 +159,10 @@ impl BoundHistogram {
     }
 }
 
-/// Records `value`; returns its bucket, or `None` if the value was rejected.
-#[inline]
+/// Records `value`; returns its bucket, or `None` if the value was rejected. Always
+/// inlined: it is the whole of a bound `record`, and a call per measurement showed up as
+/// several percent of `#[instrument]`'s cost.
+#[inline(always)]
 fn record(core: &HistogramCore, cell: &HistogramCell, value: f64) -> Option<usize> {
     if !value.is_finite() {
         core.reject();
