@@ -261,11 +261,12 @@ impl Config {
         };
 
         let mut batch_warnings = Vec::new();
-        let span_batch = BatchConfig::from_env_with(&get, |k, v| batch_warnings.push((k.to_string(), v.to_string())));
-        let log_batch =
-            BatchConfig::logs_from_env_with(&get, |k, v| batch_warnings.push((k.to_string(), v.to_string())));
-        for (k, v) in batch_warnings {
-            warn(&k, &v, "not a valid number; using the default".into());
+        let mut keep =
+            |k: &str, v: &str, why: &str| batch_warnings.push((k.to_string(), v.to_string(), why.to_string()));
+        let span_batch = BatchConfig::from_env_with(&get, &mut keep);
+        let log_batch = BatchConfig::logs_from_env_with(&get, &mut keep);
+        for (k, v, why) in batch_warnings {
+            warn(&k, &v, why);
         }
 
         let mut millis = |var: &str, default: u64| -> Duration {
@@ -581,8 +582,13 @@ impl std::fmt::Display for InitError {
 
 impl std::error::Error for InitError {}
 
-/// The running pipelines. Dropping it (or [`Telemetry::shutdown`]) flushes and stops them,
-/// waiting at most 5 s for each.
+/// How long [`Telemetry::shutdown`] (or dropping the guard) waits for the pipelines to flush,
+/// all signals together: they flush in parallel, and an exporter still sending at the
+/// deadline finishes on its own thread without holding the application up.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The running pipelines. Dropping it (or [`Telemetry::shutdown`]) flushes and stops them
+/// within [`SHUTDOWN_TIMEOUT`] in all.
 #[derive(Default)]
 #[must_use = "dropping the guard shuts telemetry down"]
 pub struct Telemetry {
@@ -616,21 +622,28 @@ impl Telemetry {
         self.stop();
     }
 
+    /// Stops every signal at once, each flushing within the one shutdown deadline
+    /// ([`SHUTDOWN_TIMEOUT`]), so a slow or unreachable collector costs that long in all,
+    /// not that long per signal.
     fn stop(&mut self) {
-        let timeout = Duration::from_secs(5);
-        if let Some(p) = self.tracer_provider.take() {
-            p.shutdown(timeout);
-        }
-        if let Some(p) = self.logger_provider.take() {
-            p.shutdown(timeout);
-        }
-        for r in self.readers.drain(..) {
-            r.shutdown(timeout);
-        }
-        #[cfg(feature = "prometheus")]
-        if let Some(s) = self.prometheus.take() {
-            s.shutdown();
-        }
+        let (traces, logs) = (self.tracer_provider.take(), self.logger_provider.take());
+        let readers: Vec<_> = self.readers.drain(..).collect();
+        std::thread::scope(|s| {
+            if let Some(p) = &traces {
+                s.spawn(move || p.shutdown(SHUTDOWN_TIMEOUT));
+            }
+            if let Some(p) = &logs {
+                s.spawn(move || p.shutdown(SHUTDOWN_TIMEOUT));
+            }
+            for r in readers {
+                s.spawn(move || r.shutdown(SHUTDOWN_TIMEOUT));
+            }
+            // The endpoint lets scrapes in progress finish for up to a second.
+            #[cfg(feature = "prometheus")]
+            if let Some(server) = self.prometheus.take() {
+                s.spawn(move || server.shutdown());
+            }
+        });
     }
 }
 

@@ -52,7 +52,7 @@ pub use otel_lite_exporters::prometheus;
 pub use otel_lite_exporters::stdout;
 
 mod init;
-pub use init::{init, Config, EnvWarning, Exporter, InitError, Telemetry};
+pub use init::{init, Config, EnvWarning, Exporter, InitError, Telemetry, SHUTDOWN_TIMEOUT};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -665,6 +665,30 @@ fn retry_after_date_on_429_is_honoured_then_delivered() {
     assert_eq!(stats.retries.load(std::sync::atomic::Ordering::Relaxed), 1);
 }
 
+/// A receiver's absurd `Retry-After` (2^64 - 1 seconds) fails that export and nothing else:
+/// the worker that called the exporter keeps delivering (adding the wait to a clock
+/// reading used to panic it, and a dead worker refuses every later span).
+#[test]
+fn an_absurd_retry_after_costs_one_export_not_the_worker() {
+    let receiver = OtlpReceiver::start();
+    receiver.script(json!({"traces": [{"status": 429, "retry_after": "18446744073709551615"}]}));
+    let exporter = one_span_exporter(&receiver, Duration::from_secs(10));
+    let stats = exporter.stats();
+    let provider =
+        TracerProvider::builder().resource(resource()).with_batch_exporter(exporter, BatchConfig::default()).build();
+    drop(provider.tracer("faults").start("first"));
+    let started = Instant::now();
+    assert!(provider.force_flush());
+    assert!(started.elapsed() < Duration::from_secs(5), "not waited for: {:?}", started.elapsed());
+    assert_eq!(stats.failed.load(std::sync::atomic::Ordering::Relaxed), 1);
+    drop(provider.tracer("faults").start("second"));
+    assert!(provider.force_flush());
+    assert_eq!(statuses(&receiver), vec![429, 200], "the worker lives on");
+    let spans = spans_of(&receiver.requests());
+    assert_eq!(spans.len(), 2, "the receiver decoded both requests");
+    provider.shutdown(Duration::from_secs(5));
+}
+
 #[test]
 fn status_400_is_not_retried() {
     let receiver = OtlpReceiver::start();

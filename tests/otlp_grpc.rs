@@ -11,7 +11,7 @@ use otel_lite::logs::{LoggerProvider, Severity};
 use otel_lite::otlp::{
     Compression, OtlpLogExporter, OtlpMetricExporter, OtlpSpanExporter, Protocol, Signal, SignalConfig, Temporality,
 };
-use otel_lite::trace::TracerProvider;
+use otel_lite::trace::{BatchConfig, TracerProvider};
 use otel_lite::{KeyValue, Registry, Resource};
 use peers::otlp::OtlpReceiver;
 use serde_json::json;
@@ -113,6 +113,26 @@ fn retry_info_delay_is_honoured() {
     let statuses: Vec<_> = receiver.requests().iter().map(|r| r["status"].clone()).collect();
     assert_eq!(statuses, vec![json!("UNAVAILABLE"), json!(200)]);
     assert!(waited >= Duration::from_millis(1200), "retried after {waited:?}, before the server's 1.2 s");
+}
+
+/// The largest `RetryInfo` delay a server can send (about 10,000 years) fails that export
+/// at once and leaves the worker alive to deliver the next batch.
+#[test]
+fn an_absurd_retry_info_delay_costs_one_export_not_the_worker() {
+    let receiver = OtlpReceiver::start();
+    receiver.script(json!({"traces": [{"grpc_code": "UNAVAILABLE", "retry_delay_ms": 315_576_000_000_000u64}]}));
+    let exporter = OtlpSpanExporter::new(grpc(&receiver, Signal::Traces, Compression::None)).unwrap();
+    let stats = exporter.stats();
+    let provider = TracerProvider::builder().with_batch_exporter(exporter, BatchConfig::default()).build();
+    drop(provider.tracer("faults").start("first"));
+    let started = std::time::Instant::now();
+    assert!(provider.force_flush());
+    assert!(started.elapsed() < Duration::from_secs(5), "not waited for: {:?}", started.elapsed());
+    assert_eq!(stats.failed.load(Ordering::Relaxed), 1);
+    drop(provider.tracer("faults").start("second"));
+    assert!(provider.force_flush());
+    assert_eq!(receiver.requests().len(), 2, "the worker lives on");
+    provider.shutdown(Duration::from_secs(5));
 }
 
 /// A `RetryInfo` with a zero delay still backs off (at least the first backoff, 200 ms

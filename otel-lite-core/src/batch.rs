@@ -2,9 +2,28 @@
 //!
 //! It never blocks the application. Each thread that records gets its own bounded ring per
 //! processor (see `trace/ring.rs`); pushing is a few plain stores. A worker thread drains
-//! every ring, groups items into batches and calls the exporter. When a ring is full the
-//! item is dropped and counted; when the exporter is slow the worker stops draining once
-//! `max_queue_size` items wait, so memory stays bounded while the rings fill and drop.
+//! every ring, groups items into batches and calls the exporter.
+//!
+//! # The queue bound
+//!
+//! `max_queue_size` bounds the items of a processor everywhere at once: in every thread's
+//! ring and in the worker's queue. An item needs a *credit*; the processor starts with
+//! `max_queue_size` credits and gets one back when an item leaves (exported, failed or
+//! dropped). A recording thread takes credits in small chunks (at most 32, fewer for a small
+//! queue) with one atomic read-modify-write per chunk and spends them with plain stores to
+//! its own ring's line, so the hot path shares nothing. With no credit left the item is
+//! refused and counted, like an item refused by a full ring. Credits a thread holds unused
+//! are the slack: a thread that records rarely keeps up to a chunk, so with many threads the
+//! queue may refuse items while some credits sit idle (it never holds more than
+//! `max_queue_size` items); a thread's credits come back when it exits.
+//!
+//! # Faults
+//!
+//! An exporter that panics costs its batch (counted as failed), not the worker. An exporter
+//! cannot be interrupted (Rust has no way to stop a running call), so the export timeout is
+//! handed to it ([`SpanExporter::set_export_timeout`](crate::trace::SpanExporter::set_export_timeout))
+//! and exports that overrun it are counted; while one hangs, new items find the queue full
+//! and are refused (counted), and `force_flush` and `shutdown` return at their deadlines.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -13,7 +32,7 @@ use std::thread::{JoinHandle, LocalKey};
 use std::time::{Duration, Instant};
 
 use crate::clock::Converter;
-use crate::sync::{lock, AtomicBool, AtomicU64, CachePadded, Mutex, Ordering};
+use crate::sync::{fence, lock, AtomicBool, AtomicU64, AtomicUsize, CachePadded, Mutex, Ordering};
 use crate::trace::ring::Ring;
 
 /// Why an export failed.
@@ -26,6 +45,8 @@ pub enum ExportError {
     Timeout,
     /// The transport or the receiver failed.
     Failed(Box<dyn std::error::Error + Send + Sync>),
+    /// The exporter panicked (the batch is lost; the pipeline goes on).
+    Panicked,
 }
 
 impl fmt::Display for ExportError {
@@ -34,6 +55,7 @@ impl fmt::Display for ExportError {
             ExportError::Shutdown => f.write_str("the exporter is shut down"),
             ExportError::Timeout => f.write_str("the export timed out"),
             ExportError::Failed(e) => write!(f, "export failed: {e}"),
+            ExportError::Panicked => f.write_str("the exporter panicked"),
         }
     }
 }
@@ -84,7 +106,29 @@ impl Default for BatchConfig {
     }
 }
 
+/// The instant `timeout` from now; a timeout too long to represent means "a century from
+/// now" rather than an overflow panic.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
+/// The shortest delay between exports a worker waits: a zero delay would make an idle
+/// worker spin on its timer.
+pub(crate) const MIN_SCHEDULED_DELAY: Duration = Duration::from_millis(1);
+
 impl BatchConfig {
+    /// The settings a processor runs with: at least one item queued and per batch (a batch
+    /// no larger than the queue), a ring of at least 2, and a delay of at least a
+    /// millisecond.
+    pub(crate) fn sanitized(mut self) -> BatchConfig {
+        self.max_queue_size = self.max_queue_size.max(1);
+        self.max_export_batch_size = self.max_export_batch_size.clamp(1, self.max_queue_size);
+        self.per_thread_capacity = self.per_thread_capacity.max(2);
+        self.scheduled_delay = self.scheduled_delay.max(MIN_SCHEDULED_DELAY);
+        self
+    }
+
     /// The defaults of the batch log record processor (`OTEL_BLRP_*`): like spans, but a
     /// 1 s delay and 2048 records per thread (a log record's slot is half as big again as
     /// a span's).
@@ -92,15 +136,16 @@ impl BatchConfig {
         BatchConfig { scheduled_delay: Duration::from_secs(1), per_thread_capacity: 2048, ..BatchConfig::default() }
     }
 
-    /// Reads the `OTEL_BSP_*` variables from `get`; invalid values are reported through
-    /// `warn` (variable, value) and leave the default.
-    pub fn from_env_with(get: impl Fn(&str) -> Option<String>, warn: impl FnMut(&str, &str)) -> Self {
+    /// Reads the `OTEL_BSP_*` variables from `get`; problems are reported through `warn`
+    /// (variable, value, what was done instead): an invalid value leaves the default, and a
+    /// zero schedule delay becomes 1 ms.
+    pub fn from_env_with(get: impl Fn(&str) -> Option<String>, warn: impl FnMut(&str, &str, &str)) -> Self {
         Self::read_env("OTEL_BSP", BatchConfig::default(), get, warn)
     }
 
     /// Reads the `OTEL_BLRP_*` variables (log record processor), like
     /// [`BatchConfig::from_env_with`].
-    pub fn logs_from_env_with(get: impl Fn(&str) -> Option<String>, warn: impl FnMut(&str, &str)) -> Self {
+    pub fn logs_from_env_with(get: impl Fn(&str) -> Option<String>, warn: impl FnMut(&str, &str, &str)) -> Self {
         Self::read_env("OTEL_BLRP", BatchConfig::logs_default(), get, warn)
     }
 
@@ -108,7 +153,7 @@ impl BatchConfig {
         prefix: &str,
         defaults: BatchConfig,
         get: impl Fn(&str) -> Option<String>,
-        mut warn: impl FnMut(&str, &str),
+        mut warn: impl FnMut(&str, &str, &str),
     ) -> Self {
         let mut c = defaults;
         let mut num = |suffix: &str, min: u64| -> Option<u64> {
@@ -117,7 +162,7 @@ impl BatchConfig {
             match raw.trim().parse::<u64>() {
                 Ok(v) if v >= min => Some(v),
                 _ => {
-                    warn(&name, &raw);
+                    warn(&name, &raw, "not a valid number; using the default");
                     None
                 }
             }
@@ -128,11 +173,21 @@ impl BatchConfig {
         if let Some(v) = num("MAX_EXPORT_BATCH_SIZE", 1) {
             c.max_export_batch_size = v as usize;
         }
+        let mut zero_delay = false;
         if let Some(v) = num("SCHEDULE_DELAY", 0) {
             c.scheduled_delay = Duration::from_millis(v);
+            if v == 0 {
+                zero_delay = true;
+            }
         }
         if let Some(v) = num("EXPORT_TIMEOUT", 0) {
             c.export_timeout = Duration::from_millis(v);
+        }
+        if zero_delay {
+            // A valid duration, but one an idle worker would spin on: it exports as soon as
+            // it can instead, every millisecond at most.
+            c.scheduled_delay = MIN_SCHEDULED_DELAY;
+            warn(&format!("{prefix}_SCHEDULE_DELAY"), "0", "0 would make the worker spin; using 1 ms");
         }
         // The specification: the batch size must not exceed the queue size.
         c.max_export_batch_size = c.max_export_batch_size.min(c.max_queue_size);
@@ -148,8 +203,10 @@ pub struct ProcessorStats {
     pub exported: u64,
     /// Items dropped because a queue was full or the processor was shut down.
     pub dropped: u64,
-    /// Items in batches the exporter failed to export.
+    /// Items in batches the exporter failed to export (or panicked on).
     pub failed: u64,
+    /// Exports that took longer than the export timeout.
+    pub overruns: u64,
 }
 
 /// What every recorded item reads, on a cache line of its own: the worker writes its
@@ -162,6 +219,12 @@ struct Entry {
 
 pub(crate) struct Shared<I> {
     entry: CachePadded<Entry>,
+    /// Queue credits not held by any ring or queued item (see the module docs); on a line
+    /// of its own, as threads take chunks of it while the worker returns them.
+    credits: CachePadded<AtomicUsize>,
+    /// Credits a thread takes at once.
+    credit_chunk: usize,
+    overruns: AtomicU64,
     config: BatchConfig,
     rings: Mutex<Vec<Arc<Ring<I>>>>,
     dropped: AtomicU64,
@@ -194,6 +257,7 @@ impl ProcessorStats {
         self.exported += other.exported;
         self.dropped += other.dropped;
         self.failed += other.failed;
+        self.overruns += other.overruns;
     }
 }
 
@@ -216,7 +280,7 @@ impl<I: Batchable> Processor<I> {
     pub(crate) fn force_flush(&self, timeout: Duration) -> bool {
         match self {
             Processor::Batch(b) => b.force_flush(timeout),
-            Processor::Simple(e) => lock(e).as_mut().is_none_or(|e| e.force_flush().is_ok()),
+            Processor::Simple(e) => lock(e).as_mut().is_none_or(|e| guarded(|| e.force_flush()).is_ok()),
         }
     }
 
@@ -224,7 +288,7 @@ impl<I: Batchable> Processor<I> {
     pub(crate) fn shutdown(&self, timeout: Duration) -> bool {
         match self {
             Processor::Batch(b) => b.shutdown(timeout),
-            Processor::Simple(e) => lock(e).take().is_none_or(|mut e| e.shutdown().is_ok()),
+            Processor::Simple(e) => lock(e).take().is_none_or(|mut e| guarded(|| e.shutdown()).is_ok()),
         }
     }
 
@@ -233,9 +297,34 @@ impl<I: Batchable> Processor<I> {
         let item = item.finish(&mut Converter::new());
         // An exporter error (or a shut-down exporter) has nowhere to go but this item's loss.
         if let Some(sink) = lock(sink).as_mut() {
-            let _ = sink.export(&mut vec![item]);
+            let _ = guarded(|| sink.export(&mut vec![item]));
         }
     }
+}
+
+/// Flushes every processor within one `timeout` for all; returns whether all finished.
+pub(crate) fn flush_all<I: Batchable>(processors: &[Processor<I>], timeout: Duration) -> bool {
+    let deadline = deadline_after(timeout);
+    processors
+        .iter()
+        .map(|p| p.force_flush(deadline.saturating_duration_since(Instant::now())))
+        // Every processor is asked (no short circuit), then the results combined.
+        .collect::<Vec<bool>>()
+        .into_iter()
+        .all(|ok| ok)
+}
+
+/// Shuts every processor down within one `timeout` for all (each gets what is left of it),
+/// even when an earlier one fails; returns whether all finished in time.
+pub(crate) fn shutdown_all<I: Batchable>(processors: &[Processor<I>], timeout: Duration) -> bool {
+    let deadline = deadline_after(timeout);
+    processors
+        .iter()
+        .map(|p| p.shutdown(deadline.saturating_duration_since(Instant::now())))
+        // Every processor is asked (no short circuit), then the results combined.
+        .collect::<Vec<bool>>()
+        .into_iter()
+        .all(|ok| ok)
 }
 
 /// The counts of every batch processor, summed.
@@ -262,12 +351,17 @@ pub(crate) fn register_pipeline_metrics(
 ) -> Result<(), crate::RegistrationError> {
     let scope = registry.scope("otel-lite").with_version(env!("CARGO_PKG_VERSION"));
     type Pick = fn(&ProcessorStats) -> u64;
-    let counters: [(&str, String, Pick); 3] = [
-        ("exported", format!("{items} handed to exporters successfully."), |s| s.exported),
-        ("dropped", format!("{items} dropped because a queue was full or the pipeline was shut down."), |s| s.dropped),
-        ("failed", format!("{items} in batches an exporter failed to export."), |s| s.failed),
+    let counters: [(&str, &str, String, Pick); 4] = [
+        ("exported", unit, format!("{items} handed to exporters successfully."), |s| s.exported),
+        ("dropped", unit, format!("{items} dropped because a queue was full or the pipeline was shut down."), |s| {
+            s.dropped
+        }),
+        ("failed", unit, format!("{items} in batches an exporter failed to export (or panicked on)."), |s| s.failed),
+        ("export_overruns", "{export}", "Exports that took longer than the export timeout.".to_string(), |s| {
+            s.overruns
+        }),
     ];
-    for (what, description, pick) in counters {
+    for (what, unit, description, pick) in counters {
         let stats = stats.clone();
         scope
             .observable_counter::<u64>(format!("otel_lite.{signal}.{what}"))
@@ -303,6 +397,8 @@ pub(crate) trait Batchable: Send + Sized + 'static {
 
 /// Where a batch processor sends batches.
 pub(crate) trait Sink<O>: Send + 'static {
+    /// Receives the processor's export timeout once, before the first export.
+    fn set_export_timeout(&mut self, timeout: Duration);
     /// Exports `batch`, which the caller then clears and reuses.
     fn export(&mut self, batch: &mut Vec<O>) -> Result<(), ExportError>;
     fn force_flush(&mut self) -> Result<(), ExportError>;
@@ -317,8 +413,12 @@ fn next_processor_id() -> u64 {
 
 impl<I: Batchable> BatchProcessor<I> {
     pub(crate) fn new(exporter: Box<dyn Sink<I::Output>>, config: BatchConfig, thread_name: &str) -> Self {
+        let config = config.sanitized();
         let shared = Arc::new(Shared {
             entry: CachePadded(Entry { id: next_processor_id(), shutdown: AtomicBool::new(false) }),
+            credits: CachePadded(AtomicUsize::new(config.max_queue_size)),
+            credit_chunk: (config.max_queue_size / 64).clamp(1, 32),
+            overruns: AtomicU64::new(0),
             config,
             rings: Mutex::new(Vec::new()),
             dropped: AtomicU64::new(0),
@@ -375,12 +475,53 @@ impl<I: Batchable> BatchProcessor<I> {
         };
         // SAFETY: this thread's ring list holds an `Arc` of the ring, and only this thread
         // removes entries from it (`register_ring`, `forget_thread_ring`), neither of which
-        // runs before the push below returns: the ring outlives this borrow. The ring is
+        // runs before the calls below return: the ring outlives this borrow. The ring is
         // reachable for pushing only through this thread's list, so we are its single
-        // producer.
-        if let Ok(true) = unsafe { (*ring).push(item) } {
+        // producer (the credit calls have the same contract).
+        let ring = unsafe { &*ring };
+        // SAFETY: as above: single producer.
+        if !unsafe { ring.take_credit() } && !self.take_credits(ring) {
+            return;
+        }
+        // SAFETY: as above.
+        match unsafe { ring.push(item) } {
+            Ok(true) => self.wake_worker(),
+            Ok(false) => {}
+            // A full ring counted the refusal; the item's credit stays with the ring.
+            // SAFETY: as above.
+            Err(_) => unsafe { ring.add_credits(1) },
+        }
+    }
+
+    /// Takes a chunk of queue credits for `ring` (keeping one for the item at hand); `false`,
+    /// with the item counted as refused, when none is left.
+    ///
+    /// The producer's side of `ring` is only touched by its own thread (the caller's
+    /// contract in `on_end`).
+    #[cold]
+    #[inline(never)]
+    fn take_credits(&self, ring: &Ring<I>) -> bool {
+        let chunk = self.shared.credit_chunk;
+        let mut taken = 0;
+        // Relaxed: credits are a count; no memory is handed over through them (items are,
+        // by the ring's own Release/Acquire pair).
+        let before = self.shared.credits.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |available| {
+            taken = available.min(chunk);
+            (taken > 0).then(|| available - taken)
+        });
+        if taken == 0 {
+            // SAFETY: the caller (`on_end`) is this ring's single producer.
+            unsafe { ring.count_refused() };
+            self.wake_worker();
+            return false;
+        }
+        // SAFETY: as above.
+        unsafe { ring.add_credits(taken - 1) };
+        // Half the queue is spoken for: time for the worker to export.
+        if before.is_ok_and(|available| available - taken < self.shared.config.max_queue_size / 2) {
             self.wake_worker();
         }
+        true
     }
 
     /// Releases this thread's ring of a processor that has shut down.
@@ -394,7 +535,9 @@ impl<I: Batchable> BatchProcessor<I> {
         // Forget rings of processors that are gone or shut down.
         // Relaxed: a stale view keeps a ring until the next registration.
         rings.retain(|(shared, _, _)| shared.upgrade().is_some_and(|s| !s.entry.shutdown.load(Ordering::Relaxed)));
-        let ring = Arc::new(Ring::new(self.shared.config.per_thread_capacity));
+        // A ring never holds more than the queue does.
+        let config = &self.shared.config;
+        let ring = Arc::new(Ring::new(config.per_thread_capacity.min(config.max_queue_size)));
         lock(&self.shared.rings).push(Arc::clone(&ring));
         rings.push((Arc::downgrade(&self.shared), self.shared.entry.id, ring));
         rings.len() - 1
@@ -416,7 +559,10 @@ impl<I: Batchable> BatchProcessor<I> {
 
     /// Exports everything queued so far; waits at most `timeout`.
     pub(crate) fn force_flush(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        self.flush_until(deadline_after(timeout))
+    }
+
+    fn flush_until(&self, deadline: Instant) -> bool {
         let mut c = self.shared.control.lock().unwrap_or_else(|p| p.into_inner());
         c.flush_requested += 1;
         let target = c.flush_requested;
@@ -445,9 +591,12 @@ impl<I: Batchable> BatchProcessor<I> {
         self.worker.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_none_or(|w| w.is_finished())
     }
 
-    /// Flushes, stops the worker and shuts the exporter down; waits at most `timeout`.
+    /// Flushes, stops the worker and shuts the exporter down; returns within `timeout`
+    /// (whether everything was exported in time). A worker still inside an exporter call at
+    /// the deadline is left to finish it on its own: its thread ends when the call returns.
     pub(crate) fn shutdown(&self, timeout: Duration) -> bool {
-        let flushed = self.force_flush(timeout);
+        let deadline = deadline_after(timeout);
+        let flushed = self.flush_until(deadline);
         // Relaxed: the worker also sees it through the control mutex below.
         self.shared.entry.shutdown.store(true, Ordering::Relaxed);
         {
@@ -456,9 +605,17 @@ impl<I: Batchable> BatchProcessor<I> {
             self.shared.wake.notify_one();
         }
         let worker = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let mut stopped = true;
         if let Some(w) = worker {
-            // A panic in the exporter has been reported by the panic hook already.
-            let _ = w.join();
+            // Bounded: a short sleep between checks of a thread that normally ends at once.
+            while !w.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(2)));
+            }
+            stopped = w.is_finished();
+            if stopped {
+                // A panic outside the exporter calls has been reported by the panic hook.
+                let _ = w.join();
+            }
         }
         // Nothing drains the rings any more: release them (a thread still holding its ring
         // lets go of it at its next record into this processor). Their refusals stay counted.
@@ -467,7 +624,7 @@ impl<I: Batchable> BatchProcessor<I> {
         // Relaxed: a reported count.
         self.shared.retired_refused.fetch_add(refused, Ordering::Relaxed);
         rings.clear();
-        flushed
+        flushed && stopped
     }
 
     pub(crate) fn stats(&self) -> ProcessorStats {
@@ -478,6 +635,7 @@ impl<I: Batchable> BatchProcessor<I> {
                 + lock(&self.shared.rings).iter().map(|r| r.refused()).sum::<u64>()
                 + self.shared.retired_refused.load(Ordering::Relaxed),
             failed: self.shared.failed.load(Ordering::Relaxed),
+            overruns: self.shared.overruns.load(Ordering::Relaxed),
         }
     }
 }
@@ -490,13 +648,14 @@ impl<I: Batchable> Drop for BatchProcessor<I> {
 
 fn worker<I: Batchable>(shared: Arc<Shared<I>>, mut exporter: Box<dyn Sink<I::Output>>) {
     let config = shared.config.clone();
+    exporter.set_export_timeout(config.export_timeout);
     let mut pending: Vec<I::Output> = Vec::with_capacity(config.max_export_batch_size);
     // What goes to the exporter; kept across exports with `pending`, so that a batch costs
     // no allocation.
     let mut batch: Vec<I::Output> = Vec::with_capacity(config.max_export_batch_size);
     let mut next_export = Instant::now() + config.scheduled_delay;
     loop {
-        let (flush_target, stopping) = {
+        let (flush_target, flushing, stopping) = {
             let mut c = shared.control.lock().unwrap_or_else(|p| p.into_inner());
             while !c.wake && c.flush_requested == c.flush_done && Instant::now() < next_export {
                 let left = next_export.saturating_duration_since(Instant::now());
@@ -505,17 +664,18 @@ fn worker<I: Batchable>(shared: Arc<Shared<I>>, mut exporter: Box<dyn Sink<I::Ou
             c.wake = false;
             // Relaxed: see `wake_worker`.
             shared.wake_pending.store(false, Ordering::Relaxed);
+            // A flush is asked for while requests outnumber the flushes done (not whenever
+            // one was ever asked for: that made every later wake-up export a partial batch).
             // Relaxed: set before the notification we just consumed under the mutex.
-            (c.flush_requested, shared.entry.shutdown.load(Ordering::Relaxed))
+            (c.flush_requested, c.flush_requested > c.flush_done, shared.entry.shutdown.load(Ordering::Relaxed))
         };
-        let flushing = flush_target > 0;
         let timer = Instant::now() >= next_export;
         drain(&shared, &mut pending, &mut batch, &mut *exporter, &config);
         if timer || flushing || stopping {
             export(&shared, &mut pending, &mut batch, &mut *exporter, &config);
             next_export = Instant::now() + config.scheduled_delay;
             if flushing {
-                let _ = exporter.force_flush();
+                let _ = guarded(|| exporter.force_flush());
             }
         }
         {
@@ -524,10 +684,17 @@ fn worker<I: Batchable>(shared: Arc<Shared<I>>, mut exporter: Box<dyn Sink<I::Ou
             shared.done.notify_all();
         }
         if stopping {
-            let _ = exporter.shutdown();
+            let _ = guarded(|| exporter.shutdown());
             return;
         }
     }
+}
+
+/// Runs an exporter call, turning a panic into a failure: a panicking exporter (ours or a
+/// user's) costs its batch, not the worker that every later item depends on. The panic
+/// message has been printed by the panic hook.
+fn guarded(call: impl FnOnce() -> Result<(), ExportError>) -> Result<(), ExportError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or(Err(ExportError::Panicked))
 }
 
 /// Moves spans from the rings into `pending`, exporting full batches on the way; stops
@@ -571,8 +738,12 @@ fn drain<I: Batchable>(
     lock(&shared.rings).retain(|r| {
         let keep = Arc::strong_count(r) > 1 || r.len() > 0;
         if !keep {
-            // Relaxed: a reported count.
+            // Acquire: pairs with the Release decrement of the producer's `Arc` (its thread
+            // ended), so its last stores to the ring's counters are visible.
+            fence(Ordering::Acquire);
+            // Relaxed: a reported count; the credits the thread held go back to the queue.
             shared.retired_refused.fetch_add(r.refused(), Ordering::Relaxed);
+            shared.credits.fetch_add(r.abandoned_credits(), Ordering::Relaxed);
         }
         keep
     });
@@ -593,13 +764,20 @@ fn export<I: Batchable>(
         } else {
             batch.extend(pending.drain(..n));
         }
-        let count = batch.len() as u64;
+        let count = batch.len();
+        let started = Instant::now();
+        let result = guarded(|| exporter.export(batch));
         // Relaxed: reported counts.
-        match exporter.export(batch) {
-            Ok(()) => shared.exported.fetch_add(count, Ordering::Relaxed),
-            Err(_) => shared.failed.fetch_add(count, Ordering::Relaxed),
+        if started.elapsed() > config.export_timeout {
+            shared.overruns.fetch_add(1, Ordering::Relaxed);
+        }
+        match result {
+            Ok(()) => shared.exported.fetch_add(count as u64, Ordering::Relaxed),
+            Err(_) => shared.failed.fetch_add(count as u64, Ordering::Relaxed),
         };
         batch.clear();
+        // The items have left the queue: their credits go back. Relaxed: see `take_credits`.
+        shared.credits.fetch_add(count, Ordering::Relaxed);
     }
 }
 
@@ -618,7 +796,7 @@ mod tests {
                 "OTEL_BSP_EXPORT_TIMEOUT" => Some("soon".into()),
                 _ => None,
             },
-            |k, v| warnings.push(format!("{k}={v}")),
+            |k, v, _| warnings.push(format!("{k}={v}")),
         );
         assert_eq!(c.max_queue_size, 100);
         assert_eq!(c.max_export_batch_size, 100, "clamped to the queue size");
@@ -642,7 +820,7 @@ mod tests {
     fn blrp_env() {
         let c = BatchConfig::logs_from_env_with(
             |k| (k == "OTEL_BLRP_MAX_QUEUE_SIZE").then(|| "4096".to_string()),
-            |_, _| panic!("no warning expected"),
+            |_, _, _| panic!("no warning expected"),
         );
         assert_eq!(c.max_queue_size, 4096);
         assert_eq!(c.scheduled_delay, Duration::from_secs(1));
@@ -655,7 +833,7 @@ mod tests {
                 "OTEL_BSP_MAX_QUEUE_SIZE" => Some("10".into()),
                 _ => None,
             },
-            |_, _| panic!("no warning expected"),
+            |_, _, _| panic!("no warning expected"),
         );
         assert_eq!(c.max_export_batch_size, 64);
         assert_eq!(c.scheduled_delay, Duration::from_millis(250));

@@ -181,7 +181,6 @@ fn on_segment(a: Knot, rate: Rate, b: Knot, t: u64) -> u64 {
     a.unix_nanos.saturating_add(rate.scale(t - a.ticks)).min(b.unix_nanos)
 }
 
-
 /// Converts `t` with `knots` (sorted by ticks, strictly increasing, wall times
 /// non-decreasing), extrapolating with `rate` outside them.
 fn convert_with(knots: &[Knot], rate: Rate, t: u64) -> u64 {

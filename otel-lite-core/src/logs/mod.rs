@@ -153,6 +153,9 @@ pub trait LogExporter: Send + 'static {
     fn export(&mut self, batch: Vec<LogRecord>) -> Result<(), ExportError>;
     /// Receives the provider's resource once, before the first export.
     fn set_resource(&mut self, _resource: &Resource) {}
+    /// Receives the batch processor's export timeout (`OTEL_BLRP_EXPORT_TIMEOUT`) once,
+    /// before the first export: one export call should return within it.
+    fn set_export_timeout(&mut self, _timeout: Duration) {}
     /// Flushes anything the exporter buffers itself.
     fn force_flush(&mut self) -> Result<(), ExportError> {
         Ok(())
@@ -229,6 +232,9 @@ impl Batchable for PendingLog {
 struct LogSink(Box<dyn LogExporter>);
 
 impl Sink<LogRecord> for LogSink {
+    fn set_export_timeout(&mut self, timeout: Duration) {
+        self.0.set_export_timeout(timeout)
+    }
     fn export(&mut self, batch: &mut Vec<LogRecord>) -> Result<(), ExportError> {
         self.0.export(std::mem::take(batch))
     }
@@ -346,12 +352,19 @@ impl LoggerProvider {
 
     /// Exports everything emitted so far; waits up to 30 s.
     pub fn force_flush(&self) -> bool {
-        self.pipeline.processors.iter().all(|p| p.force_flush(Duration::from_secs(30)))
+        self.force_flush_within(Duration::from_secs(30))
     }
 
-    /// Flushes and stops every processor; waits up to `timeout` each.
+    /// Exports everything emitted so far; returns within `timeout` (whether every
+    /// processor finished in time).
+    pub fn force_flush_within(&self, timeout: Duration) -> bool {
+        crate::batch::flush_all(&self.pipeline.processors, timeout)
+    }
+
+    /// Flushes and stops every processor; returns within `timeout` (whether everything
+    /// was exported in time).
     pub fn shutdown(&self, timeout: Duration) -> bool {
-        self.pipeline.processors.iter().all(|p| p.shutdown(timeout))
+        crate::batch::shutdown_all(&self.pipeline.processors, timeout)
     }
 
     /// Publishes the log pipeline's health in `registry` as the observable counters

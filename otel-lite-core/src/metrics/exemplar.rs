@@ -307,18 +307,19 @@ mod tests {
     #[test]
     fn a_fresh_exemplar_is_kept_for_a_millisecond() {
         let e = Exemplars::new(1);
-        let ms = crate::clock::ticks_per_millisecond();
+        // A fixed millisecond: the clock's measured rate is refined as it runs.
+        let ms = 1_000_000;
         let t0 = 1_000 * ms;
-        e.offer_at(0, 1.0, &sc(true), t0);
-        e.offer_at(0, 2.0, &sc(true), t0 + ms / 2);
+        e.offer_unless_fresh(0, 1.0, &sc(true), t0, ms);
+        e.offer_unless_fresh(0, 2.0, &sc(true), t0 + ms / 2, ms);
         assert_eq!(e.read(0, &mut Converter::new()).map(|x| x.value), Some(1.0), "half a millisecond later: kept");
-        e.offer_at(0, 3.0, &sc(true), t0 - 5);
+        e.offer_unless_fresh(0, 3.0, &sc(true), t0 - 5, ms);
         assert_eq!(
             e.read(0, &mut Converter::new()).map(|x| x.value),
             Some(1.0),
             "an older measurement never replaces a newer one"
         );
-        e.offer_at(0, 4.0, &sc(true), t0 + ms);
+        e.offer_unless_fresh(0, 4.0, &sc(true), t0 + ms, ms);
         assert_eq!(e.read(0, &mut Converter::new()).map(|x| x.value), Some(4.0), "a millisecond later: replaced");
     }
 

@@ -61,7 +61,11 @@ pub struct PeriodicReader {
 impl PeriodicReader {
     /// Starts exporting `registry` to `exporter` every `interval`
     /// (`OTEL_METRIC_EXPORT_INTERVAL`, default 60 s).
+    ///
+    /// An interval under a millisecond is taken as one (a zero interval would spin), and an
+    /// exporter that panics costs that export (it counts as failed), not the reader.
     pub fn start(registry: Registry, mut exporter: impl MetricExporter, interval: Duration) -> std::io::Result<Self> {
+        let interval = interval.max(Duration::from_millis(1));
         let (commands, inbox) = mpsc::channel::<Command>();
         let thread = std::thread::Builder::new().name("otel-lite-metrics".into()).spawn(move || loop {
             let command = match inbox.recv_timeout(interval) {
@@ -70,7 +74,9 @@ impl PeriodicReader {
                 // The handle is gone without a shutdown: stop quietly.
                 Err(RecvTimeoutError::Disconnected) => return,
             };
-            let ok = exporter.export(registry.collect()).is_ok();
+            let snapshot = registry.collect();
+            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exporter.export(snapshot)))
+                .is_ok_and(|r| r.is_ok());
             match command {
                 None => {}
                 // The requester may have given up waiting; nothing to do then.

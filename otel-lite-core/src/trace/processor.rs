@@ -23,6 +23,10 @@ pub trait SpanExporter: Send + 'static {
     }
     /// Receives the provider's resource once, before the first export.
     fn set_resource(&mut self, _resource: &Resource) {}
+    /// Receives the batch processor's export timeout (`OTEL_BSP_EXPORT_TIMEOUT`) once,
+    /// before the first export: one export call should return within it. The processor
+    /// cannot interrupt a call; it counts the exports that overrun.
+    fn set_export_timeout(&mut self, _timeout: std::time::Duration) {}
     /// Flushes anything the exporter buffers itself.
     fn force_flush(&mut self) -> Result<(), ExportError> {
         Ok(())
@@ -44,6 +48,9 @@ impl SpanExporter for Box<dyn SpanExporter> {
     }
     fn set_resource(&mut self, resource: &Resource) {
         (**self).set_resource(resource)
+    }
+    fn set_export_timeout(&mut self, timeout: std::time::Duration) {
+        (**self).set_export_timeout(timeout)
     }
     fn force_flush(&mut self) -> Result<(), ExportError> {
         (**self).force_flush()
@@ -111,6 +118,9 @@ impl Batchable for FinishedSpan {
 pub(crate) struct SpanSink(pub(crate) Box<dyn SpanExporter>);
 
 impl Sink<EndedSpan> for SpanSink {
+    fn set_export_timeout(&mut self, timeout: std::time::Duration) {
+        self.0.set_export_timeout(timeout)
+    }
     fn export(&mut self, batch: &mut Vec<EndedSpan>) -> Result<(), ExportError> {
         self.0.export_ended(batch)
     }

@@ -189,7 +189,7 @@ impl Drop for Owner {
 
 impl Pipeline {
     fn shutdown(&self, timeout: Duration) -> bool {
-        self.processors.iter().all(|p| p.shutdown(timeout))
+        crate::batch::shutdown_all(&self.processors, timeout)
     }
 }
 
@@ -222,10 +222,18 @@ impl TracerProvider {
     /// Exports everything ended so far; waits up to 30 s. Returns whether every processor
     /// finished in time.
     pub fn force_flush(&self) -> bool {
-        self.pipeline.processors.iter().all(|p| p.force_flush(Duration::from_secs(30)))
+        self.force_flush_within(Duration::from_secs(30))
     }
 
-    /// Flushes and stops every processor (their threads end); waits up to `timeout` each.
+    /// Exports everything ended so far; returns within `timeout` (whether every processor
+    /// finished in time).
+    pub fn force_flush_within(&self, timeout: Duration) -> bool {
+        crate::batch::flush_all(&self.pipeline.processors, timeout)
+    }
+
+    /// Flushes and stops every processor (their threads end); returns within `timeout`
+    /// (whether everything was exported in time). A worker still inside an exporter at the
+    /// deadline finishes that call on its own and then ends.
     pub fn shutdown(&self, timeout: Duration) -> bool {
         self.pipeline.shutdown(timeout)
     }

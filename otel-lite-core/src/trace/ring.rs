@@ -16,6 +16,9 @@ use crate::sync::{AtomicU64, AtomicUsize, CachePadded, Ordering, UnsafeCell};
 pub(crate) struct ProducerState {
     head_seen: AtomicUsize,
     refused: AtomicU64,
+    /// Queue credits this producer holds (see `batch.rs`): written only by the producer,
+    /// read by the consumer only once the producer is gone.
+    credits: AtomicUsize,
 }
 
 /// The consumer's private line: where it really is, and its last view of `tail`.
@@ -68,7 +71,11 @@ impl<T> Ring<T> {
             head: CachePadded(AtomicUsize::new(0)),
             consumer: CachePadded(ConsumerState { next: AtomicUsize::new(0), tail_seen: AtomicUsize::new(0) }),
             tail: CachePadded(AtomicUsize::new(0)),
-            producer: CachePadded(ProducerState { head_seen: AtomicUsize::new(0), refused: AtomicU64::new(0) }),
+            producer: CachePadded(ProducerState {
+                head_seen: AtomicUsize::new(0),
+                refused: AtomicU64::new(0),
+                credits: AtomicUsize::new(0),
+            }),
             slots: (0..cap).map(|_| Slot(UnsafeCell::new(MaybeUninit::uninit()))).collect(),
             mask: cap - 1,
         }
@@ -77,6 +84,50 @@ impl<T> Ring<T> {
     #[cfg(all(test, not(otel_lite_loom)))]
     pub(crate) fn capacity(&self) -> usize {
         self.mask + 1
+    }
+
+    /// Takes one of the queue credits this producer holds; `false` if it holds none.
+    ///
+    /// # Safety
+    /// Only the single producer may call this.
+    #[inline]
+    pub(crate) unsafe fn take_credit(&self) -> bool {
+        // Relaxed load and store, not an RMW: only the producer writes it.
+        let held = self.producer.credits.load(Ordering::Relaxed);
+        if held == 0 {
+            return false;
+        }
+        self.producer.credits.store(held - 1, Ordering::Relaxed);
+        true
+    }
+
+    /// Adds `n` queue credits to what this producer holds.
+    ///
+    /// # Safety
+    /// Only the single producer may call this.
+    #[inline]
+    pub(crate) unsafe fn add_credits(&self, n: usize) {
+        // Relaxed: producer-private (see `take_credit`).
+        let held = self.producer.credits.load(Ordering::Relaxed);
+        self.producer.credits.store(held + n, Ordering::Relaxed);
+    }
+
+    /// The credits a producer left behind, for the consumer to return once the producer is
+    /// gone (the caller orders this after the producer's last store).
+    pub(crate) fn abandoned_credits(&self) -> usize {
+        // Relaxed: the caller's Acquire fence orders this after the producer's last store.
+        self.producer.credits.load(Ordering::Relaxed)
+    }
+
+    /// Counts an item refused for want of queue credits (producer only, like a full ring).
+    ///
+    /// # Safety
+    /// Only the single producer may call this.
+    #[inline]
+    pub(crate) unsafe fn count_refused(&self) {
+        // Relaxed load and store: producer-private (see `claim`).
+        let refused = &self.producer.refused;
+        refused.store(refused.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
     /// Items refused because the ring was full.

@@ -160,6 +160,17 @@ impl Common {
         Ok(Common { transport, stats, resource: Resource::new(&[]), warned_partial: false, last_body_len: 0 })
     }
 
+    /// One export, retries included, takes no longer than `timeout` either (the batch
+    /// processor's `OTEL_BSP_EXPORT_TIMEOUT`/`OTEL_BLRP_EXPORT_TIMEOUT`).
+    fn cap_timeout(&mut self, timeout: std::time::Duration) {
+        let config = match &mut self.transport {
+            Transport::Http(http) => &mut http.config,
+            #[cfg(feature = "otlp-grpc")]
+            Transport::Grpc(grpc) => &mut grpc.config,
+        };
+        config.timeout = config.timeout.min(timeout);
+    }
+
     /// Sends `request` and records a partial success from its response. Over HTTP the
     /// request is handed to `recycle` once it is encoded (its buffers can serve the next one).
     fn export<Q: ExportRequest>(&mut self, request: Q, recycle: impl FnOnce(Q)) -> Result<(), ExportError> {
@@ -293,6 +304,10 @@ impl SpanExporter for OtlpSpanExporter {
     fn set_resource(&mut self, resource: &Resource) {
         self.common.resource = resource.clone();
     }
+
+    fn set_export_timeout(&mut self, timeout: std::time::Duration) {
+        self.common.cap_timeout(timeout);
+    }
 }
 
 /// Exports log records over OTLP/HTTP (through a batch log processor).
@@ -329,6 +344,10 @@ impl LogExporter for OtlpLogExporter {
 
     fn set_resource(&mut self, resource: &Resource) {
         self.common.resource = resource.clone();
+    }
+
+    fn set_export_timeout(&mut self, timeout: std::time::Duration) {
+        self.common.cap_timeout(timeout);
     }
 }
 

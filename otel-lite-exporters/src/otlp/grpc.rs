@@ -33,7 +33,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub(crate) struct GrpcTransport {
     runtime: tokio::runtime::Runtime,
     channel: Channel,
-    config: SignalConfig,
+    pub(crate) config: SignalConfig,
     pub(crate) stats: Arc<TransportStats>,
     jitter: u64,
 }
@@ -130,7 +130,7 @@ impl GrpcTransport {
     where
         Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
     {
-        let deadline = Instant::now() + self.config.timeout;
+        let deadline = super::transport::deadline_after(self.config.timeout);
         let gzip = self.config.compression == Compression::Gzip;
         let mut backoff = INITIAL_BACKOFF;
         loop {
@@ -157,7 +157,9 @@ impl GrpcTransport {
             // A zero delay would retry in a tight loop against a throttling server: back off.
             let server_delay = retry_info.and_then(|r| r.retry_delay).filter(|d| !d.is_zero());
             let wait = server_delay.unwrap_or_else(|| backoff.mul_f64(self.jitter_factor()));
-            if !retryable(status.code(), throttled) || Instant::now() + wait >= deadline {
+            // The server's delay is compared with the time left, never added to a clock
+            // reading (a RetryInfo of 2^63 seconds must not panic the export thread).
+            if !retryable(status.code(), throttled) || wait >= deadline.saturating_duration_since(Instant::now()) {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 return Err(ExportError::Failed(Box::new(error)));
             }

@@ -96,7 +96,7 @@ type Connector = HttpConnector;
 pub(crate) struct HttpTransport {
     runtime: tokio::runtime::Runtime,
     client: Client<Connector, Full<Bytes>>,
-    config: SignalConfig,
+    pub(crate) config: SignalConfig,
     pub(crate) stats: Arc<TransportStats>,
     jitter: u64,
 }
@@ -167,7 +167,7 @@ impl HttpTransport {
             Compression::None => body,
         };
         let body = Bytes::from(body);
-        let deadline = Instant::now() + self.config.timeout;
+        let deadline = deadline_after(self.config.timeout);
         let mut backoff = INITIAL_BACKOFF;
         loop {
             // Relaxed on every counter here: reported counts.
@@ -183,7 +183,9 @@ impl HttpTransport {
                 Attempt::Retry { error, retry_after } => (error, retry_after),
             };
             let wait = retry_after.unwrap_or_else(|| backoff.mul_f64(self.jitter_factor()));
-            if Instant::now() + wait >= deadline {
+            // Whatever the receiver asks (a `Retry-After` of 2^64 seconds included), the wait
+            // is compared with the time left, never added to a clock reading.
+            if wait >= deadline.saturating_duration_since(Instant::now()) {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 return Err(failed(error));
             }
@@ -253,6 +255,13 @@ enum Attempt {
     Fatal(OtlpError),
 }
 
+/// The instant `timeout` from now; a timeout too long to represent (`Duration::MAX`, or an
+/// absurd configuration) means "a century from now" rather than an overflow panic.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
 /// How long a `Retry-After` value asks to wait: delay-seconds or an HTTP-date (RFC 9110
 /// §10.2.3); a date in the past means now. `None` for a value that is neither.
 fn retry_after(value: &str) -> Option<Duration> {
@@ -296,5 +305,9 @@ mod tests {
         assert_eq!(retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO), "a past date means now");
         assert_eq!(retry_after("soon"), None);
         assert_eq!(retry_after("-1"), None);
+        // The largest values a receiver can send parse; they are waits the deadline refuses.
+        assert_eq!(retry_after("18446744073709551615"), Some(Duration::from_secs(u64::MAX)));
+        assert_eq!(retry_after("99999999999999999999999"), None);
+        assert!(deadline_after(Duration::MAX) > Instant::now());
     }
 }
