@@ -83,7 +83,7 @@ pub struct BatchConfig {
     /// delays the worker, never the application.
     pub export_timeout: Duration,
     /// Items buffered per recording thread (spans 4096, log records 2048); the worker is
-    /// woken when a thread's ring is half full. A slot holds the item itself, cache-line
+    /// woken when a thread's ring is three quarters full, or the queue is. A slot holds the item itself, cache-line
     /// aligned (a span 128 bytes, a log record 192), so that a plain item frees no memory
     /// on another thread (a span's events, links, status and own attributes are boxed and
     /// freed by the worker). A thread's span ring reserves 512 KiB of address space, its
@@ -517,8 +517,9 @@ impl<I: Batchable> BatchProcessor<I> {
         }
         // SAFETY: as above.
         unsafe { ring.add_credits(taken - 1) };
-        // Half the queue is spoken for: time for the worker to export.
-        if before.is_ok_and(|available| available - taken < self.shared.config.max_queue_size / 2) {
+        // Three quarters of the queue are spoken for: time for the worker to export (as when
+        // a ring is three quarters full: a wake-up per item would cost a system call each).
+        if before.is_ok_and(|available| available - taken < self.shared.config.max_queue_size / 4) {
             self.wake_worker();
         }
         true
