@@ -2,6 +2,7 @@
 # The whole test suite: installs the real peers it needs, then runs every test.
 #
 #   scripts/test.sh
+#   FUZZ=1 FUZZ_SECONDS=60 scripts/test.sh   # also fuzz each target (fuzz/) for 60 s
 #
 # Peers: Prometheus, promtool and Alertmanager (Debian packages `prometheus`,
 # `prometheus-alertmanager`), `openssl` (test certificates), and in a venv under .peers/
@@ -61,5 +62,40 @@ say "loom models (otel-lite-core)"
 # A separate target dir: the loom cfg rebuilds everything and must not evict the main cache.
 LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" RUSTFLAGS="--cfg otel_lite_loom" \
   CARGO_TARGET_DIR=target/loom cargo test -p otel-lite-core --release --locked --test loom
+
+# Nightly for miri and cargo-fuzz; installed here when missing.
+ensure_nightly() {
+  rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal \
+    || die "could not install the nightly toolchain (miri and cargo-fuzz need it)"
+}
+
+say "miri: unit tests of every module with unsafe code (otel-lite-core)"
+ensure_nightly
+rustup component list --toolchain nightly --installed | grep -q '^miri' \
+  || rustup component add miri rust-src --toolchain nightly || die "could not add miri to the nightly toolchain"
+# The clock's tests read the wall clock: isolation off. Every test of these modules runs;
+# `#[cfg_attr(miri, ignore = "...")]` marks, with its reason, what miri cannot run.
+MIRIFLAGS="-Zmiri-strict-provenance -Zmiri-disable-isolation" CARGO_TARGET_DIR=target/miri \
+  cargo +nightly miri test -p otel-lite-core --lib --locked -- \
+  trace::ring:: trace::future:: batch:: metrics::exemplar:: metrics::series:: metrics::cell:: clock::
+
+if [ "${FUZZ:-0}" = 1 ]; then
+  seconds="${FUZZ_SECONDS:-60}"
+  say "fuzzing each target for ${seconds} s (fuzz/; crashes are written to fuzz/artifacts/)"
+  ensure_nightly
+  command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked || die "could not install cargo-fuzz"
+  for target in propagation env receiver_replies exposition; do
+    # New inputs go to a scratch directory: the committed seeds stay as they are.
+    scratch="$(mktemp -d)"
+    log="$(mktemp)"
+    if ! cargo +nightly fuzz run -O "$target" "$scratch" "fuzz/corpus/$target" -- \
+      -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 >"$log" 2>&1; then
+      tail -n 60 "$log"
+      die "fuzz target $target failed (its input is in fuzz/artifacts/$target/; make it a regression test)"
+    fi
+    grep -E '^Done' "$log" || true
+    rm -rf "$scratch" "$log"
+  done
+fi
 
 say "all tests passed"

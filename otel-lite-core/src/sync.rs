@@ -149,3 +149,14 @@ pub(crate) fn stripe_count() -> usize {
         2
     }
 }
+
+/// The iterations of a concurrency test: `native` natively, a thousandth (at least 50)
+/// under miri, which interprets every step and explores its interleavings, not its volume.
+#[cfg(test)]
+pub(crate) fn test_iterations(native: u64) -> u64 {
+    if cfg!(miri) {
+        (native / 1000).max(50)
+    } else {
+        native
+    }
+}

@@ -5,6 +5,7 @@
 
 pub mod exposition;
 pub mod otlp;
+pub mod random_registry;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -400,13 +400,13 @@ mod tests {
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
-                    for _ in 0..100_000 {
+                    for _ in 0..crate::sync::test_iterations(100_000) {
                         c.apply(&(), 1);
                     }
                 });
             }
         });
-        assert_eq!(c.sum(), 400_000);
+        assert_eq!(c.sum(), 4 * crate::sync::test_iterations(100_000));
     }
 
     #[test]

@@ -339,12 +339,12 @@ mod tests {
                     );
                     // Ticks a full "millisecond" apart: no offer is skipped as fresh, so
                     // the writers really race for the slot.
-                    for i in 1..=20_000u64 {
+                    for i in 1..=crate::sync::test_iterations(20_000) {
                         e.offer_unless_fresh(0, f64::from(t + 1), &sc, i * 10, 10);
                     }
                 });
             }
-            for _ in 0..20_000 {
+            for _ in 0..crate::sync::test_iterations(20_000) {
                 if let Some(x) = e.read(0, &mut Converter::new()) {
                     let t = x.trace_id.to_bytes()[0];
                     assert_eq!(x.trace_id.to_bytes(), [t; 16]);

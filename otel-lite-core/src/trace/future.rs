@@ -76,3 +76,49 @@ pub trait FutureExt: Future + Sized {
 }
 
 impl<F: Future> FutureExt for F {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+
+    /// Pending once, then ready: the adapter must re-enter the context on the second poll.
+    struct YieldOnce(bool);
+
+    impl Future for YieldOnce {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+            if std::mem::replace(&mut self.0, true) {
+                Poll::Ready(())
+            } else {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+    }
+
+    /// A self-referential future (a borrow held across an await), polled through the
+    /// adapter's pin projection while pending (miri checks the projection).
+    #[test]
+    fn a_self_referential_future_sees_its_context_on_every_poll() {
+        let trace_id = TraceId::from_bytes([7; 16]);
+        let sc =
+            SpanContext::new(trace_id, SpanId::from_bytes([1; 8]), TraceFlags::SAMPLED, true, TraceState::default());
+        let future = async {
+            let local = [1u8; 32];
+            let borrowed = &local;
+            let before = Context::current().span_context().map(|s| s.trace_id());
+            YieldOnce(false).await;
+            let after = Context::current().span_context().map(|s| s.trace_id());
+            (before, after, borrowed.len())
+        }
+        .with_context(Context::new().with_span_context(sc));
+        let mut future = std::pin::pin!(future);
+        let waker = std::task::Waker::noop();
+        let mut cx = TaskContext::from_waker(waker);
+        assert!(future.as_mut().poll(&mut cx).is_pending());
+        assert!(Context::current().span_context().is_none(), "the context is current only while polled");
+        let Poll::Ready(seen) = future.as_mut().poll(&mut cx) else { panic!("ready on the second poll") };
+        assert_eq!(seen, (Some(trace_id), Some(trace_id), 32));
+    }
+}

@@ -294,7 +294,7 @@ mod tests {
             let r = Arc::clone(&r);
             std::thread::spawn(move || {
                 let mut dropped = 0u64;
-                for i in 0..200_000u64 {
+                for i in 0..crate::sync::test_iterations(200_000) {
                     // SAFETY: this thread is the only producer.
                     if unsafe { r.push(i) }.is_err() {
                         dropped += 1;
@@ -311,7 +311,7 @@ mod tests {
             }
         }
         let dropped = producer.join().unwrap();
-        assert_eq!(received.len() as u64 + dropped, 200_000);
+        assert_eq!(received.len() as u64 + dropped, crate::sync::test_iterations(200_000));
         assert!(received.windows(2).all(|w| w[0] < w[1]), "in order");
     }
 

@@ -56,6 +56,28 @@ fn json_partial_success(body: &[u8], rejected_field: &str) -> Option<(i64, Strin
     Some((rejected, message))
 }
 
+/// The partial success `(rejected, message)` an OTLP/HTTP response body carries; an empty
+/// or undecodable body is a plain success.
+fn partial_success<Q: ExportRequest>(body: &[u8], json: bool) -> Option<(i64, String)> {
+    if body.is_empty() {
+        None
+    } else if json {
+        json_partial_success(body, Q::REJECTED_JSON)
+    } else {
+        <Q::Response as prost::Message>::decode(body).ok().as_ref().and_then(Q::rejected)
+    }
+}
+
+/// [`partial_success`] for the fuzz target, which picks the signal.
+#[cfg(fuzzing)]
+pub(crate) fn partial_success_of(signal: super::Signal, body: &[u8], json: bool) -> Option<(i64, String)> {
+    match signal {
+        super::Signal::Traces => partial_success::<ExportTraceServiceRequest>(body, json),
+        super::Signal::Metrics => partial_success::<ExportMetricsServiceRequest>(body, json),
+        super::Signal::Logs => partial_success::<ExportLogsServiceRequest>(body, json),
+    }
+}
+
 /// An export request of one signal: what answers it, and how to send it over gRPC.
 trait ExportRequest: prost::Message + serde::Serialize + Sized {
     type Response: prost::Message + Default;
@@ -190,14 +212,7 @@ impl Common {
                 self.last_body_len = body.len();
                 recycle(request);
                 let body = http.send(body)?.body;
-                // An empty or undecodable body is a plain success.
-                if body.is_empty() {
-                    None
-                } else if json {
-                    json_partial_success(&body, Q::REJECTED_JSON)
-                } else {
-                    <Q::Response as prost::Message>::decode(body).ok().as_ref().and_then(Q::rejected)
-                }
+                partial_success::<Q>(&body, json)
             }
             #[cfg(feature = "otlp-grpc")]
             Transport::Grpc(grpc) => Q::rejected(&request.send_grpc(grpc)?),
@@ -360,19 +375,51 @@ pub fn config_from_env(signal: Signal) -> SignalConfig {
     config
 }
 
-/// Previous cumulative values, to turn snapshots into deltas.
+/// Series of one metric: (scope name, metric name, attributes).
+type SeriesKey = (String, String, AttributeSet);
+
+/// A series' previous cumulative value, when it was read, and in which collection it was
+/// last seen.
+struct Previous<T> {
+    value: T,
+    time: u64,
+    seen: u64,
+}
+
+/// Previous cumulative values, to turn snapshots into deltas. Only series present in the
+/// latest snapshot are kept: an observable instrument whose callback stops reporting an
+/// attribute set (a finished job, a closed connection) leaves nothing behind, so the state
+/// is as large as the latest snapshot, not as every series ever seen. A series that comes
+/// back starts over, its first point covering everything since its start time.
 #[derive(Default)]
 struct DeltaState {
-    sums: HashMap<(String, String, AttributeSet), (Number, u64)>,
-    histograms: HashMap<(String, String, AttributeSet), (HistogramPoint, u64)>,
-    exponential: HashMap<(String, String, AttributeSet), (ExponentialHistogramPoint, u64)>,
-    meters: HashMap<(String, String, AttributeSet), (u64, u64)>,
+    collection: u64,
+    sums: HashMap<SeriesKey, Previous<Number>>,
+    histograms: HashMap<SeriesKey, Previous<HistogramPoint>>,
+    exponential: HashMap<SeriesKey, Previous<ExponentialHistogramPoint>>,
+    meters: HashMap<SeriesKey, Previous<u64>>,
+}
+
+/// Records `value` read at `time` for `key`, returning the previous value and its time.
+// An `AttributeSet` hashes and compares by its attributes, which never change; its interior
+// mutability is a cache of its rendered labels.
+#[allow(clippy::mutable_key_type)]
+fn replace<T>(
+    map: &mut HashMap<SeriesKey, Previous<T>>,
+    key: SeriesKey,
+    value: T,
+    time: u64,
+    seen: u64,
+) -> Option<(T, u64)> {
+    map.insert(key, Previous { value, time, seen }).map(|p| (p.value, p.time))
 }
 
 impl DeltaState {
     /// Rewrites the sums, histograms and meter counts of `snapshot` that `preference`
     /// reports as changes into changes since the last call.
     fn apply(&mut self, snapshot: &mut ResourceMetrics, preference: Temporality) {
+        self.collection += 1;
+        let seen = self.collection;
         for scope in &mut snapshot.scopes {
             let scope_name = scope.scope.name.to_string();
             for m in &mut scope.metrics {
@@ -382,7 +429,9 @@ impl DeltaState {
                         for p in &mut sum.points {
                             let key = (scope_name.clone(), name.clone(), p.attributes.clone());
                             let current = p.value;
-                            if let Some((prev, prev_time)) = self.sums.insert(key, (current, p.time_unix_nanos)) {
+                            if let Some((prev, prev_time)) =
+                                replace(&mut self.sums, key, current, p.time_unix_nanos, seen)
+                            {
                                 p.value = match (current, prev) {
                                     (Number::U64(c), Number::U64(b)) => Number::U64(c.saturating_sub(b)),
                                     (Number::I64(c), Number::I64(b)) => Number::I64(c.wrapping_sub(b)),
@@ -396,7 +445,9 @@ impl DeltaState {
                         for p in points.iter_mut() {
                             let key = (scope_name.clone(), name.clone(), p.attributes.clone());
                             let current = p.clone();
-                            if let Some((prev, prev_time)) = self.histograms.insert(key, (current, p.time_unix_nanos)) {
+                            if let Some((prev, prev_time)) =
+                                replace(&mut self.histograms, key, current, p.time_unix_nanos, seen)
+                            {
                                 for (c, b) in p.bucket_counts.iter_mut().zip(&prev.bucket_counts) {
                                     *c = c.saturating_sub(*b);
                                 }
@@ -413,7 +464,8 @@ impl DeltaState {
                         for p in points.iter_mut() {
                             let key = (scope_name.clone(), name.clone(), p.attributes.clone());
                             let current = p.clone();
-                            if let Some((prev, prev_time)) = self.exponential.insert(key, (current, p.time_unix_nanos))
+                            if let Some((prev, prev_time)) =
+                                replace(&mut self.exponential, key, current, p.time_unix_nanos, seen)
                             {
                                 subtract_exponential(p, &prev);
                                 p.start_unix_nanos = prev_time;
@@ -424,7 +476,9 @@ impl DeltaState {
                     MetricData::Meter(points) => {
                         for p in points.iter_mut() {
                             let key = (scope_name.clone(), name.clone(), p.attributes.clone());
-                            if let Some((prev, prev_time)) = self.meters.insert(key, (p.count, p.time_unix_nanos)) {
+                            if let Some((prev, prev_time)) =
+                                replace(&mut self.meters, key, p.count, p.time_unix_nanos, seen)
+                            {
                                 p.count = p.count.saturating_sub(prev);
                                 p.start_unix_nanos = prev_time;
                             }
@@ -434,6 +488,16 @@ impl DeltaState {
                 }
             }
         }
+        self.sums.retain(|_, p| p.seen == seen);
+        self.histograms.retain(|_, p| p.seen == seen);
+        self.exponential.retain(|_, p| p.seen == seen);
+        self.meters.retain(|_, p| p.seen == seen);
+    }
+
+    /// Series whose previous values are kept.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.sums.len() + self.histograms.len() + self.exponential.len() + self.meters.len()
     }
 }
 
@@ -537,6 +601,45 @@ mod tests {
         assert_eq!(downscale(&buckets(-3, &[1, 1, 1, 1]), 1), buckets(-2, &[1, 2, 1]));
         assert_eq!(downscale(&buckets(5, &[1, 2, 3]), 2), buckets(1, &[6]));
         assert_eq!(downscale(&buckets(5, &[1, 2, 3]), 0), buckets(5, &[1, 2, 3]));
+    }
+
+    /// A job counter whose callback reports the 10 running jobs, a window that moves on by
+    /// one job per collection: the delta state holds the reported jobs only, and each job's
+    /// delta is its change since the previous collection.
+    #[test]
+    fn delta_state_forgets_series_no_longer_reported() {
+        use std::sync::atomic::AtomicU64;
+        let registry = Registry::new();
+        let round = Arc::new(AtomicU64::new(0));
+        let r = Arc::clone(&round);
+        registry
+            .observable_counter::<u64>("jobs.work")
+            .build(move |o| {
+                let round = r.load(Ordering::Relaxed);
+                for job in round..round + 10 {
+                    // Each job's total grows by `job` per round it has been running.
+                    o.observe(job * (round + 10 - job), &[otel_lite_core::KeyValue::new("job", job as i64)]);
+                }
+            })
+            .expect("registers");
+        let mut state = DeltaState::default();
+        for n in 0..1000u64 {
+            round.store(n, Ordering::Relaxed);
+            let mut snapshot = registry.collect();
+            state.apply(&mut snapshot, Temporality::Delta);
+            assert_eq!(state.len(), 10, "collection {n}");
+            let MetricData::Sum(sum) = &snapshot.scopes[0].metrics[0].data else { panic!("a sum") };
+            for p in &sum.points {
+                let job = match p.attributes.iter().next().map(|kv| kv.value()) {
+                    Some(otel_lite_core::Value::I64(job)) => *job as u64,
+                    other => panic!("a job attribute, not {other:?}"),
+                };
+                // A job seen before changed by `job`; at the first collection, each reports
+                // its whole total (a job that starts later has `job` in its first round too).
+                let expected = if n == 0 { job * (10 - job) } else { job };
+                assert_eq!(p.value, Number::U64(expected), "job {job} at collection {n}");
+            }
+        }
     }
 
     #[test]

@@ -35,3 +35,21 @@ pub use exporters::{config_from_env, OtlpLogExporter, OtlpMetricExporter, OtlpSp
 pub use otel_lite_core::metrics::PeriodicReader;
 pub use transform::{logs_request, metrics_request, traces_request, Temporality};
 pub use transport::{OtlpError, TransportStats};
+
+/// The parsers of what an OTLP receiver answers, for the fuzz targets in `fuzz/` (built only
+/// with `--cfg fuzzing`, which `cargo fuzz` sets).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::time::Duration;
+
+    /// How long a `Retry-After` header value asks to wait.
+    pub fn retry_after(value: &str) -> Option<Duration> {
+        super::transport::retry_after(value)
+    }
+
+    /// The partial success `(rejected, message)` of an OTLP/HTTP response body.
+    pub fn partial_success(signal: super::Signal, body: &[u8], json: bool) -> Option<(i64, String)> {
+        super::exporters::partial_success_of(signal, body, json)
+    }
+}

@@ -264,7 +264,7 @@ pub(crate) fn deadline_after(timeout: Duration) -> Instant {
 
 /// How long a `Retry-After` value asks to wait: delay-seconds or an HTTP-date (RFC 9110
 /// §10.2.3); a date in the past means now. `None` for a value that is neither.
-fn retry_after(value: &str) -> Option<Duration> {
+pub(crate) fn retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));

@@ -25,9 +25,14 @@ pub const DEFAULT_HOST: &str = "localhost";
 pub const DEFAULT_PORT: u16 = 9464;
 
 /// At most this many connections are served at once; further ones wait in the backlog.
-const MAX_CONNECTIONS: usize = 64;
-/// A client must send its request headers within this time.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Generous, so that clients that never finish their request (slow-loris) cannot take every
+/// slot from the scraper: each idle connection costs a task and a read buffer (about
+/// 10 KiB), 10 MiB at the limit. Past the limit, a scrape waits for the header timeout of
+/// the oldest such client at most.
+const MAX_CONNECTIONS: usize = 1024;
+/// A client must send its request headers within this time (Prometheus sends its request
+/// at once); an idle keep-alive connection is closed after it too.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Requests whose head exceeds this many bytes are refused (hyper's minimum).
 const MAX_HEAD_BYTES: usize = 8192;
 
