@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 
 use libfuzzer_sys::fuzz_target;
-use otel_lite::propagation::{B3Encoding, B3Propagator, BaggagePropagator, Baggage, Propagators, TextMapPropagator, TraceContextPropagator};
+use otel_lite::propagation::{
+    B3Encoding, B3Propagator, Baggage, BaggagePropagator, Propagators, TextMapPropagator, TraceContextPropagator,
+};
 use otel_lite::trace::{Context, TraceState};
 
 // The input is text: a line `name: value` is a header field (repeats and any case
