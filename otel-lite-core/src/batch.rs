@@ -9,13 +9,15 @@
 //! `max_queue_size` bounds the items of a processor everywhere at once: in every thread's
 //! ring and in the worker's queue. An item needs a *credit*; the processor starts with
 //! `max_queue_size` credits and gets one back when an item leaves (exported, failed or
-//! dropped). A recording thread takes credits in small chunks (at most 32, fewer for a small
-//! queue) with one atomic read-modify-write per chunk and spends them with plain stores to
-//! its own ring's line, so the hot path shares nothing. With no credit left the item is
-//! refused and counted, like an item refused by a full ring. Credits a thread holds unused
-//! are the slack: a thread that records rarely keeps up to a chunk, so with many threads the
-//! queue may refuse items while some credits sit idle (it never holds more than
-//! `max_queue_size` items); a thread's credits come back when it exits.
+//! dropped). A recording thread takes credits in chunks with one atomic read-modify-write
+//! per chunk and spends them with plain stores to its own ring's line, so the hot path
+//! shares nothing. A thread's chunks start at one credit and double each time it runs out,
+//! up to 32 (fewer for a small queue): a busy thread soon takes 32 at a time, while the
+//! many threads of a pool that record an item now and then (tokio's blocking threads)
+//! take one at a time and hold none idle. With no credit left the item is refused and
+//! counted, like an item refused by a full ring. The queue never holds more than
+//! `max_queue_size` items; the credits a thread holds unused (fewer than its last chunk)
+//! are the slack by which it may refuse an item early, and they come back when it exits.
 //!
 //! # Faults
 //!
@@ -501,7 +503,8 @@ impl<I: Batchable> BatchProcessor<I> {
     #[cold]
     #[inline(never)]
     fn take_credits(&self, ring: &Ring<I>) -> bool {
-        let chunk = self.shared.credit_chunk;
+        // SAFETY: the caller (`on_end`) is this ring's single producer.
+        let chunk = unsafe { ring.next_credit_chunk(self.shared.credit_chunk) };
         let mut taken = 0;
         // Relaxed: credits are a count; no memory is handed over through them (items are,
         // by the ring's own Release/Acquire pair).

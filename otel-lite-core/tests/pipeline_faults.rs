@@ -145,6 +145,31 @@ fn a_finished_threads_credits_come_back() {
     assert_eq!(probe.exported.load(Ordering::SeqCst), 104, "every credit is back: {:?}", p.stats());
 }
 
+/// A pool of threads that each record an item now and then (tokio's blocking threads, up
+/// to 512 of them, idle for seconds between tasks) does not strand the queue's credits:
+/// 200 live threads with one span each fit a queue of 256 (each took a chunk of 4 before,
+/// and the queue refused spans while hundreds of credits sat idle).
+#[test]
+fn idle_pool_threads_do_not_strand_the_queue() {
+    let probe = Probe::default();
+    let config = BatchConfig { max_queue_size: 256, max_export_batch_size: 256, ..BatchConfig::default() };
+    let p = provider(&probe, config);
+    let recorded = std::sync::Barrier::new(200);
+    std::thread::scope(|s| {
+        for _ in 0..200 {
+            let (tracer, recorded) = (p.tracer("pool"), &recorded);
+            s.spawn(move || {
+                drop(tracer.start("task"));
+                // Stay alive, holding whatever credits were taken, until all have recorded.
+                recorded.wait();
+            });
+        }
+    });
+    assert!(p.force_flush());
+    assert_eq!(p.stats().dropped, 0, "{:?}", p.stats());
+    assert_eq!(probe.exported.load(Ordering::SeqCst), 200);
+}
+
 /// After one `force_flush`, the worker batches as before: full batches, not one export per
 /// wake-up (it compared the running total of flush requests with zero).
 #[test]

@@ -19,6 +19,9 @@ pub(crate) struct ProducerState {
     /// Queue credits this producer holds (see `batch.rs`): written only by the producer,
     /// read by the consumer only once the producer is gone.
     credits: AtomicUsize,
+    /// How many credits the producer takes next time it runs out (producer-private; see
+    /// `batch.rs`): it starts at one and doubles each time.
+    next_chunk: AtomicUsize,
 }
 
 /// The consumer's private line: where it really is, and its last view of `tail`.
@@ -75,6 +78,7 @@ impl<T> Ring<T> {
                 head_seen: AtomicUsize::new(0),
                 refused: AtomicU64::new(0),
                 credits: AtomicUsize::new(0),
+                next_chunk: AtomicUsize::new(1),
             }),
             slots: (0..cap).map(|_| Slot(UnsafeCell::new(MaybeUninit::uninit()))).collect(),
             mask: cap - 1,
@@ -110,6 +114,19 @@ impl<T> Ring<T> {
         // Relaxed: producer-private (see `take_credit`).
         let held = self.producer.credits.load(Ordering::Relaxed);
         self.producer.credits.store(held + n, Ordering::Relaxed);
+    }
+
+    /// How many credits to take when this producer runs out: 1 at first, then twice the
+    /// previous chunk each time, up to `max`.
+    ///
+    /// # Safety
+    /// Only the single producer may call this.
+    #[inline]
+    pub(crate) unsafe fn next_credit_chunk(&self, max: usize) -> usize {
+        // Relaxed load and store: producer-private (see `take_credit`).
+        let chunk = self.producer.next_chunk.load(Ordering::Relaxed).min(max);
+        self.producer.next_chunk.store((chunk * 2).min(max), Ordering::Relaxed);
+        chunk
     }
 
     /// The credits a producer left behind, for the consumer to return once the producer is
