@@ -3,7 +3,8 @@
 //! [`Striped`] is a LongAdder-style cell: one shard inline, and an array of cache-padded
 //! shards allocated the first time two threads are seen racing on it. Uncontended series
 //! (the vast majority) stay one shard small; a contended series spreads its writers over
-//! as many stripes as the machine has cores.
+//! as many stripes as the machine has cores, within the process's stripe budget
+//! ([`crate::global::set_stripe_budget`]): past it, a contended cell stays one shard for good.
 //!
 //! Orderings: every shard value is a sum (or min/max) read only to be reported; no other
 //! memory is published through it, so shard operations are `Relaxed`. The one pointer that
@@ -29,6 +30,11 @@ pub trait Shard {
     {
         Self::new(config)
     }
+    /// Heap memory this shard owns outside itself (a stripe's share of the stripe budget,
+    /// with its own size).
+    fn heap_bytes(&self) -> usize {
+        0
+    }
     /// Applies `op` if no other thread is writing this shard at the same moment; returns
     /// `false`, with nothing applied, when it saw a race.
     fn try_apply(&self, op: Self::Op) -> bool;
@@ -50,11 +56,18 @@ pub trait Shard {
 }
 
 /// A cell that starts as one shard and grows stripes under contention.
-pub struct Striped<S> {
+pub struct Striped<S: Shard> {
     base: S,
     /// Null until contention is seen; then the first element of `stripe_count()` shards,
-    /// owned by this cell and freed in `Drop`.
+    /// owned by this cell and freed in `Drop`, or [`refused`] when the stripe budget was
+    /// spent (the cell then stays one shard).
     stripes: AtomicPtr<CachePadded<S>>,
+}
+
+/// The `stripes` of a cell that contention found with the stripe budget spent: an aligned,
+/// never-dereferenced address no allocation can have (the first page is never mapped).
+fn refused<S>() -> *mut CachePadded<S> {
+    std::ptr::NonNull::dangling().as_ptr()
 }
 
 impl<S: Shard> Striped<S> {
@@ -79,6 +92,10 @@ impl<S: Shard> Striped<S> {
             self.inflate(config);
             return;
         }
+        if stripes == refused() {
+            self.base.apply(op);
+            return;
+        }
         let index = thread_stripe_hint() & (stripe_count() - 1);
         // SAFETY: `stripes` is non-null, so it points to `stripe_count()` initialised shards
         // (published by `inflate` with Release, observed with Acquire above) that live until
@@ -93,19 +110,30 @@ impl<S: Shard> Striped<S> {
 
     #[cold]
     #[inline(never)]
-    fn inflate(&self, config: &S::Config) -> *mut CachePadded<S> {
+    fn inflate(&self, config: &S::Config) {
         let fresh: Box<[CachePadded<S>]> = (0..stripe_count()).map(|_| CachePadded(S::new_stripe(config))).collect();
-        let fresh = Box::into_raw(fresh).cast::<CachePadded<S>>();
-        // AcqRel: Release publishes our initialised shards; Acquire (on failure) makes the
-        // winner's shards visible to us.
-        match self.stripes.compare_exchange(std::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => fresh,
-            Err(winner) => {
-                // SAFETY: `fresh` came from `Box::into_raw` of a slice of `stripe_count()`
-                // elements just above and was never shared, since the exchange failed.
-                drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(fresh, stripe_count())) });
-                winner
+        let bytes = stripes_bytes(&fresh);
+        if !crate::global::reserve_stripes(bytes) {
+            drop(fresh);
+            // Relaxed: the sentinel publishes no memory; a racing inflation that won keeps
+            // its stripes (the exchange fails and nothing changes). Counted once per cell.
+            if self
+                .stripes
+                .compare_exchange(std::ptr::null_mut(), refused(), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                crate::global::count_unstriped();
             }
+            return;
+        }
+        let fresh = Box::into_raw(fresh).cast::<CachePadded<S>>();
+        // AcqRel: Release publishes our initialised shards; Acquire (on failure) orders the
+        // winner's shards before anything we read through them later (we read none here).
+        if self.stripes.compare_exchange(std::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            // SAFETY: `fresh` came from `Box::into_raw` of a slice of `stripe_count()`
+            // elements just above and was never shared, since the exchange failed.
+            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(fresh, stripe_count())) });
+            crate::global::release_stripes(bytes);
         }
     }
 
@@ -114,7 +142,7 @@ impl<S: Shard> Striped<S> {
         f(&self.base);
         // Acquire: pairs with the Release in `inflate` (see `apply`).
         let stripes = self.stripes.load(Ordering::Acquire);
-        if !stripes.is_null() {
+        if !stripes.is_null() && stripes != refused() {
             for i in 0..stripe_count() {
                 // SAFETY: as in `apply`: non-null means `stripe_count()` live shards.
                 f(unsafe { &*stripes.add(i) });
@@ -125,19 +153,27 @@ impl<S: Shard> Striped<S> {
     /// Whether contention has been seen and stripes allocated.
     #[cfg(all(test, not(otel_lite_loom)))]
     pub(crate) fn is_inflated(&self) -> bool {
-        !self.stripes.load(Ordering::Acquire).is_null()
+        let stripes = self.stripes.load(Ordering::Acquire);
+        !stripes.is_null() && stripes != refused()
     }
 }
 
-impl<S> Drop for Striped<S> {
+/// The memory a stripe array takes, counted against the stripe budget.
+fn stripes_bytes<S: Shard>(stripes: &[CachePadded<S>]) -> usize {
+    stripes.iter().map(|s| std::mem::size_of_val(s) + s.0.heap_bytes()).sum()
+}
+
+impl<S: Shard> Drop for Striped<S> {
     fn drop(&mut self) {
         // Acquire: `&mut self` already excludes other threads; the ordering only matters to
         // loom, which models the hand-over of the array to the dropping thread.
         let stripes = self.stripes.load(Ordering::Acquire);
-        if !stripes.is_null() {
-            // SAFETY: a non-null pointer was produced by `Box::into_raw` of a slice of
-            // `stripe_count()` shards in `inflate`; `&mut self` means no one else uses it.
-            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(stripes, stripe_count())) });
+        if !stripes.is_null() && stripes != refused() {
+            // SAFETY: a non-null pointer other than the sentinel was produced by
+            // `Box::into_raw` of a slice of `stripe_count()` shards in `inflate`; `&mut self`
+            // means no one else uses it.
+            let array = unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(stripes, stripe_count())) };
+            crate::global::release_stripes(stripes_bytes(&array));
         }
     }
 }
@@ -295,6 +331,10 @@ impl Shard for HistogramShard {
     /// next to another stripe's.
     fn new_stripe(buckets: &usize) -> Self {
         HistogramShard::with_padding(*buckets, 128 / std::mem::size_of::<AtomicU64>())
+    }
+
+    fn heap_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.storage)
     }
 
     #[inline]

@@ -31,8 +31,9 @@ struct Entry {
 }
 
 /// The registry's own self-metrics: `(name, unit, description)`, counters in the
-/// `otel-lite` scope, made at collection from the instruments' health.
-const SELF_METRICS: [(&str, &str, &str); 4] = [
+/// `otel-lite` scope, made at collection from the instruments' health (the last one from
+/// the process's stripe budget, without attributes).
+const SELF_METRICS: [(&str, &str, &str); 5] = [
     (
         "otel_lite.metric.overflow_records",
         "{record}",
@@ -52,6 +53,11 @@ const SELF_METRICS: [(&str, &str, &str); 4] = [
         "otel_lite.metric.hidden_series",
         "{series}",
         "Series left out of the Prometheus exposition because an earlier series of the instrument shows the same labels.",
+    ),
+    (
+        "otel_lite.metric.unstriped_series",
+        "{series}",
+        "Contended series (process-wide) that stayed one shard because the stripe budget was spent (otel_lite::global::set_stripe_budget).",
     ),
 ];
 
@@ -203,7 +209,7 @@ impl Registry {
         let now = cx.now;
         let mut scopes: Vec<ScopeMetrics> = Vec::new();
         // One list of points per self-metric, in `SELF_METRICS` order.
-        let mut health_points: [Vec<NumberPoint>; 4] = Default::default();
+        let mut health_points: [Vec<NumberPoint>; 5] = Default::default();
         for c in &entries {
             let d = c.descriptor();
             if let Some(metric) = c.collect(&mut cx) {
@@ -230,6 +236,16 @@ impl Registry {
                     });
                 }
             }
+        }
+        let unstriped = crate::global::stripes_refused();
+        if unstriped > 0 {
+            health_points[4].push(NumberPoint {
+                attributes: crate::attributes::AttributeSet::empty(),
+                start_unix_nanos: self.created_unix_nanos(),
+                time_unix_nanos: now,
+                value: Number::U64(unstriped),
+                exemplars: Vec::new(),
+            });
         }
         let own: Vec<Metric> = SELF_METRICS
             .iter()
