@@ -93,7 +93,8 @@ if [ "${FUZZ:-0}" = 1 ]; then
       tail -n 60 "$log"
       die "fuzz target $target failed (its input is in fuzz/artifacts/$target/; make it a regression test)"
     fi
-    grep -E '^Done' "$log" || true
+    # libFuzzer's summary; a run that reports none ran no input, which is a failure too.
+    grep -E '^Done [1-9]' "$log" || { tail -n 20 "$log"; die "fuzz target $target reported no runs"; }
     rm -rf "$scratch" "$log"
   done
 fi

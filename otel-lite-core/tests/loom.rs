@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Every model is explored with a preemption bound: `LOOM_MAX_PREEMPTIONS` if set, else
-//! [`DEFAULT_PREEMPTIONS`] (3). On two cores the whole file takes ~11 s at bound 3 and
+//! `loom_common::DEFAULT_PREEMPTIONS` (3). On two cores the whole file takes ~11 s at bound 3 and
 //! ~60 s at bound 4; CI sets `LOOM_MAX_PREEMPTIONS=3` explicitly. Unbounded exploration of
 //! the larger models (three threads, the series map) does not finish in reasonable time.
 //!
@@ -31,16 +31,9 @@ use otel_lite_core::metrics::OVERFLOW_ATTRIBUTE;
 use otel_lite_core::trace::__loom::Ring;
 use otel_lite_core::KeyValue;
 
-/// The preemption bound used when `LOOM_MAX_PREEMPTIONS` is not set.
-const DEFAULT_PREEMPTIONS: usize = 3;
+mod loom_common;
 
-fn model<F: Fn() + Sync + Send + 'static>(f: F) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(DEFAULT_PREEMPTIONS);
-    }
-    builder.check(f);
-}
+use loom_common::{model, spawn_sum_adds};
 
 // --- the exemplar seqlock ------------------------------------------------------------
 
@@ -118,13 +111,7 @@ fn u64_sum_two_writers_and_a_reader() {
 fn u64_sum_inflate_race() {
     model(|| {
         let cell = Arc::new(Striped::<U64Sum>::new(&()));
-        let writers: Vec<_> = [1u64, 10, 100]
-            .into_iter()
-            .map(|v| {
-                let cell = Arc::clone(&cell);
-                thread::spawn(move || cell.apply(&(), v))
-            })
-            .collect();
+        let writers = spawn_sum_adds(&cell, &[1, 10, 100]);
         for w in writers {
             w.join().unwrap();
         }

@@ -5,19 +5,13 @@
 //! process-wide (run like `tests/loom.rs`).
 #![cfg(otel_lite_loom)]
 
-use loom::sync::Arc;
-use loom::thread;
+mod loom_common;
 
+use loom::sync::Arc;
+
+use loom_common::{model, spawn_sum_adds};
 use otel_lite_core::global::{set_stripe_budget, stripe_bytes};
 use otel_lite_core::metrics::__loom::{Striped, U64Sum};
-
-fn model<F: Fn() + Sync + Send + 'static>(f: F) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(3);
-    }
-    builder.check(f);
-}
 
 /// Three writers and a reader on one cell, with a budget of `budget` bytes: every add
 /// counts, a read sees a subset sum, and the budget is all given back when the cell goes.
@@ -25,13 +19,7 @@ fn three_writers_with_budget(budget: usize) {
     set_stripe_budget(budget);
     model(|| {
         let cell = Arc::new(Striped::<U64Sum>::new(&()));
-        let writers: Vec<_> = [1u64, 10, 100]
-            .into_iter()
-            .map(|v| {
-                let cell = Arc::clone(&cell);
-                thread::spawn(move || cell.apply(&(), v))
-            })
-            .collect();
+        let writers = spawn_sum_adds(&cell, &[1, 10, 100]);
         let seen = cell.sum();
         assert!([0, 1, 10, 11, 100, 101, 110, 111].contains(&seen), "impossible intermediate sum {seen}");
         for w in writers {
