@@ -446,6 +446,11 @@ impl AttributeSet {
         self.0.labels.get_or_init(|| Arc::new(render_labels(&self.0.kvs, false)))
     }
 
+    /// The labels rendered for the series of this set, if it has one.
+    pub(crate) fn series_labels(&self) -> Option<&Arc<Labels>> {
+        self.0.labels.get()
+    }
+
     /// Renders the labels of a new series with `render` (the registry's duplicate check)
     /// unless the set already has them.
     pub(crate) fn init_prometheus_labels(&self, render: impl FnOnce(&[KeyValue]) -> Arc<Labels>) {

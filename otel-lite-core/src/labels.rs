@@ -185,6 +185,27 @@ impl SeriesLabels {
             }
         }
     }
+
+    /// Forgets the labels of an evicted series, so that a series created later with the
+    /// same labels shows. A hidden series is not remembered and needs nothing; a series
+    /// hidden behind this one stays hidden (it was reported as such).
+    pub(crate) fn forget(&mut self, labels: &Labels) {
+        if self.seen.get(&labels.text).is_some_and(|seen| std::ptr::eq(&**seen, labels)) {
+            self.seen.remove(&labels.text);
+        }
+    }
+
+    /// Remembers again the labels of an evicted series that is put back; returns whether a
+    /// series with the same labels now hides it.
+    pub(crate) fn restore(&mut self, labels: &Arc<Labels>) -> bool {
+        let hidden = self.seen.contains_key(&labels.text);
+        if !hidden {
+            self.seen.insert(labels.text.clone(), Arc::clone(labels));
+        }
+        // Relaxed: see `Labels::is_hidden`.
+        labels.hidden.store(hidden, Ordering::Relaxed);
+        hidden
+    }
 }
 
 #[cfg(all(test, not(otel_lite_loom)))]

@@ -35,6 +35,7 @@ pub mod __private;
 pub mod attributes;
 mod batch;
 mod clock;
+mod epoch;
 mod error;
 pub mod global;
 pub mod labels;

@@ -7,7 +7,7 @@ use crate::attributes::KeyValue;
 use crate::clock::Converter;
 use crate::metrics::cell::{F64Sum, Striped, U64Sum};
 use crate::metrics::exemplar::{Exemplar, Exemplars};
-use crate::metrics::instrument::{debug_handle, Collect, CollectContext, Core, Descriptor, Health};
+use crate::metrics::instrument::{debug_handle, Collect, CollectContext, Core, Descriptor, Health, SeriesLimits};
 use crate::metrics::series::Series;
 use crate::metrics::snapshot::{Metric, MetricData, Number, NumberPoint, Sum};
 use crate::trace::SpanContext;
@@ -189,17 +189,17 @@ macro_rules! sum_instrument {
             /// Adds `value` to the series of `attributes` (in any order).
             #[inline]
             pub fn add(&self, value: T, attributes: &[KeyValue]) {
-                let series = self.core.series.get_or_create(attributes, T::new_cell);
-                add_checked(&self.core, &series.data, value);
+                self.core.series.record(attributes, T::new_cell, |data| add_checked(&self.core, data, value));
             }
 
             /// Adds `value` and, when `span` is sampled, keeps it as the series' exemplar
             /// (shown next to the sample in OpenMetrics).
             #[inline]
             pub fn add_with_exemplar(&self, value: T, attributes: &[KeyValue], span: &SpanContext) {
-                let series = self.core.series.get_or_create(attributes, T::new_cell);
-                add_checked(&self.core, &series.data, value);
-                T::exemplars(&series.data).offer(0, value.as_f64(), span);
+                self.core.series.record(attributes, T::new_cell, |data| {
+                    add_checked(&self.core, data, value);
+                    T::exemplars(data).offer(0, value.as_f64(), span);
+                });
             }
 
             /// A handle for one attribute set: adding through it needs no lookup.
@@ -296,8 +296,12 @@ impl FromNumber for f64 {
     }
 }
 
-pub(crate) fn new_sum_core<T: sealed::SumValue>(descriptor: Descriptor, monotonic: bool, limit: usize) -> SumCore<T> {
-    Core::new(descriptor, SumConfig { monotonic }, limit)
+pub(crate) fn new_sum_core<T: sealed::SumValue>(
+    descriptor: Descriptor,
+    monotonic: bool,
+    limits: SeriesLimits,
+) -> SumCore<T> {
+    Core::new(descriptor, SumConfig { monotonic }, limits)
 }
 
 /// A cell whose current value can be read as a [`Number`].
@@ -337,7 +341,7 @@ impl ReadNumber for F64Cell {
 
 /// The number points of every series of `core`.
 pub(crate) fn number_points<C: ReadNumber, X>(core: &Core<C, X>, cx: &mut CollectContext) -> Vec<NumberPoint> {
-    core.series.map_series(|s| NumberPoint {
+    core.series.map_series(cx.now, |s| NumberPoint {
         attributes: s.attributes.clone(),
         start_unix_nanos: s.start_unix_nanos,
         time_unix_nanos: cx.now,

@@ -13,7 +13,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use crate::attributes::KeyValue;
-use crate::metrics::instrument::{debug_handle, Collect, CollectContext, Core, Descriptor, Health};
+use crate::metrics::instrument::{debug_handle, Collect, CollectContext, Core, Descriptor, Health, SeriesLimits};
 use crate::metrics::series::Series;
 use crate::metrics::snapshot::{ExponentialBuckets, ExponentialHistogramPoint, Metric, MetricData};
 use crate::sync::{lock, Mutex};
@@ -165,8 +165,8 @@ pub(crate) struct ExpConfig {
 pub(crate) type ExpCell = Mutex<ExpState>;
 type ExpCore = Core<ExpCell, ExpConfig>;
 
-pub(crate) fn new_exp_core(d: Descriptor, max_size: usize, max_scale: i32, limit: usize) -> ExpCore {
-    Core::new(d, ExpConfig { max_size, max_scale }, limit)
+pub(crate) fn new_exp_core(d: Descriptor, max_size: usize, max_scale: i32, limits: SeriesLimits) -> ExpCore {
+    Core::new(d, ExpConfig { max_size, max_scale }, limits)
 }
 
 /// A distribution over base-2 exponential buckets that adapt their resolution to the
@@ -212,8 +212,11 @@ impl ExponentialHistogram {
     #[inline]
     pub fn record(&self, value: f64, attributes: &[KeyValue]) {
         let core = &*self.core;
-        let series = core.series.get_or_create(attributes, || Mutex::new(ExpState::new(core.config.max_scale)));
-        record(core, &series.data, value);
+        core.series.record(
+            attributes,
+            || Mutex::new(ExpState::new(core.config.max_scale)),
+            |data| record(core, data, value),
+        );
     }
 
     /// A handle for one attribute set.
@@ -248,7 +251,7 @@ impl Collect for ExpCore {
     }
     fn collect(&self, cx: &mut CollectContext) -> Option<Metric> {
         let now = cx.now;
-        let points: Vec<ExponentialHistogramPoint> = self.series.map_series(|s| {
+        let points: Vec<ExponentialHistogramPoint> = self.series.map_series(now, |s| {
             let st = lock(&s.data).clone();
             ExponentialHistogramPoint {
                 attributes: s.attributes.clone(),

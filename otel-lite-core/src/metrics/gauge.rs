@@ -9,7 +9,9 @@ use crate::clock::now_unix_nanos;
 use crate::labels::{render_labels, SeriesLabels};
 use crate::metrics::cell::add_f64;
 use crate::metrics::counter::{number_points, ReadNumber};
-use crate::metrics::instrument::{debug_handle, Collect, CollectContext, Core, Descriptor, Health, InstrumentKind};
+use crate::metrics::instrument::{
+    debug_handle, Collect, CollectContext, Core, Descriptor, Health, InstrumentKind, SeriesLimits,
+};
 use crate::metrics::series::{Series, OVERFLOW_ATTRIBUTE};
 use crate::metrics::snapshot::{Metric, MetricData, Number, NumberPoint, Sum};
 use crate::sync::{lock, AtomicBool, AtomicU64, Mutex, Ordering};
@@ -136,8 +138,8 @@ pub(crate) struct GaugeConfig;
 
 type GaugeCore<T> = Core<GaugeCell<T>, GaugeConfig>;
 
-pub(crate) fn new_gauge_core<T: GaugeValue>(d: Descriptor, limit: usize) -> GaugeCore<T> {
-    Core::new(d, GaugeConfig, limit)
+pub(crate) fn new_gauge_core<T: GaugeValue>(d: Descriptor, limits: SeriesLimits) -> GaugeCore<T> {
+    Core::new(d, GaugeConfig, limits)
 }
 
 /// A value at a point in time: set it, or move it up and down.
@@ -183,13 +185,13 @@ impl<T: GaugeValue> Gauge<T> {
     /// Sets the value of the series of `attributes`. A NaN is rejected and counted.
     #[inline]
     pub fn set(&self, value: T, attributes: &[KeyValue]) {
-        set(&self.core, &self.core.series.get_or_create(attributes, GaugeCell::new).data, value);
+        self.core.series.record(attributes, GaugeCell::new, |data| set(&self.core, data, value));
     }
 
     /// Adds `delta` to the series of `attributes`.
     #[inline]
     pub fn add(&self, delta: T, attributes: &[KeyValue]) {
-        add(&self.core, &self.core.series.get_or_create(attributes, GaugeCell::new).data, delta);
+        self.core.series.record(attributes, GaugeCell::new, |data| add(&self.core, data, delta));
     }
 
     /// A handle for one attribute set.
@@ -445,6 +447,8 @@ impl<T: GaugeValue> Collect for ObservableCore<T> {
             invalid_measurements: self.invalid.load(Ordering::Relaxed),
             renamed_series: self.renamed.load(Ordering::Relaxed),
             hidden_series: self.hidden.load(Ordering::Relaxed),
+            // An observable instrument's series are what its callback reports.
+            evicted_series: 0,
         }
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::attributes::KeyValue;
 use crate::metrics::cell::{HistogramShard, Observation, Striped};
 use crate::metrics::exemplar::Exemplars;
-use crate::metrics::instrument::{debug_handle, Collect, CollectContext, Core, Descriptor, Health};
+use crate::metrics::instrument::{debug_handle, Collect, CollectContext, Core, Descriptor, Health, SeriesLimits};
 use crate::metrics::series::Series;
 use crate::metrics::snapshot::{HistogramPoint, Metric, MetricData};
 use crate::trace::SpanContext;
@@ -55,8 +55,8 @@ impl HistogramCell {
 }
 type HistogramCore = Core<HistogramCell, HistogramConfig>;
 
-pub(crate) fn new_histogram_core(d: Descriptor, boundaries: Arc<[f64]>, limit: usize) -> HistogramCore {
-    Core::new(d, HistogramConfig { boundaries }, limit)
+pub(crate) fn new_histogram_core(d: Descriptor, boundaries: Arc<[f64]>, limits: SeriesLimits) -> HistogramCore {
+    Core::new(d, HistogramConfig { boundaries }, limits)
 }
 
 /// A distribution of measurements over explicit buckets, with count, sum, min and max.
@@ -106,18 +106,22 @@ impl Histogram {
     #[inline]
     pub fn record(&self, value: f64, attributes: &[KeyValue]) {
         let core = &*self.core;
-        let series = core.series.get_or_create(attributes, || HistogramCell::new(core.config.buckets()));
-        record(core, &series.data, value);
+        core.series.record(attributes, || HistogramCell::new(core.config.buckets()), |data| record(core, data, value));
     }
 
     /// Records `value` and, when `span` is sampled, keeps it as its bucket's exemplar.
     #[inline]
     pub fn record_with_exemplar(&self, value: f64, attributes: &[KeyValue], span: &SpanContext) {
         let core = &*self.core;
-        let series = core.series.get_or_create(attributes, || HistogramCell::new(core.config.buckets()));
-        if let Some(bucket) = record(core, &series.data, value) {
-            series.data.exemplars.offer(bucket, value, span);
-        }
+        core.series.record(
+            attributes,
+            || HistogramCell::new(core.config.buckets()),
+            |data| {
+                if let Some(bucket) = record(core, data, value) {
+                    data.exemplars.offer(bucket, value, span);
+                }
+            },
+        );
     }
 
     /// A handle for one attribute set.
@@ -178,7 +182,7 @@ impl Collect for HistogramCore {
         &self.descriptor
     }
     fn collect(&self, cx: &mut CollectContext) -> Option<Metric> {
-        let points: Vec<HistogramPoint> = self.series.map_series(|s| {
+        let points: Vec<HistogramPoint> = self.series.map_series(cx.now, |s| {
             let t = s.data.counts.totals(self.config.buckets());
             HistogramPoint {
                 attributes: s.attributes.clone(),

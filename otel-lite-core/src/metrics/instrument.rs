@@ -109,6 +109,25 @@ pub(crate) struct Health {
     pub(crate) renamed_series: u64,
     /// Series the Prometheus exposition leaves out (an earlier one shows the same labels).
     pub(crate) hidden_series: u64,
+    /// Idle series evicted (see `SeriesMap::evicting`).
+    pub(crate) evicted_series: u64,
+}
+
+/// How many series a synchronous instrument keeps, and whether it evicts idle ones.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SeriesLimits {
+    pub(crate) cardinality: usize,
+    /// Evict a series once no record reached it for this long (checked at collections).
+    pub(crate) evict_idle: Option<std::time::Duration>,
+}
+
+impl SeriesLimits {
+    fn map<D>(self) -> SeriesMap<D> {
+        match self.evict_idle {
+            None => SeriesMap::new(self.cardinality),
+            Some(max_idle) => SeriesMap::evicting(self.cardinality, max_idle),
+        }
+    }
 }
 
 /// The shared state of a synchronous instrument whose series hold `D`.
@@ -121,8 +140,8 @@ pub(crate) struct Core<D, C> {
 }
 
 impl<D, C> Core<D, C> {
-    pub(crate) fn new(descriptor: Descriptor, config: C, cardinality_limit: usize) -> Self {
-        Core { descriptor, config, series: SeriesMap::new(cardinality_limit), invalid: AtomicU64::new(0) }
+    pub(crate) fn new(descriptor: Descriptor, config: C, limits: SeriesLimits) -> Self {
+        Core { descriptor, config, series: limits.map(), invalid: AtomicU64::new(0) }
     }
 
     #[cold]
@@ -140,6 +159,7 @@ impl<D, C> Core<D, C> {
             invalid_measurements: self.invalid.load(Ordering::Relaxed),
             renamed_series,
             hidden_series,
+            evicted_series: self.series.evicted(),
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::attributes::KeyValue;
 use crate::metrics::cell::{Striped, U64Sum};
-use crate::metrics::instrument::{debug_handle, Collect, CollectContext, Core, Descriptor, Health};
+use crate::metrics::instrument::{debug_handle, Collect, CollectContext, Core, Descriptor, Health, SeriesLimits};
 use crate::metrics::series::Series;
 use crate::metrics::snapshot::{MeterPoint, Metric, MetricData};
 use crate::sync::{lock, Mutex};
@@ -92,8 +92,8 @@ impl MeterCell {
 pub(crate) struct MeterConfig;
 type MeterCore = Core<MeterCell, MeterConfig>;
 
-pub(crate) fn new_meter_core(d: Descriptor, limit: usize) -> MeterCore {
-    Core::new(d, MeterConfig, limit)
+pub(crate) fn new_meter_core(d: Descriptor, limits: SeriesLimits) -> MeterCore {
+    Core::new(d, MeterConfig, limits)
 }
 
 /// The rate of events: a count plus mean and 1/5/15-minute moving rates, the "heartbeat"
@@ -143,7 +143,7 @@ impl Meter {
     /// Marks `n` events for `attributes`.
     #[inline]
     pub fn mark(&self, n: u64, attributes: &[KeyValue]) {
-        self.core.series.get_or_create(attributes, || MeterCell::new(Instant::now())).data.mark(n);
+        self.core.series.record(attributes, || MeterCell::new(Instant::now()), |data| data.mark(n));
     }
 
     /// A handle for one attribute set.
@@ -171,7 +171,7 @@ impl Collect for MeterCore {
     fn collect(&self, cx: &mut CollectContext) -> Option<Metric> {
         let now_unix = cx.now;
         let now = Instant::now();
-        let points: Vec<MeterPoint> = self.series.map_series(|s| {
+        let points: Vec<MeterPoint> = self.series.map_series(now_unix, |s| {
             let (count, mean_rate, [m1, m5, m15]) = s.data.read(now);
             MeterPoint {
                 attributes: s.attributes.clone(),

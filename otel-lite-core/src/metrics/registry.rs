@@ -2,6 +2,7 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::attributes::SharedStr;
 use crate::error::{validate_name, validate_unit, PrometheusNameConflict, RegistrationError};
@@ -10,7 +11,9 @@ use crate::metrics::exp_histogram::{new_exp_core, ExponentialHistogram, DEFAULT_
 use crate::metrics::exposition::{Exposition, Member, NameTable, Shape};
 use crate::metrics::gauge::{new_gauge_core, Gauge, GaugeValue, ObservableCore, ObservableHandle, Observer};
 use crate::metrics::histogram::{new_histogram_core, valid_boundaries, Histogram, DEFAULT_BUCKETS};
-use crate::metrics::instrument::{instrument_attributes, Collect, CollectContext, Descriptor, InstrumentKind};
+use crate::metrics::instrument::{
+    instrument_attributes, Collect, CollectContext, Descriptor, InstrumentKind, SeriesLimits,
+};
 use crate::metrics::meter::{new_meter_core, Meter};
 use crate::metrics::snapshot::{
     InstrumentationScope, Metric, MetricData, Number, NumberPoint, ResourceMetrics, ScopeMetrics, Sum,
@@ -33,7 +36,7 @@ struct Entry {
 /// The registry's own self-metrics: `(name, unit, description)`, counters in the
 /// `otel-lite` scope, made at collection from the instruments' health (the last one from
 /// the process's stripe budget, without attributes).
-const SELF_METRICS: [(&str, &str, &str); 5] = [
+const SELF_METRICS: [(&str, &str, &str); 6] = [
     (
         "otel_lite.metric.overflow_records",
         "{record}",
@@ -55,6 +58,11 @@ const SELF_METRICS: [(&str, &str, &str); 5] = [
         "Series left out of the Prometheus exposition because an earlier series of the instrument shows the same labels.",
     ),
     (
+        "otel_lite.metric.evicted_series",
+        "{series}",
+        "Series evicted after a time without records, their cardinality slots freed (RegistryBuilder::evict_idle_series).",
+    ),
+    (
         "otel_lite.metric.unstriped_series",
         "{series}",
         "Contended series (process-wide) that stayed one shard because the stripe budget was spent (otel_lite::global::set_stripe_budget).",
@@ -68,6 +76,7 @@ struct Inner {
     /// When the registry was made: the start of its self-metrics' cumulative counts.
     created_unix_nanos: u64,
     cardinality_limit: usize,
+    evict_idle: Option<Duration>,
     entries: Mutex<Entries>,
 }
 
@@ -137,6 +146,7 @@ pub struct Registry {
 pub struct RegistryBuilder {
     resource: Option<Resource>,
     cardinality_limit: Option<usize>,
+    evict_idle: Option<Duration>,
 }
 
 impl RegistryBuilder {
@@ -152,6 +162,43 @@ impl RegistryBuilder {
         self
     }
 
+    /// Evicts a series of a synchronous instrument once it has seen no record for
+    /// `max_idle` (default: never), freeing its slot of the cardinality limit for a new
+    /// attribute set; counted in `otel_lite.metric.evicted_series`. Instruments may
+    /// override it ([`InstrumentBuilder::evict_idle_series`]).
+    ///
+    /// Idle time is checked at each collection, so a series goes at the first collection
+    /// after `max_idle` without records. Choose `max_idle` longer than the interval of
+    /// every reader of the registry (each then exports a series' last value before it
+    /// goes), and know what eviction means for cumulative readers: an evicted series
+    /// disappears from Prometheus, and if its attribute set comes back it starts again from
+    /// zero (a counter reset, which `rate()` handles). Bound handles keep their series.
+    ///
+    /// Recording into an instrument that evicts pins an epoch around the record (a
+    /// thread-local store and a fence), and a record is not lost to an eviction (see
+    /// `metrics::series`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use otel_lite_core::Registry;
+    ///
+    /// let registry = Registry::builder().evict_idle_series(Duration::ZERO).build();
+    /// let jobs = registry.counter::<u64>("jobs").build()?;
+    /// jobs.add(1, &[otel_lite_core::KeyValue::new("job.id", "7f3a")]);
+    /// let exported = |r: &Registry| {
+    ///     r.collect().scopes.iter().flat_map(|s| &s.metrics).filter(|m| m.name.as_str() == "jobs").count()
+    /// };
+    /// assert_eq!(exported(&registry), 1, "recorded since the last collection: kept");
+    /// // Idle from now on: evicted at the next collection, and gone from the snapshots a
+    /// // collection or two later, once no recording thread can still hold it.
+    /// assert!((0..100).any(|_| exported(&registry) == 0));
+    /// # Ok::<(), otel_lite_core::RegistrationError>(())
+    /// ```
+    pub fn evict_idle_series(mut self, max_idle: Duration) -> Self {
+        self.evict_idle = Some(max_idle);
+        self
+    }
+
     /// Builds the registry.
     pub fn build(self) -> Registry {
         let id = next_registry_id();
@@ -159,6 +206,7 @@ impl RegistryBuilder {
             id,
             resource: self.resource.unwrap_or_else(Resource::from_env),
             cardinality_limit: self.cardinality_limit.unwrap_or(DEFAULT_CARDINALITY_LIMIT).max(2),
+            evict_idle: self.evict_idle,
             entries: Mutex::new(Entries::new(id)),
             created_unix_nanos: crate::clock::now_unix_nanos(),
         });
@@ -209,7 +257,7 @@ impl Registry {
         let now = cx.now;
         let mut scopes: Vec<ScopeMetrics> = Vec::new();
         // One list of points per self-metric, in `SELF_METRICS` order.
-        let mut health_points: [Vec<NumberPoint>; 5] = Default::default();
+        let mut health_points: [Vec<NumberPoint>; 6] = Default::default();
         for c in &entries {
             let d = c.descriptor();
             if let Some(metric) = c.collect(&mut cx) {
@@ -219,8 +267,13 @@ impl Registry {
                 }
             }
             let health = c.health();
-            let counts =
-                [health.overflow_records, health.invalid_measurements, health.renamed_series, health.hidden_series];
+            let counts = [
+                health.overflow_records,
+                health.invalid_measurements,
+                health.renamed_series,
+                health.hidden_series,
+                health.evicted_series,
+            ];
             if counts.iter().all(|&n| n == 0) {
                 continue;
             }
@@ -239,7 +292,7 @@ impl Registry {
         }
         let unstriped = crate::global::stripes_refused();
         if unstriped > 0 {
-            health_points[4].push(NumberPoint {
+            health_points[5].push(NumberPoint {
                 attributes: crate::attributes::AttributeSet::empty(),
                 start_unix_nanos: self.created_unix_nanos(),
                 time_unix_nanos: now,
@@ -307,6 +360,7 @@ impl Scope {
             unit: SharedStr::default(),
             kind,
             cardinality_limit: None,
+            evict_idle: None,
             buckets: None,
             max_size: DEFAULT_MAX_SIZE,
             max_scale: MAX_SCALE,
@@ -381,6 +435,8 @@ pub struct InstrumentBuilder<'a, O> {
     unit: SharedStr,
     kind: InstrumentKind,
     cardinality_limit: Option<usize>,
+    /// `Some(None)`: never evict, whatever the registry's default.
+    evict_idle: Option<Option<Duration>>,
     buckets: Option<Vec<f64>>,
     max_size: usize,
     max_scale: i32,
@@ -407,6 +463,22 @@ impl<O> InstrumentBuilder<'_, O> {
         self
     }
 
+    /// Evicts a series once it has seen no record for `max_idle`, overriding the
+    /// registry's default ([`RegistryBuilder::evict_idle_series`], which explains the
+    /// trade-offs). Observable instruments report what their callback gives at each
+    /// collection and ignore it.
+    pub fn evict_idle_series(mut self, max_idle: Duration) -> Self {
+        self.evict_idle = Some(Some(max_idle));
+        self
+    }
+
+    /// Keeps every series for the life of the instrument, overriding a registry default
+    /// of [`RegistryBuilder::evict_idle_series`].
+    pub fn keep_idle_series(mut self) -> Self {
+        self.evict_idle = Some(None);
+        self
+    }
+
     fn descriptor(&self, number: &'static str) -> Result<Descriptor, RegistrationError> {
         let name = self.name.as_str();
         validate_name(name).map_err(|reason| RegistrationError::InvalidName { name: name.to_string(), reason })?;
@@ -430,8 +502,11 @@ impl<O> InstrumentBuilder<'_, O> {
         })
     }
 
-    fn limit(&self) -> usize {
-        self.cardinality_limit.unwrap_or(self.scope.inner.cardinality_limit)
+    fn limit(&self) -> SeriesLimits {
+        SeriesLimits {
+            cardinality: self.cardinality_limit.unwrap_or(self.scope.inner.cardinality_limit),
+            evict_idle: self.evict_idle.unwrap_or(self.scope.inner.evict_idle),
+        }
     }
 
     /// Registers, or returns the instrument already registered under this scope and name.
@@ -603,7 +678,7 @@ impl<T: GaugeValue> InstrumentBuilder<'_, Observable<T>> {
             |_: &ObservableCore<T>| false,
             |d| {
                 created = true;
-                ObservableCore::new(d, Box::new(callback), limit)
+                ObservableCore::new(d, Box::new(callback), limit.cardinality)
             },
         );
         match core {
