@@ -61,7 +61,7 @@ cargo test -p otel-lite-exporters --no-default-features --features otlp --lib --
 say "loom models (otel-lite-core)"
 # A separate target dir: the loom cfg rebuilds everything and must not evict the main cache.
 LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" RUSTFLAGS="--cfg otel_lite_loom" \
-  CARGO_TARGET_DIR=target/loom cargo test -p otel-lite-core --release --locked --test loom --test loom_stripe_budget
+  CARGO_TARGET_DIR=target/loom cargo test -p otel-lite-core --release --locked --test loom --test loom_stripe_budget --test loom_eviction
 
 # Nightly for miri and cargo-fuzz; installed here when missing.
 ensure_nightly() {

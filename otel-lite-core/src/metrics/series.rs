@@ -67,12 +67,13 @@ impl<D> Series<D> {
     /// Marks the series as recorded into (evicting maps only).
     #[inline]
     fn touch(&self) {
-        // SeqCst load and store: the eviction pass clears the flag with a SeqCst swap, so in
-        // the single order of SeqCst operations a touch either precedes that swap (which then
-        // sees it and keeps the series) or follows it, and is then seen by the final check
-        // after the grace period. Checking before storing keeps a hot series' line shared.
+        // A swap, not a store: read-modify-writes of one atomic are totally ordered, so the
+        // touch either precedes the eviction pass's swap (which then sees it and keeps the
+        // series) or follows it, and is then seen by the final check after the grace period.
+        // SeqCst throughout, for the same single order with the collector's swap and load.
+        // Checking first keeps a hot series' line shared: at most one swap per collection.
         if !self.touched.load(Ordering::SeqCst) {
-            self.touched.store(true, Ordering::SeqCst);
+            self.touched.swap(true, Ordering::SeqCst);
         }
     }
 }
