@@ -378,11 +378,12 @@ pub fn config_from_env(signal: Signal) -> SignalConfig {
 /// Series of one metric: (scope name, metric name, attributes).
 type SeriesKey = (String, String, AttributeSet);
 
-/// A series' previous cumulative value, when it was read, and in which collection it was
-/// last seen.
+/// A series' previous cumulative value, when it was read, the start of its cumulative
+/// values, and in which collection it was last seen.
 struct Previous<T> {
     value: T,
     time: u64,
+    start: u64,
     seen: u64,
 }
 
@@ -390,7 +391,9 @@ struct Previous<T> {
 /// latest snapshot are kept: an observable instrument whose callback stops reporting an
 /// attribute set (a finished job, a closed connection) leaves nothing behind, so the state
 /// is as large as the latest snapshot, not as every series ever seen. A series that comes
-/// back starts over, its first point covering everything since its start time.
+/// back starts over, its first point covering everything since its start time; so does a
+/// series whose start time changed (evicted, then made again for the same attribute set),
+/// even when no snapshot came between.
 #[derive(Default)]
 struct DeltaState {
     collection: u64,
@@ -400,7 +403,8 @@ struct DeltaState {
     meters: HashMap<SeriesKey, Previous<u64>>,
 }
 
-/// Records `value` read at `time` for `key`, returning the previous value and its time.
+/// Records `value` read at `time` for `key`, returning the previous value and its time if
+/// it counted from the same `start`.
 // An `AttributeSet` hashes and compares by its attributes, which never change; its interior
 // mutability is a cache of its rendered labels.
 #[allow(clippy::mutable_key_type)]
@@ -409,9 +413,10 @@ fn replace<T>(
     key: SeriesKey,
     value: T,
     time: u64,
+    start: u64,
     seen: u64,
 ) -> Option<(T, u64)> {
-    map.insert(key, Previous { value, time, seen }).map(|p| (p.value, p.time))
+    map.insert(key, Previous { value, time, start, seen }).filter(|p| p.start == start).map(|p| (p.value, p.time))
 }
 
 impl DeltaState {
@@ -430,7 +435,7 @@ impl DeltaState {
                             let key = (scope_name.clone(), name.clone(), p.attributes.clone());
                             let current = p.value;
                             if let Some((prev, prev_time)) =
-                                replace(&mut self.sums, key, current, p.time_unix_nanos, seen)
+                                replace(&mut self.sums, key, current, p.time_unix_nanos, p.start_unix_nanos, seen)
                             {
                                 p.value = match (current, prev) {
                                     (Number::U64(c), Number::U64(b)) => Number::U64(c.saturating_sub(b)),
@@ -446,7 +451,7 @@ impl DeltaState {
                             let key = (scope_name.clone(), name.clone(), p.attributes.clone());
                             let current = p.clone();
                             if let Some((prev, prev_time)) =
-                                replace(&mut self.histograms, key, current, p.time_unix_nanos, seen)
+                                replace(&mut self.histograms, key, current, p.time_unix_nanos, p.start_unix_nanos, seen)
                             {
                                 for (c, b) in p.bucket_counts.iter_mut().zip(&prev.bucket_counts) {
                                     *c = c.saturating_sub(*b);
@@ -464,9 +469,14 @@ impl DeltaState {
                         for p in points.iter_mut() {
                             let key = (scope_name.clone(), name.clone(), p.attributes.clone());
                             let current = p.clone();
-                            if let Some((prev, prev_time)) =
-                                replace(&mut self.exponential, key, current, p.time_unix_nanos, seen)
-                            {
+                            if let Some((prev, prev_time)) = replace(
+                                &mut self.exponential,
+                                key,
+                                current,
+                                p.time_unix_nanos,
+                                p.start_unix_nanos,
+                                seen,
+                            ) {
                                 subtract_exponential(p, &prev);
                                 p.start_unix_nanos = prev_time;
                             }
@@ -477,7 +487,7 @@ impl DeltaState {
                         for p in points.iter_mut() {
                             let key = (scope_name.clone(), name.clone(), p.attributes.clone());
                             if let Some((prev, prev_time)) =
-                                replace(&mut self.meters, key, p.count, p.time_unix_nanos, seen)
+                                replace(&mut self.meters, key, p.count, p.time_unix_nanos, p.start_unix_nanos, seen)
                             {
                                 p.count = p.count.saturating_sub(prev);
                                 p.start_unix_nanos = prev_time;
@@ -640,6 +650,41 @@ mod tests {
                 assert_eq!(p.value, Number::U64(expected), "job {job} at collection {n}");
             }
         }
+    }
+
+    /// An evicted series made again for the same attribute set starts from zero with a
+    /// new start time; its first delta is its whole value, even when the collection that
+    /// freed the old series came just before (no snapshot without the set between).
+    #[test]
+    fn a_series_made_again_after_eviction_starts_over() {
+        use otel_lite_core::KeyValue;
+        let registry = Registry::builder().evict_idle_series(std::time::Duration::ZERO).build();
+        let jobs = registry.counter::<u64>("jobs").build().expect("registers");
+        let attrs = [KeyValue::new("job", "a")];
+        let mut state = DeltaState::default();
+        let mut total = 0;
+        let mut collect = |state: &mut DeltaState| {
+            let mut snapshot = registry.collect();
+            state.apply(&mut snapshot, Temporality::Delta);
+            let mut evicted = 0;
+            for m in snapshot.scopes.iter().flat_map(|s| &s.metrics) {
+                let MetricData::Sum(sum) = &m.data else { continue };
+                for p in &sum.points {
+                    match (m.name.as_str(), p.value) {
+                        ("jobs", Number::U64(v)) => total += v,
+                        ("otel_lite.metric.evicted_series", Number::U64(v)) => evicted = v,
+                        _ => {}
+                    }
+                }
+            }
+            (total, evicted)
+        };
+        jobs.add(5, &attrs);
+        // Until the collection that frees the idle series (its last value is in it).
+        let freed = (0..10_000).any(|_| collect(&mut state).1 == 1);
+        assert!(freed, "the idle series was never freed");
+        jobs.add(1, &attrs);
+        assert_eq!(collect(&mut state).0, 6, "the new series' first delta is its whole value");
     }
 
     #[test]
