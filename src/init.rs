@@ -74,6 +74,12 @@ pub struct Config {
     pub metric_export_timeout: Duration,
     /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`.
     pub metrics_temporality: Temporality,
+    /// Evict a series after this long without records, freeing its cardinality slot
+    /// ([`otel_lite_core::metrics::RegistryBuilder::evict_idle_series`]). Default: twice
+    /// `OTEL_METRIC_EXPORT_INTERVAL` when metrics go only to OTLP with delta temporality
+    /// (each export forgets the series' history anyway), else never: Prometheus and other
+    /// cumulative readers keep every series.
+    pub metric_evict_idle: Option<Duration>,
     /// Prometheus endpoint host.
     pub prometheus_host: String,
     /// Prometheus endpoint port.
@@ -297,6 +303,14 @@ impl Config {
             },
         };
 
+        // Delta export carries no history forward, so an attribute set seen once (a finished
+        // job, a rolled-out pod) need not hold its slot for ever. Two intervals: its last
+        // delta is exported before it goes.
+        let delta_only = metrics_temporality == Temporality::Delta
+            && !metrics.is_empty()
+            && metrics.iter().all(|e| matches!(e, Exporter::Otlp));
+        let metric_evict_idle = delta_only.then(|| metric_export_interval.saturating_mul(2));
+
         let prometheus_host =
             get("OTEL_EXPORTER_PROMETHEUS_HOST").filter(|h| !h.trim().is_empty()).unwrap_or_else(|| "localhost".into());
         let prometheus_port = match get("OTEL_EXPORTER_PROMETHEUS_PORT") {
@@ -351,6 +365,7 @@ impl Config {
             metric_export_interval,
             metric_export_timeout,
             metrics_temporality,
+            metric_evict_idle,
             prometheus_host,
             prometheus_port,
             warnings,
@@ -410,7 +425,11 @@ impl Config {
         }
         // The global registry describes this resource too (Prometheus `target_info`), unless
         // something registered an instrument before `init` and so created it already.
-        let configured = otel_lite_core::Registry::builder().resource(self.resource.clone()).build();
+        let mut configured = otel_lite_core::Registry::builder().resource(self.resource.clone());
+        if let Some(max_idle) = self.metric_evict_idle {
+            configured = configured.evict_idle_series(max_idle);
+        }
+        let configured = configured.build();
         if global::set_registry(configured).is_err() && global::registry().resource() != &self.resource {
             eprintln!(
                 "otel-lite: instruments were registered before init; the global registry keeps the resource it \
@@ -689,7 +708,7 @@ impl Drop for Telemetry {
 /// | `OTEL_EXPORTER_OTLP_TIMEOUT` (and per signal) | 10000 ms | the longest one export may take, retries included |
 /// | `OTEL_EXPORTER_OTLP_CERTIFICATE` (and per signal) | the system's roots | CA file (PEM) for `https://` endpoints (feature `otlp-tls`) |
 /// | `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`, `_CLIENT_KEY` (and per signal) | none | client certificate and key (PEM) for mutual TLS |
-/// | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` | `cumulative` | `cumulative`, `delta`, `lowmemory` |
+/// | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` | `cumulative` | `cumulative`, `delta`, `lowmemory`; with `delta` and OTLP the only metrics exporter, series idle for two intervals are evicted ([`Config::metric_evict_idle`]) |
 /// | `OTEL_EXPORTER_PROMETHEUS_HOST` | `localhost` | host the `/metrics` endpoint binds |
 /// | `OTEL_EXPORTER_PROMETHEUS_PORT` | 9464 | port the `/metrics` endpoint binds (`0`: a free one) |
 /// | `OTEL_ATTRIBUTE_COUNT_LIMIT` | 128 | default for the attribute count limits below |
@@ -898,6 +917,15 @@ mod tests {
         assert_eq!(c.metric_export_timeout, Duration::from_secs(30));
         assert!(warned(&c, "OTEL_METRIC_EXPORT_TIMEOUT"));
         assert_eq!(c.metrics_temporality, Temporality::Delta);
+        assert_eq!(c.metric_evict_idle, None, "Prometheus (the default exporter) keeps every series");
+        let c = config(&[
+            ("OTEL_METRICS_EXPORTER", "otlp"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "5000"),
+            ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta"),
+        ]);
+        assert_eq!(c.metric_evict_idle, Some(Duration::from_secs(10)), "delta only: two intervals");
+        let c = config(&[("OTEL_METRICS_EXPORTER", "otlp")]);
+        assert_eq!(c.metric_evict_idle, None, "cumulative OTLP keeps every series");
         let c = config(&[("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "LowMemory")]);
         assert_eq!(c.metrics_temporality, Temporality::LowMemory);
         let c = config(&[("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "Sometimes")]);

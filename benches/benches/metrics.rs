@@ -99,6 +99,10 @@ fn counter_attrs(c: &mut Criterion) {
         let counter = registry.counter::<u64>("c").build().unwrap();
         let a = attrs();
         run(&mut g, "otel-lite", &|| counter.add(1, black_box(&a)));
+        // The same counter with stale-series eviction on: each record pins an epoch.
+        let evicting = Registry::builder().evict_idle_series(std::time::Duration::from_secs(60)).build();
+        let evicting = evicting.counter::<u64>("c").build().unwrap();
+        run(&mut g, "otel-lite (evicting)", &|| evicting.add(1, black_box(&a)));
         let (_p, meter) = otel_sdk_meter();
         let oc = meter.u64_counter("c").build();
         let oa = otel_attrs();
