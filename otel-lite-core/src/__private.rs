@@ -6,8 +6,8 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use crate::attributes::{KeyValue, SharedStr, Value};
-use crate::metrics::snapshot::InstrumentationScope;
 use crate::metrics::{BoundCounter, BoundHistogram, BoundUpDownCounter, Counter};
+use crate::scope::{intern_scope, InstrumentationScope};
 use crate::trace::{Context, ContextGuard, Span, SpanKind, Status};
 
 pub use crate::trace::SpanKind as Kind;
@@ -139,10 +139,7 @@ impl Callsite {
 
     fn scope(&'static self) -> &'static InstrumentationScope {
         self.scope.get_or_init(|| {
-            crate::global::intern_scope(InstrumentationScope {
-                name: SharedStr::from_static(self.module),
-                version: None,
-            })
+            intern_scope(InstrumentationScope { name: SharedStr::from_static(self.module), version: None })
         })
     }
 

@@ -458,6 +458,12 @@ impl AttributeSet {
     }
 }
 
+impl Default for SharedStr {
+    fn default() -> Self {
+        SharedStr::from_static("")
+    }
+}
+
 impl PartialEq for AttributeSet {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0) || (self.0.hash == other.0.hash && self.0.kvs == other.0.kvs)

@@ -33,7 +33,6 @@
 #[doc(hidden)]
 pub mod __private;
 pub mod attributes;
-mod batch;
 mod clock;
 mod epoch;
 mod error;
@@ -41,8 +40,10 @@ pub mod global;
 pub mod labels;
 pub mod logs;
 pub mod metrics;
+pub mod pipeline;
 pub mod propagation;
 mod resource;
+mod scope;
 mod sync;
 pub mod trace;
 
@@ -53,3 +54,4 @@ pub use metrics::{
     Counter, ExponentialHistogram, Gauge, Histogram, InstrumentKind, Meter, Registry, Scope, UpDownCounter,
 };
 pub use resource::{Resource, ResourceWarning};
+pub use scope::InstrumentationScope;

@@ -27,12 +27,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::attributes::{limit_attributes, KeyValue, SharedStr};
-use crate::batch::{
+use crate::clock::Converter;
+use crate::pipeline::{
     BatchConfig, BatchProcessor, Batchable, ExportError, ProcessorStats, Sink, ThreadRing, ThreadRings,
 };
-use crate::clock::Converter;
-use crate::metrics::snapshot::InstrumentationScope;
 use crate::resource::Resource;
+use crate::scope::{intern_scope, InstrumentationScope};
 use crate::trace::{SpanId, TraceFlags, TraceId};
 
 /// Severity, with the OpenTelemetry severity numbers (1–24) of each range's first level.
@@ -246,7 +246,7 @@ impl Sink<LogRecord> for LogSink {
     }
 }
 
-type Processor = crate::batch::Processor<PendingLog>;
+type Processor = crate::pipeline::Processor<PendingLog>;
 
 struct LogPipeline {
     resource: Resource,
@@ -341,7 +341,7 @@ impl LoggerProvider {
     pub fn logger(&self, scope: impl Into<SharedStr>) -> Logger {
         Logger {
             pipeline: Arc::clone(&self.pipeline),
-            scope: crate::global::intern_scope(InstrumentationScope { name: scope.into(), version: None }),
+            scope: intern_scope(InstrumentationScope { name: scope.into(), version: None }),
         }
     }
 
@@ -358,27 +358,27 @@ impl LoggerProvider {
     /// Exports everything emitted so far; returns within `timeout` (whether every
     /// processor finished in time).
     pub fn force_flush_within(&self, timeout: Duration) -> bool {
-        crate::batch::flush_all(&self.pipeline.processors, timeout)
+        crate::pipeline::flush_all(&self.pipeline.processors, timeout)
     }
 
     /// Flushes and stops every processor; returns within `timeout` (whether everything
     /// was exported in time).
     pub fn shutdown(&self, timeout: Duration) -> bool {
-        crate::batch::shutdown_all(&self.pipeline.processors, timeout)
+        crate::pipeline::shutdown_all(&self.pipeline.processors, timeout)
     }
 
     /// Publishes the log pipeline's health in `registry` as the observable counters
     /// `otel_lite.logs.exported`, `otel_lite.logs.dropped` and `otel_lite.logs.failed`.
     pub fn register_self_metrics(&self, registry: &crate::Registry) -> Result<(), crate::RegistrationError> {
         let pipeline = Arc::downgrade(&self.pipeline);
-        crate::batch::register_pipeline_metrics(registry, "logs", "Log records", "{record}", move || {
+        crate::pipeline::register_pipeline_metrics(registry, "logs", "Log records", "{record}", move || {
             pipeline.upgrade().map(|pipeline| LoggerProvider { pipeline }.stats())
         })
     }
 
     /// Exported, dropped and failed record counts, summed over batch processors.
     pub fn stats(&self) -> ProcessorStats {
-        crate::batch::total_stats(&self.pipeline.processors)
+        crate::pipeline::total_stats(&self.pipeline.processors)
     }
 }
 
@@ -456,6 +456,14 @@ impl Logger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Log records sit in the per-thread rings by value, so their size sets each thread's
+    /// ring memory (`BatchConfig::per_thread_capacity` documents it).
+    #[test]
+    fn a_pending_record_stays_small() {
+        let log = std::mem::size_of::<PendingLog>();
+        assert!(log <= 224, "log slot grew to {log} bytes");
+    }
 
     #[test]
     fn record_limits_drop_and_count_extra_attributes_and_cut_long_values() {

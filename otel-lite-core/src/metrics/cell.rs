@@ -113,7 +113,7 @@ impl<S: Shard> Striped<S> {
     fn inflate(&self, config: &S::Config) {
         let fresh: Box<[CachePadded<S>]> = (0..stripe_count()).map(|_| CachePadded(S::new_stripe(config))).collect();
         let bytes = stripes_bytes(&fresh);
-        if !crate::global::reserve_stripes(bytes) {
+        if !crate::metrics::stripe_budget::reserve_stripes(bytes) {
             drop(fresh);
             // Relaxed: the sentinel publishes no memory; a racing inflation that won keeps
             // its stripes (the exchange fails and nothing changes). Counted once per cell.
@@ -122,7 +122,7 @@ impl<S: Shard> Striped<S> {
                 .compare_exchange(std::ptr::null_mut(), refused(), Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
             {
-                crate::global::count_unstriped();
+                crate::metrics::stripe_budget::count_unstriped();
             }
             return;
         }
@@ -133,7 +133,7 @@ impl<S: Shard> Striped<S> {
             // SAFETY: `fresh` came from `Box::into_raw` of a slice of `stripe_count()`
             // elements just above and was never shared, since the exchange failed.
             drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(fresh, stripe_count())) });
-            crate::global::release_stripes(bytes);
+            crate::metrics::stripe_budget::release_stripes(bytes);
         }
     }
 
@@ -173,7 +173,7 @@ impl<S: Shard> Drop for Striped<S> {
             // `Box::into_raw` of a slice of `stripe_count()` shards in `inflate`; `&mut self`
             // means no one else uses it.
             let array = unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(stripes, stripe_count())) };
-            crate::global::release_stripes(stripes_bytes(&array));
+            crate::metrics::stripe_budget::release_stripes(stripes_bytes(&array));
         }
     }
 }

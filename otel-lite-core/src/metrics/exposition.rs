@@ -36,7 +36,8 @@ use std::sync::Arc;
 
 use crate::labels::escape_label_value;
 use crate::metrics::instrument::InstrumentKind;
-use crate::metrics::snapshot::{InstrumentationScope, MetricData};
+use crate::metrics::snapshot::MetricData;
+use crate::scope::InstrumentationScope;
 
 /// The type of a Prometheus metric family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

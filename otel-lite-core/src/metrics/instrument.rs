@@ -7,7 +7,8 @@ use std::sync::Arc;
 use crate::attributes::{KeyValue, SharedStr};
 use crate::metrics::exposition::Exposition;
 use crate::metrics::series::SeriesMap;
-use crate::metrics::snapshot::{InstrumentationScope, Metric};
+use crate::metrics::snapshot::Metric;
+use crate::scope::InstrumentationScope;
 use crate::sync::{AtomicU64, Ordering};
 
 /// The kind of an instrument, used in registration errors.

@@ -23,6 +23,7 @@ mod reader;
 mod registry;
 mod series;
 pub mod snapshot;
+pub(crate) mod stripe_budget;
 
 pub use counter::{BoundCounter, BoundUpDownCounter, Counter, CounterValue, UpDownCounter, UpDownValue};
 pub use exemplar::Exemplar;

@@ -6,7 +6,7 @@
 //! use std::time::Duration;
 //! use otel_lite_core::metrics::snapshot::ResourceMetrics;
 //! use otel_lite_core::metrics::{MetricExporter, PeriodicReader};
-//! use otel_lite_core::trace::ExportError;
+//! use otel_lite_core::pipeline::ExportError;
 //! use otel_lite_core::Registry;
 //!
 //! /// Keeps the number of metrics in each snapshot.
@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use crate::metrics::snapshot::ResourceMetrics;
 use crate::metrics::Registry;
-use crate::trace::ExportError;
+use crate::pipeline::ExportError;
 
 /// Receives the snapshots a [`PeriodicReader`] collects. Snapshots are cumulative; an
 /// exporter that reports deltas keeps the previous totals itself.

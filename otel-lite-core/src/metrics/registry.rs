@@ -290,7 +290,7 @@ impl Registry {
                 }
             }
         }
-        let unstriped = crate::global::stripes_refused();
+        let unstriped = crate::metrics::stripe_budget::stripes_refused();
         if unstriped > 0 {
             health_points[5].push(NumberPoint {
                 attributes: crate::attributes::AttributeSet::empty(),

@@ -10,6 +10,7 @@ use crate::attributes::{AttributeSet, SharedStr};
 pub use crate::metrics::exemplar::Exemplar;
 use crate::metrics::exposition::{Exposition, Shape};
 use crate::resource::Resource;
+pub use crate::scope::InstrumentationScope;
 
 /// Everything collected from a registry at one moment.
 #[derive(Debug, Clone)]
@@ -18,21 +19,6 @@ pub struct ResourceMetrics {
     pub resource: Resource,
     /// Metrics grouped by instrumentation scope, in registration order.
     pub scopes: Vec<ScopeMetrics>,
-}
-
-/// The name and version of the library that registered a set of instruments.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub struct InstrumentationScope {
-    /// The library's name; empty for the application's own default scope.
-    pub name: SharedStr,
-    /// The library's version, if given.
-    pub version: Option<SharedStr>,
-}
-
-impl Default for SharedStr {
-    fn default() -> Self {
-        SharedStr::from_static("")
-    }
 }
 
 /// The metrics of one scope.

@@ -10,13 +10,12 @@ mod future;
 mod id;
 mod processor;
 mod provider;
-pub(crate) mod ring;
 
 /// The span ring, exposed to the loom models in `tests/loom.rs`.
 #[cfg(otel_lite_loom)]
 #[doc(hidden)]
 pub mod __loom {
-    pub use super::ring::Ring;
+    pub use crate::pipeline::ring::Ring;
 }
 mod sampler;
 pub(crate) mod span;

@@ -3,9 +3,9 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-pub use crate::batch::{BatchConfig, ExportError, ProcessorStats};
-use crate::batch::{Batchable, Sink, ThreadRing, ThreadRings};
 use crate::clock::Converter;
+pub use crate::pipeline::{BatchConfig, ExportError, ProcessorStats};
+use crate::pipeline::{Batchable, Sink, ThreadRing, ThreadRings};
 use crate::resource::Resource;
 use crate::trace::span::{EndedSpan, FinishedSpan, SpanData};
 
@@ -137,9 +137,9 @@ pub(crate) fn batch_span_processor(
     mut exporter: Box<dyn SpanExporter>,
     config: BatchConfig,
     resource: &Resource,
-) -> crate::batch::BatchProcessor<FinishedSpan> {
+) -> crate::pipeline::BatchProcessor<FinishedSpan> {
     exporter.set_resource(resource);
-    crate::batch::BatchProcessor::new(Box::new(SpanSink(exporter)), config, "otel-lite-spans")
+    crate::pipeline::BatchProcessor::new(Box::new(SpanSink(exporter)), config, "otel-lite-spans")
 }
 
 #[cfg(test)]

@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use crate::attributes::{has_long_values, limit_attributes, KeyValue, SharedStr};
 use crate::clock;
-use crate::metrics::snapshot::InstrumentationScope;
 use crate::resource::Resource;
+use crate::scope::{intern_scope, InstrumentationScope};
 use crate::trace::context::{Context, SpanContext, TraceFlags};
 use crate::trace::id::{SpanId, TraceId};
 use crate::trace::processor::{batch_span_processor, BatchConfig, ProcessorStats, SpanExporter, SpanSink};
 use crate::trace::sampler::Sampler;
 use crate::trace::span::{add_link, FinishedSpan, Span, SpanKind, SpanLimits, SpanRecord};
 
-type Processor = crate::batch::Processor<FinishedSpan>;
+type Processor = crate::pipeline::Processor<FinishedSpan>;
 
 /// What spans of one provider go through.
 ///
@@ -189,7 +189,7 @@ impl Drop for Owner {
 
 impl Pipeline {
     fn shutdown(&self, timeout: Duration) -> bool {
-        crate::batch::shutdown_all(&self.processors, timeout)
+        crate::pipeline::shutdown_all(&self.processors, timeout)
     }
 }
 
@@ -211,7 +211,7 @@ impl TracerProvider {
 
     /// A tracer for a scope with a version.
     pub fn tracer_with_scope(&self, scope: InstrumentationScope) -> Tracer {
-        Tracer { pipeline: self.pipeline, scope: crate::global::intern_scope(scope), _owner: Arc::clone(&self.owner) }
+        Tracer { pipeline: self.pipeline, scope: intern_scope(scope), _owner: Arc::clone(&self.owner) }
     }
 
     /// The resource spans are exported with.
@@ -228,7 +228,7 @@ impl TracerProvider {
     /// Exports everything ended so far; returns within `timeout` (whether every processor
     /// finished in time).
     pub fn force_flush_within(&self, timeout: Duration) -> bool {
-        crate::batch::flush_all(&self.pipeline.processors, timeout)
+        crate::pipeline::flush_all(&self.pipeline.processors, timeout)
     }
 
     /// Flushes and stops every processor (their threads end); returns within `timeout`
@@ -243,14 +243,14 @@ impl TracerProvider {
     /// (scope `otel-lite`), so that lost spans show up on `/metrics`.
     pub fn register_self_metrics(&self, registry: &crate::Registry) -> Result<(), crate::RegistrationError> {
         let pipeline = self.pipeline;
-        crate::batch::register_pipeline_metrics(registry, "spans", "Spans", "{span}", move || {
-            Some(crate::batch::total_stats(&pipeline.processors))
+        crate::pipeline::register_pipeline_metrics(registry, "spans", "Spans", "{span}", move || {
+            Some(crate::pipeline::total_stats(&pipeline.processors))
         })
     }
 
     /// Exported, dropped and failed span counts, summed over batch processors.
     pub fn stats(&self) -> ProcessorStats {
-        crate::batch::total_stats(&self.pipeline.processors)
+        crate::pipeline::total_stats(&self.pipeline.processors)
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use crate::attributes::{limit_attributes, KeyValue, SharedStr};
 use crate::clock::{self, Converter};
-use crate::metrics::snapshot::InstrumentationScope;
+use crate::scope::InstrumentationScope;
 use crate::trace::context::{Context, ContextGuard, SpanContext, TraceFlags};
 use crate::trace::id::{SpanId, TraceId};
 use crate::trace::provider::Pipeline;
@@ -717,4 +717,16 @@ pub fn error_type<E: std::fmt::Debug + ?Sized>(error: &E) -> Cow<'static, str> {
     let debug = format!("{error:?}");
     let ident: String = debug.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
     Cow::Owned(if ident.is_empty() { "error".to_string() } else { ident })
+}
+
+#[cfg(all(test, not(otel_lite_loom)))]
+mod tests {
+    /// Spans sit in the per-thread rings by value, so their size sets each thread's ring
+    /// memory (`BatchConfig::per_thread_capacity` documents it), and a span fits the two
+    /// cache lines of its slot.
+    #[test]
+    fn a_finished_span_fits_its_ring_slot() {
+        let span = std::mem::size_of::<super::FinishedSpan>();
+        assert!(span <= 128, "span slot grew to {span} bytes");
+    }
 }

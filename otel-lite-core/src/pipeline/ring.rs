@@ -16,11 +16,11 @@ use crate::sync::{AtomicU64, AtomicUsize, CachePadded, Ordering, UnsafeCell};
 pub(crate) struct ProducerState {
     head_seen: AtomicUsize,
     refused: AtomicU64,
-    /// Queue credits this producer holds (see `batch.rs`): written only by the producer,
+    /// Queue credits this producer holds (see `pipeline/mod.rs`): written only by the producer,
     /// read by the consumer only once the producer is gone.
     credits: AtomicUsize,
     /// How many credits the producer takes next time it runs out (producer-private; see
-    /// `batch.rs`): it starts at one and doubles each time.
+    /// `pipeline/mod.rs`): it starts at one and doubles each time.
     next_chunk: AtomicUsize,
 }
 
