@@ -34,6 +34,7 @@
 pub mod __private;
 pub mod attributes;
 mod clock;
+pub mod context;
 mod epoch;
 mod error;
 pub mod global;

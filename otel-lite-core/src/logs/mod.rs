@@ -28,12 +28,12 @@ use std::time::Duration;
 
 use crate::attributes::{limit_attributes, KeyValue, SharedStr};
 use crate::clock::Converter;
+use crate::context::{SpanId, TraceFlags, TraceId};
 use crate::pipeline::{
     BatchConfig, BatchProcessor, Batchable, ExportError, ProcessorStats, Sink, ThreadRing, ThreadRings,
 };
 use crate::resource::Resource;
 use crate::scope::{intern_scope, InstrumentationScope};
-use crate::trace::{SpanId, TraceFlags, TraceId};
 
 /// Severity, with the OpenTelemetry severity numbers (1–24) of each range's first level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -426,7 +426,7 @@ impl Logger {
 
     fn emit_stamped(&self, mut record: LogRecord, timestamp_is_observed: bool) {
         if !record.trace_id.is_valid() {
-            crate::trace::with_current_span_context(|sc| {
+            crate::context::with_current_span_context(|sc| {
                 if let Some(sc) = sc {
                     record.trace_id = sc.trace_id();
                     record.span_id = sc.span_id();

@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use crate::attributes::KeyValue;
 use crate::clock::Converter;
+use crate::context::SpanContext;
 use crate::metrics::cell::{F64Sum, Striped, U64Sum};
 use crate::metrics::exemplar::{Exemplar, Exemplars};
 use crate::metrics::instrument::{debug_handle, Collect, CollectContext, Core, Descriptor, Health, SeriesLimits};
 use crate::metrics::series::Series;
 use crate::metrics::snapshot::{Metric, MetricData, Number, NumberPoint, Sum};
-use crate::trace::SpanContext;
 
 pub(crate) mod sealed {
     use crate::metrics::snapshot::Number;

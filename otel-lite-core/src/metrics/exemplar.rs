@@ -13,8 +13,8 @@
 //! see a sampled span pay one null pointer per series.
 
 use crate::clock::Converter;
+use crate::context::{SpanContext, SpanId, TraceId};
 use crate::sync::{AtomicPtr, AtomicU64, Ordering};
-use crate::trace::{SpanContext, SpanId, TraceId};
 
 /// A measurement linked to the span it was recorded in.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -276,7 +276,7 @@ impl Drop for Exemplars {
 #[cfg(all(test, not(otel_lite_loom)))]
 mod tests {
     use super::*;
-    use crate::trace::{TraceFlags, TraceState};
+    use crate::context::{TraceFlags, TraceState};
 
     fn sc(sampled: bool) -> SpanContext {
         SpanContext::new(

@@ -4,12 +4,12 @@ use std::any::Any;
 use std::sync::Arc;
 
 use crate::attributes::KeyValue;
+use crate::context::SpanContext;
 use crate::metrics::cell::{HistogramShard, Observation, Striped};
 use crate::metrics::exemplar::Exemplars;
 use crate::metrics::instrument::{debug_handle, Collect, CollectContext, Core, Descriptor, Health, SeriesLimits};
 use crate::metrics::series::Series;
 use crate::metrics::snapshot::{HistogramPoint, Metric, MetricData};
-use crate::trace::SpanContext;
 
 /// The default boundaries, in seconds: the OpenTelemetry HTTP duration advisory.
 pub const DEFAULT_BUCKETS: [f64; 14] =

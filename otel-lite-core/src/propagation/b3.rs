@@ -1,7 +1,7 @@
 //! B3 propagation (Zipkin): the single `b3` header and the `X-B3-*` multi-header form.
 
+use crate::context::{Context, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 use crate::propagation::{Extractor, Injector, TextMapPropagator};
-use crate::trace::{Context, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
 /// Which B3 form to inject; extraction always accepts both (single first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -22,12 +22,12 @@
 //! ```
 
 mod b3;
-pub mod baggage;
+pub use crate::context::baggage;
 mod trace_context;
 
 use std::collections::HashMap;
 
-use crate::trace::Context;
+use crate::context::Context;
 
 pub use b3::{B3Encoding, B3Propagator};
 pub use baggage::Baggage;

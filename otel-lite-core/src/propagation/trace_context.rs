@@ -1,8 +1,8 @@
 //! W3C Trace Context (`traceparent`, `tracestate`) and W3C Baggage propagators.
 
-use crate::propagation::baggage::Baggage;
+use crate::context::baggage::Baggage;
+use crate::context::{Context, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 use crate::propagation::{Extractor, Injector, TextMapPropagator};
-use crate::trace::{Context, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
-use crate::trace::context::Context;
+use crate::context::Context;
 use crate::trace::span::Span;
 
 /// A future that runs inside a span or context. The span (if any) ends when the future

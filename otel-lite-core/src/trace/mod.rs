@@ -5,9 +5,7 @@
 //! context of the thread (restored when the guard drops); [`FutureExt::in_span`] does the
 //! same for async code, on every poll and never across an `.await`.
 
-mod context;
 mod future;
-mod id;
 mod processor;
 mod provider;
 
@@ -19,21 +17,15 @@ pub mod __loom {
 }
 mod sampler;
 pub(crate) mod span;
-mod trace_state;
 
-pub use context::{Context, ContextGuard, SpanContext, TraceFlags};
+pub use crate::context::id::{ParseIdError, SpanId, TraceId};
+pub use crate::context::trace_state::{TraceState, TraceStateError};
+pub use crate::context::{Context, ContextGuard, SpanContext, TraceFlags};
 pub use future::{FutureExt, WithContext};
-pub use id::{ParseIdError, SpanId, TraceId};
 pub use processor::{BatchConfig, ExportError, InMemorySpanExporter, ProcessorStats, SpanExporter};
 pub use provider::{SpanBuilder, Tracer, TracerProvider, TracerProviderBuilder};
 pub use sampler::{Sampler, SamplerConfigError};
 pub use span::{error_type, EndedSpan, Event, Link, Span, SpanData, SpanKind, SpanLimits, Status};
-pub use trace_state::{TraceState, TraceStateError};
-
-/// Calls `f` with the current span context of this thread, without cloning it.
-pub(crate) fn with_current_span_context<R>(f: impl FnOnce(Option<&SpanContext>) -> R) -> R {
-    context::with_current(|cx| f(cx.span_context()))
-}
 
 /// The span clock now, in ticks (for `#[instrument]`'s call timer).
 #[doc(hidden)]

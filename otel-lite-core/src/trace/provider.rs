@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use crate::attributes::{has_long_values, limit_attributes, KeyValue, SharedStr};
 use crate::clock;
+use crate::context::id::{SpanId, TraceId};
+use crate::context::{Context, SpanContext, TraceFlags};
 use crate::resource::Resource;
 use crate::scope::{intern_scope, InstrumentationScope};
-use crate::trace::context::{Context, SpanContext, TraceFlags};
-use crate::trace::id::{SpanId, TraceId};
 use crate::trace::processor::{batch_span_processor, BatchConfig, ProcessorStats, SpanExporter, SpanSink};
 use crate::trace::sampler::Sampler;
 use crate::trace::span::{add_link, FinishedSpan, Span, SpanKind, SpanLimits, SpanRecord};
@@ -51,7 +51,7 @@ impl Pipeline {
     fn shortcut(&self) -> Shortcut {
         if self.root_decision != Some(false) {
             Shortcut::None
-        } else if !crate::trace::context::is_attached() {
+        } else if !crate::context::is_attached() {
             Shortcut::UnsampledRoot
         } else if self.never_samples {
             Shortcut::UnsampledUnderCurrent

@@ -1,7 +1,7 @@
 //! Samplers: which spans are recorded and exported.
 
-use crate::trace::context::SpanContext;
-use crate::trace::id::TraceId;
+use crate::context::id::TraceId;
+use crate::context::SpanContext;
 
 /// A sampling strategy, named as `OTEL_TRACES_SAMPLER` names them.
 #[derive(Clone, Debug, PartialEq)]

@@ -6,11 +6,11 @@ use std::sync::OnceLock;
 
 use crate::attributes::{limit_attributes, KeyValue, SharedStr};
 use crate::clock::{self, Converter};
+use crate::context::id::{SpanId, TraceId};
+use crate::context::trace_state::TraceState;
+use crate::context::{Context, ContextGuard, SpanContext, TraceFlags};
 use crate::scope::InstrumentationScope;
-use crate::trace::context::{Context, ContextGuard, SpanContext, TraceFlags};
-use crate::trace::id::{SpanId, TraceId};
 use crate::trace::provider::Pipeline;
-use crate::trace::trace_state::TraceState;
 
 /// The role of a span in a trace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]

@@ -1,12 +1,19 @@
-//! Span contexts and the current [`Context`], carried in a thread-local stack.
+//! What every signal shares about where it runs: trace and span ids, span contexts,
+//! trace state, baggage, and the current [`Context`], carried in a thread-local stack.
+//! Below the signals: spans create contexts, propagators read and write them, log records
+//! and exemplars read the current one.
 
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::propagation::baggage::Baggage;
-use crate::trace::id::{SpanId, TraceId};
-use crate::trace::trace_state::TraceState;
+pub mod baggage;
+pub(crate) mod id;
+pub(crate) mod trace_state;
+
+pub use baggage::Baggage;
+pub use id::{ParseIdError, SpanId, TraceId};
+pub use trace_state::{TraceState, TraceStateError};
 
 /// Trace flags: the W3C Trace Context flags (`sampled`, `random`), and two more that only
 /// B3 propagates (its debug flag, and a sampling decision left to the receiver).
@@ -299,6 +306,11 @@ impl Drop for ContextGuard {
             ATTACHED.set(!entries.is_empty());
         });
     }
+}
+
+/// Calls `f` with the current span context of this thread, without cloning it.
+pub(crate) fn with_current_span_context<R>(f: impl FnOnce(Option<&SpanContext>) -> R) -> R {
+    with_current(|cx| f(cx.span_context()))
 }
 
 #[cfg(test)]
