@@ -470,7 +470,7 @@ impl Config {
         // nothing (`#[instrument]` keeps its metrics; incoming contexts still propagate).
         if traces_on {
             let provider = tracing.build();
-            provider.register_self_metrics(&registry).map_err(|e| InitError::Exporter(e.to_string()))?;
+            registry.register_pipeline_health(&provider).map_err(|e| InitError::Exporter(e.to_string()))?;
             global::set_tracer_provider(provider.clone()).map_err(|_| InitError::AlreadyInitialized)?;
             telemetry.tracer_provider = Some(provider);
         }
@@ -502,7 +502,7 @@ impl Config {
         // Likewise, logs stay off without an exporter.
         if !self.logs.is_empty() {
             let logger_provider = logging.build();
-            logger_provider.register_self_metrics(&registry).map_err(|e| InitError::Exporter(e.to_string()))?;
+            registry.register_pipeline_health(&logger_provider).map_err(|e| InitError::Exporter(e.to_string()))?;
             // Only fails if one was installed by hand before; keep that one.
             let _ = global::set_logger_provider(logger_provider.clone());
             telemetry.logger_provider = Some(logger_provider);

@@ -206,7 +206,7 @@ fn the_last_handle_dropping_flushes_and_stops_the_pipeline() {
     let config = BatchConfig { scheduled_delay: Duration::from_secs(3600), ..BatchConfig::default() };
     let provider = TracerProvider::builder().with_batch_exporter(exporter.clone(), config).build();
     let registry = otel_lite::Registry::new();
-    provider.register_self_metrics(&registry).unwrap();
+    registry.register_pipeline_health(&provider).unwrap();
     let tracer = provider.tracer("lifecycle");
     drop(provider);
     // The tracer still holds the pipeline: it keeps recording and exporting.

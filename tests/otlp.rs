@@ -789,7 +789,7 @@ fn slow_receiver_never_blocks_the_application_and_bounds_memory() {
     assert_eq!(spans_of(&receiver.requests()).len() as u64, stats.exported);
     // The same counts, as the Prometheus endpoint shows them.
     let registry = Registry::new();
-    provider.register_self_metrics(&registry).unwrap();
+    registry.register_pipeline_health(&provider).unwrap();
     let mut text = String::new();
     otel_lite::prometheus::encode(&registry.collect(), otel_lite::prometheus::Format::Text, &mut text);
     let value = |name: &str| -> u64 {

@@ -67,7 +67,7 @@ fn dropped_records_are_counted_and_visible_as_self_metrics() {
     };
     let provider = LoggerProvider::builder().with_batch_exporter(Slow, config).build();
     let registry = Registry::new();
-    provider.register_self_metrics(&registry).unwrap();
+    registry.register_pipeline_health(&provider).unwrap();
     let logger = provider.logger("noisy");
     for i in 0..1000 {
         logger.log(Severity::Debug, format!("line {i}"), vec![]);

@@ -367,15 +367,6 @@ impl LoggerProvider {
         crate::pipeline::shutdown_all(&self.pipeline.processors, timeout)
     }
 
-    /// Publishes the log pipeline's health in `registry` as the observable counters
-    /// `otel_lite.logs.exported`, `otel_lite.logs.dropped` and `otel_lite.logs.failed`.
-    pub fn register_self_metrics(&self, registry: &crate::Registry) -> Result<(), crate::RegistrationError> {
-        let pipeline = Arc::downgrade(&self.pipeline);
-        crate::pipeline::register_pipeline_metrics(registry, "logs", "Log records", "{record}", move || {
-            pipeline.upgrade().map(|pipeline| LoggerProvider { pipeline }.stats())
-        })
-    }
-
     /// Exported, dropped and failed record counts, summed over batch processors.
     pub fn stats(&self) -> ProcessorStats {
         crate::pipeline::total_stats(&self.pipeline.processors)
@@ -450,6 +441,25 @@ impl Logger {
                 }
             }
         }
+    }
+}
+
+/// Publishes `otel_lite.logs.exported`, `.dropped`, `.failed` and `.export_overruns`
+/// through [`Registry::register_pipeline_health`](crate::metrics::Registry::register_pipeline_health).
+/// The registry holds the pipeline weakly: it never keeps one alive.
+impl crate::pipeline::PipelineHealth for LoggerProvider {
+    fn signal(&self) -> &'static str {
+        "logs"
+    }
+    fn items(&self) -> &'static str {
+        "Log records"
+    }
+    fn unit(&self) -> &'static str {
+        "{record}"
+    }
+    fn health(&self) -> Arc<dyn Fn() -> Option<ProcessorStats> + Send + Sync> {
+        let pipeline = Arc::downgrade(&self.pipeline);
+        Arc::new(move || pipeline.upgrade().map(|pipeline| LoggerProvider { pipeline }.stats()))
     }
 }
 

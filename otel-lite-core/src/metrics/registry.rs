@@ -18,6 +18,7 @@ use crate::metrics::meter::{new_meter_core, Meter};
 use crate::metrics::snapshot::{
     InstrumentationScope, Metric, MetricData, Number, NumberPoint, ResourceMetrics, ScopeMetrics, Sum,
 };
+use crate::pipeline::{PipelineHealth, ProcessorStats};
 use crate::resource::Resource;
 use crate::sync::{lock, Mutex};
 
@@ -314,6 +315,56 @@ impl Registry {
             scopes.push(ScopeMetrics { scope: Arc::new(self_scope()), metrics: own });
         }
         ResourceMetrics { resource: inner.resource.clone(), scopes }
+    }
+}
+
+impl Registry {
+    /// Publishes a pipeline's health (a [`TracerProvider`](crate::trace::TracerProvider) or
+    /// [`LoggerProvider`](crate::logs::LoggerProvider)) as the observable counters
+    /// `otel_lite.<signal>.exported`, `.dropped`, `.failed` and `.export_overruns` (scope
+    /// `otel-lite`), so that lost spans and log records show up on `/metrics`.
+    ///
+    /// ```
+    /// use otel_lite_core::trace::TracerProvider;
+    /// use otel_lite_core::Registry;
+    ///
+    /// let registry = Registry::new();
+    /// registry.register_pipeline_health(&TracerProvider::builder().build())?;
+    /// # Ok::<(), otel_lite_core::RegistrationError>(())
+    /// ```
+    pub fn register_pipeline_health(&self, pipeline: &impl PipelineHealth) -> Result<(), RegistrationError> {
+        let (signal, items, unit) = (pipeline.signal(), pipeline.items(), pipeline.unit());
+        let stats = pipeline.health();
+        let scope = self.scope("otel-lite").with_version(env!("CARGO_PKG_VERSION"));
+        type Pick = fn(&ProcessorStats) -> u64;
+        let counters: [(&str, &str, String, Pick); 4] = [
+            ("exported", unit, format!("{items} handed to exporters successfully."), |s| s.exported),
+            (
+                "dropped",
+                unit,
+                format!("{items} dropped because a queue was full or the pipeline was shut down."),
+                |s| s.dropped,
+            ),
+            ("failed", unit, format!("{items} in batches an exporter failed to export (or panicked on)."), |s| {
+                s.failed
+            }),
+            ("export_overruns", "{export}", "Exports that took longer than the export timeout.".to_string(), |s| {
+                s.overruns
+            }),
+        ];
+        for (what, unit, description, pick) in counters {
+            let stats = Arc::clone(&stats);
+            scope
+                .observable_counter::<u64>(format!("otel_lite.{signal}.{what}"))
+                .unit(unit)
+                .description(description)
+                .build(move |o| {
+                if let Some(s) = stats() {
+                    o.observe(pick(&s), &[]);
+                }
+            })?;
+        }
+        Ok(())
     }
 }
 

@@ -345,42 +345,20 @@ pub(crate) fn total_stats<I: Batchable>(processors: &[Processor<I>]) -> Processo
     total
 }
 
-/// Publishes a pipeline's health as the observable counters `otel_lite.<signal>.exported`,
-/// `.dropped` and `.failed` (scope `otel-lite`). `stats` returns `None` once the pipeline
-/// is gone (log pipelines are held weakly, so the registry never keeps one alive; span
-/// pipelines live for the process and keep reporting their final counts after shutdown).
-pub(crate) fn register_pipeline_metrics(
-    registry: &crate::Registry,
-    signal: &'static str,
-    items: &'static str,
-    unit: &'static str,
-    stats: impl Fn() -> Option<ProcessorStats> + Send + Sync + Clone + 'static,
-) -> Result<(), crate::RegistrationError> {
-    let scope = registry.scope("otel-lite").with_version(env!("CARGO_PKG_VERSION"));
-    type Pick = fn(&ProcessorStats) -> u64;
-    let counters: [(&str, &str, String, Pick); 4] = [
-        ("exported", unit, format!("{items} handed to exporters successfully."), |s| s.exported),
-        ("dropped", unit, format!("{items} dropped because a queue was full or the pipeline was shut down."), |s| {
-            s.dropped
-        }),
-        ("failed", unit, format!("{items} in batches an exporter failed to export (or panicked on)."), |s| s.failed),
-        ("export_overruns", "{export}", "Exports that took longer than the export timeout.".to_string(), |s| {
-            s.overruns
-        }),
-    ];
-    for (what, unit, description, pick) in counters {
-        let stats = stats.clone();
-        scope
-            .observable_counter::<u64>(format!("otel_lite.{signal}.{what}"))
-            .unit(unit)
-            .description(description)
-            .build(move |o| {
-                if let Some(s) = stats() {
-                    o.observe(pick(&s), &[]);
-                }
-            })?;
-    }
-    Ok(())
+/// A pipeline whose health can be published as self-metrics
+/// ([`Registry::register_pipeline_health`](crate::metrics::Registry::register_pipeline_health)):
+/// a tracer or logger provider.
+pub trait PipelineHealth {
+    /// What it carries, for metric names (`spans` gives `otel_lite.spans.exported`).
+    fn signal(&self) -> &'static str;
+    /// What it carries, capitalised, for descriptions (`Spans`).
+    fn items(&self) -> &'static str;
+    /// The unit of its counts (`{span}`).
+    fn unit(&self) -> &'static str;
+    /// A reader of its counts, `None` once the pipeline is gone. The reader must not keep
+    /// the pipeline alive (log pipelines are held weakly; span pipelines live for the
+    /// process and keep reporting their final counts after shutdown).
+    fn health(&self) -> Arc<dyn Fn() -> Option<ProcessorStats> + Send + Sync>;
 }
 
 /// A thread's ring for one processor: the processor (to forget rings of dropped ones), its

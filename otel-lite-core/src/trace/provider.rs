@@ -238,19 +238,28 @@ impl TracerProvider {
         self.pipeline.shutdown(timeout)
     }
 
-    /// Publishes the span pipeline's health in `registry` as the observable counters
-    /// `otel_lite.spans.exported`, `otel_lite.spans.dropped` and `otel_lite.spans.failed`
-    /// (scope `otel-lite`), so that lost spans show up on `/metrics`.
-    pub fn register_self_metrics(&self, registry: &crate::Registry) -> Result<(), crate::RegistrationError> {
-        let pipeline = self.pipeline;
-        crate::pipeline::register_pipeline_metrics(registry, "spans", "Spans", "{span}", move || {
-            Some(crate::pipeline::total_stats(&pipeline.processors))
-        })
-    }
-
     /// Exported, dropped and failed span counts, summed over batch processors.
     pub fn stats(&self) -> ProcessorStats {
         crate::pipeline::total_stats(&self.pipeline.processors)
+    }
+}
+
+/// Publishes `otel_lite.spans.exported`, `.dropped`, `.failed` and `.export_overruns`
+/// through [`Registry::register_pipeline_health`](crate::metrics::Registry::register_pipeline_health),
+/// so that lost spans show up on `/metrics`.
+impl crate::pipeline::PipelineHealth for TracerProvider {
+    fn signal(&self) -> &'static str {
+        "spans"
+    }
+    fn items(&self) -> &'static str {
+        "Spans"
+    }
+    fn unit(&self) -> &'static str {
+        "{span}"
+    }
+    fn health(&self) -> Arc<dyn Fn() -> Option<ProcessorStats> + Send + Sync> {
+        let pipeline = self.pipeline;
+        Arc::new(move || Some(crate::pipeline::total_stats(&pipeline.processors)))
     }
 }
 
