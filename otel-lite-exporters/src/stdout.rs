@@ -303,8 +303,6 @@ pub fn format_metrics(snapshot: &ResourceMetrics) -> String {
                     );
                 }
             }
-            #[allow(unreachable_patterns)]
-            _ => {}
         }
     }
     text

@@ -84,8 +84,11 @@ impl Metric {
 }
 
 /// The points of one instrument, by kind.
+///
+/// Deliberately not `#[non_exhaustive]`: every exporter matches it without a catch-all arm,
+/// so a new kind fails to compile wherever it must be handled instead of being dropped
+/// silently. Adding a kind is a breaking change.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub enum MetricData {
     /// Counters and up/down counters.
     Sum(Sum),

@@ -494,7 +494,9 @@ impl DeltaState {
                             }
                         }
                     }
-                    _ => {}
+                    // Sums the preference keeps cumulative, and gauges (values at a moment,
+                    // never deltas).
+                    MetricData::Sum(_) | MetricData::Gauge(_) => {}
                 }
             }
         }

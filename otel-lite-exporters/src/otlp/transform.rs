@@ -607,8 +607,6 @@ pub fn metrics_request(snapshot: &ResourceMetrics, preference: Temporality) -> E
                             }))
                         }
                         MetricData::Meter(points) => meter_metrics(m, points, preference),
-                        #[allow(unreachable_patterns)]
-                        _ => Vec::new(),
                     }
                 })
                 .collect(),

@@ -262,8 +262,6 @@ fn parts(metric: &Metric) -> impl Iterator<Item = Part<'_>> {
         MetricData::Histogram(points) => [Some(Part::Histograms(metric, points)), None],
         MetricData::ExponentialHistogram(points) => [Some(Part::Exponential(points)), None],
         MetricData::Meter(points) => [Some(Part::MeterCounts(points)), Some(Part::MeterRates(points))],
-        // A kind added to the data model must be taught to the encoder before it shows.
-        _ => [None, None],
     };
     parts.into_iter().flatten()
 }
