@@ -43,21 +43,27 @@ fn collect(map: &Map, last: &mut HashMap<usize, u64>) -> usize {
     points.len()
 }
 
+/// A map whose series "a" holds one record and was collected once (so it is idle from now
+/// on unless recorded into again), and a thread that records into "a" once more.
+fn one_idle_series_and_a_recorder() -> (Arc<Map>, HashMap<usize, u64>, thread::JoinHandle<()>) {
+    let map = Arc::new(Map::evicting(4, Duration::ZERO));
+    let incarnations = Arc::new(AtomicUsize::new(0));
+    record(&map, &incarnations, "a");
+    let mut last = HashMap::new();
+    collect(&map, &mut last);
+    let recorder = {
+        let map = Arc::clone(&map);
+        thread::spawn(move || record(&map, &incarnations, "a"))
+    };
+    (map, last, recorder)
+}
+
 /// A recorder writes into "a" while a collector, evicting anything idle at each
 /// collection, collects twice; then everything is drained.
 #[test]
 fn a_record_racing_its_series_eviction_is_not_lost() {
     model(|| {
-        let map = Arc::new(Map::evicting(4, Duration::ZERO));
-        let incarnations = Arc::new(AtomicUsize::new(0));
-        record(&map, &incarnations, "a");
-        let mut last = HashMap::new();
-        // Kept (touched); from now on "a" is idle unless the recorder gets to it.
-        collect(&map, &mut last);
-        let recorder = {
-            let (map, incarnations) = (Arc::clone(&map), Arc::clone(&incarnations));
-            thread::spawn(move || record(&map, &incarnations, "a"))
-        };
+        let (map, mut last, recorder) = one_idle_series_and_a_recorder();
         let collector = {
             let map = Arc::clone(&map);
             thread::spawn(move || {
@@ -91,15 +97,7 @@ fn a_record_racing_its_series_eviction_is_not_lost() {
 #[test]
 fn a_lookup_racing_an_eviction_never_makes_a_twin() {
     model(|| {
-        let map = Arc::new(Map::evicting(4, Duration::ZERO));
-        let incarnations = Arc::new(AtomicUsize::new(0));
-        record(&map, &incarnations, "a");
-        let mut last = HashMap::new();
-        collect(&map, &mut last);
-        let recorder = {
-            let (map, incarnations) = (Arc::clone(&map), Arc::clone(&incarnations));
-            thread::spawn(move || record(&map, &incarnations, "a"))
-        };
+        let (map, mut last, recorder) = one_idle_series_and_a_recorder();
         // The collection evicts "a" unless the recorder touched it first; either way the
         // next ones must show it once, with both records.
         collect(&map, &mut last);

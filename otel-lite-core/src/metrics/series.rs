@@ -541,8 +541,8 @@ impl<D> SeriesMap<D> {
     }
 
     /// `f` of every series, oldest first, in one vector; `now` is the collection's time
-    /// (ns since the Unix epoch). Takes no lock, but in an evicting map, which runs its
-    /// eviction pass here after reading every series.
+    /// (ns since the Unix epoch). Takes no lock, except in an evicting map, which runs its
+    /// eviction pass here, under its lock, after reading every series.
     pub(crate) fn map_series<T>(&self, now: u64, mut f: impl FnMut(&Series<D>) -> T) -> Vec<T> {
         if let Some(eviction) = &self.eviction {
             return self.collect_and_evict(eviction, now, f);
