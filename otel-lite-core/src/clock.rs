@@ -43,6 +43,20 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// A point in time in clock ticks; convert with a [`Converter`] or [`to_unix_nanos`].
 pub(crate) type Ticks = u64;
 
+/// A reading of the span clock, taken now and used later: a bridge that starts its span
+/// only when the source span is first entered still gives it the time the source span was
+/// created ([`SpanBuilder::start_time`](crate::trace::SpanBuilder::start_time)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub(crate) Ticks);
+
+impl Timestamp {
+    /// The current time.
+    #[inline]
+    pub fn now() -> Timestamp {
+        Timestamp(now())
+    }
+}
+
 /// Knots kept at most; the older half is thinned when full.
 const MAX_KNOTS: usize = 1024;
 /// Knots copied into a [`Converter`]: the recent history that nearly every tick it converts

@@ -415,6 +415,27 @@ impl Logger {
         self.emit_stamped(record, false);
     }
 
+    /// Emits a record of something that happens now, like [`Logger::emit`], with the time of
+    /// the call as its timestamp (one clock read serves both timestamps). The bridges from
+    /// `tracing` and `log` take this path.
+    pub fn emit_now(&self, record: LogRecord) {
+        if self.pipeline.processors.is_empty() {
+            return;
+        }
+        self.emit_stamped(record, true);
+    }
+
+    /// Whether records go anywhere: a bridge skips building one when not.
+    pub fn is_enabled(&self) -> bool {
+        !self.pipeline.processors.is_empty()
+    }
+
+    /// The instrumentation scope records of this logger carry (the value of
+    /// [`LogRecord::scope`] for a record built by hand).
+    pub fn scope(&self) -> &'static InstrumentationScope {
+        self.scope
+    }
+
     fn emit_stamped(&self, mut record: LogRecord, timestamp_is_observed: bool) {
         if !record.trace_id.is_valid() {
             crate::context::with_current_span_context(|sc| {

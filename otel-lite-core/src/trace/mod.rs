@@ -18,6 +18,7 @@ pub mod __loom {
 mod sampler;
 pub(crate) mod span;
 
+pub use crate::clock::Timestamp;
 pub use crate::context::id::{ParseIdError, SpanId, TraceId};
 pub use crate::context::trace_state::{TraceState, TraceStateError};
 pub use crate::context::{Context, ContextGuard, SpanContext, TraceFlags};

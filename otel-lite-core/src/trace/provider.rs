@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::attributes::{has_long_values, limit_attributes, KeyValue, SharedStr};
-use crate::clock;
+use crate::clock::{self, Timestamp};
 use crate::context::id::{SpanId, TraceId};
 use crate::context::{Context, SpanContext, TraceFlags};
 use crate::resource::Resource;
@@ -319,6 +319,8 @@ impl Tracer {
             attributes: Vec::new(),
             links: Vec::new(),
             parent: None,
+            start_time: None,
+            static_attributes: &[],
         }
     }
 
@@ -339,6 +341,8 @@ pub struct SpanBuilder<'t> {
     attributes: Vec<KeyValue>,
     links: Vec<(SpanContext, Vec<KeyValue>)>,
     parent: Option<Context>,
+    start_time: Option<Timestamp>,
+    static_attributes: &'static [KeyValue],
 }
 
 impl SpanBuilder<'_> {
@@ -351,6 +355,14 @@ impl SpanBuilder<'_> {
     /// Attributes known at the start (samplers see the span with them).
     pub fn attributes(mut self, attributes: Vec<KeyValue>) -> Self {
         self.attributes = attributes;
+        self
+    }
+
+    /// Attributes shared by every span of a call site, held by reference rather than
+    /// copied into each span (a bridge keeps one slice per `tracing` call site). Spans
+    /// with [`SpanBuilder::attributes`] as well get both.
+    pub fn static_attributes(mut self, attributes: &'static [KeyValue]) -> Self {
+        self.static_attributes = attributes;
         self
     }
 
@@ -367,14 +379,32 @@ impl SpanBuilder<'_> {
         self
     }
 
+    /// The span's start time, taken earlier (by default: when [`SpanBuilder::start`] runs).
+    pub fn start_time(mut self, start: Timestamp) -> Self {
+        self.start_time = Some(start);
+        self
+    }
+
     /// Starts the span.
     #[inline]
     pub fn start(mut self) -> Span {
         let tracer = self.tracer;
         let links = std::mem::take(&mut self.links);
-        let (name, kind, attributes) = (self.name, self.kind, self.attributes);
+        let (name, kind, mut attributes) = (self.name, self.kind, self.attributes);
+        let attributes = match (attributes.is_empty(), self.static_attributes.is_empty()) {
+            (true, false) => Cow::Borrowed(self.static_attributes),
+            (false, false) => {
+                attributes.splice(0..0, self.static_attributes.iter().cloned());
+                Cow::Owned(attributes)
+            }
+            (_, true) => Cow::Owned(attributes),
+        };
         let parent = self.parent.take().unwrap_or_else(Context::current);
-        start_span(tracer.pipeline, tracer.scope, name, kind, Cow::Owned(attributes), links, parent)
+        let mut span = start_span(tracer.pipeline, tracer.scope, name, kind, attributes, links, parent);
+        if let Some(start) = self.start_time {
+            span.set_start(start.0);
+        }
+        span
     }
 }
 
