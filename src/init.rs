@@ -311,15 +311,18 @@ impl Config {
             && metrics.iter().all(|e| matches!(e, Exporter::Otlp));
         let metric_evict_idle = delta_only.then(|| metric_export_interval.saturating_mul(2));
 
-        let prometheus_host =
-            get("OTEL_EXPORTER_PROMETHEUS_HOST").filter(|h| !h.trim().is_empty()).unwrap_or_else(|| "localhost".into());
-        let prometheus_port = match get("OTEL_EXPORTER_PROMETHEUS_PORT") {
-            None => 9464,
-            Some(v) => v.trim().parse::<u16>().unwrap_or_else(|_| {
-                warn("OTEL_EXPORTER_PROMETHEUS_PORT", &v, "not a port number; using 9464".into());
-                9464
-            }),
+        // Read as the endpoint's own `from_env` reads them.
+        #[cfg(feature = "prometheus")]
+        let (prometheus_host, prometheus_port) = {
+            let address = crate::prometheus::EnvAddress::from_env_with(&get);
+            if let Some(v) = &address.invalid_port {
+                warn("OTEL_EXPORTER_PROMETHEUS_PORT", v, format!("not a port number; using {}", address.port));
+            }
+            (address.host, address.port)
         };
+        // Without the endpoint compiled in, nothing binds them.
+        #[cfg(not(feature = "prometheus"))]
+        let (prometheus_host, prometheus_port) = (String::from("localhost"), 9464);
 
         // Kept for the OTLP exporters, which read their own variables.
         let env: Vec<(String, String)> = [
@@ -449,8 +452,8 @@ impl Config {
                 #[cfg(feature = "otlp")]
                 Exporter::Otlp => {
                     let exporter = crate::otlp::OtlpSpanExporter::new(self.otlp_config(crate::otlp::Signal::Traces))
-                        .map_err(|e| InitError::Exporter(e.to_string()))?;
-                    exporter.register_self_metrics(&registry).map_err(|e| InitError::Exporter(e.to_string()))?;
+                        .map_err(|source| InitError::Otlp { signal: crate::otlp::Signal::Traces, source })?;
+                    exporter.register_self_metrics(&registry).map_err(InitError::SelfMetrics)?;
                     tracing = tracing.with_batch_exporter(exporter, self.span_batch.clone());
                 }
                 #[cfg(feature = "stdout")]
@@ -470,7 +473,7 @@ impl Config {
         // nothing (`#[instrument]` keeps its metrics; incoming contexts still propagate).
         if traces_on {
             let provider = tracing.build();
-            registry.register_pipeline_health(&provider).map_err(|e| InitError::Exporter(e.to_string()))?;
+            registry.register_pipeline_health(&provider).map_err(InitError::SelfMetrics)?;
             global::set_tracer_provider(provider.clone()).map_err(|_| InitError::AlreadyInitialized)?;
             telemetry.tracer_provider = Some(provider);
         }
@@ -487,8 +490,8 @@ impl Config {
                 #[cfg(feature = "otlp")]
                 Exporter::Otlp => {
                     let exporter = crate::otlp::OtlpLogExporter::new(self.otlp_config(crate::otlp::Signal::Logs))
-                        .map_err(|e| InitError::Exporter(e.to_string()))?;
-                    exporter.register_self_metrics(&registry).map_err(|e| InitError::Exporter(e.to_string()))?;
+                        .map_err(|source| InitError::Otlp { signal: crate::otlp::Signal::Logs, source })?;
+                    exporter.register_self_metrics(&registry).map_err(InitError::SelfMetrics)?;
                     logging = logging.with_batch_exporter(exporter, self.log_batch.clone());
                 }
                 #[cfg(feature = "stdout")]
@@ -502,7 +505,7 @@ impl Config {
         // Likewise, logs stay off without an exporter.
         if !self.logs.is_empty() {
             let logger_provider = logging.build();
-            registry.register_pipeline_health(&logger_provider).map_err(|e| InitError::Exporter(e.to_string()))?;
+            registry.register_pipeline_health(&logger_provider).map_err(InitError::SelfMetrics)?;
             // Only fails if one was installed by hand before; keep that one.
             let _ = global::set_logger_provider(logger_provider.clone());
             telemetry.logger_provider = Some(logger_provider);
@@ -517,18 +520,18 @@ impl Config {
                         .host(self.prometheus_host.clone())
                         .port(self.prometheus_port)
                         .start()
-                        .map_err(|e| InitError::Exporter(e.to_string()))?;
+                        .map_err(InitError::Prometheus)?;
                     telemetry.prometheus = Some(server);
                 }
                 #[cfg(feature = "otlp")]
                 Exporter::Otlp => {
                     let temporality = self.metrics_temporality;
                     let exporter = crate::otlp::OtlpMetricExporter::new(self.otlp_metrics_config(), temporality)
-                        .map_err(|e| InitError::Exporter(e.to_string()))?;
-                    exporter.register_self_metrics(&registry).map_err(|e| InitError::Exporter(e.to_string()))?;
+                        .map_err(|source| InitError::Otlp { signal: crate::otlp::Signal::Metrics, source })?;
+                    exporter.register_self_metrics(&registry).map_err(InitError::SelfMetrics)?;
                     let reader =
                         crate::otlp::PeriodicReader::start(registry.clone(), exporter, self.metric_export_interval)
-                            .map_err(|e| InitError::Exporter(e.to_string()))?;
+                            .map_err(InitError::MetricReader)?;
                     telemetry.readers.push(reader);
                 }
                 #[cfg(feature = "stdout")]
@@ -539,7 +542,7 @@ impl Config {
                         exporter,
                         self.metric_export_interval,
                     )
-                    .map_err(|e| InitError::Exporter(e.to_string()))?;
+                    .map_err(InitError::MetricReader)?;
                     telemetry.readers.push(reader);
                 }
                 // Unreachable only when every exporter feature is on.
@@ -580,26 +583,57 @@ fn lookup(env: &[(String, String)], name: &str) -> Option<String> {
     env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
 }
 
-/// Why `init` failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why `init` failed. Each variant keeps the error it wraps ([`std::error::Error::source`]).
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum InitError {
     /// A tracer provider is already installed (a second `init`).
     AlreadyInitialized,
-    /// An exporter could not start (the message says which and why).
-    Exporter(String),
+    /// An OTLP exporter could not be built from its configuration (its endpoint, say).
+    #[cfg(feature = "otlp")]
+    Otlp {
+        /// The signal whose exporter failed.
+        signal: crate::otlp::Signal,
+        /// Why.
+        source: crate::otlp::OtlpError,
+    },
+    /// The Prometheus endpoint could not start (its address is taken, say).
+    #[cfg(feature = "prometheus")]
+    Prometheus(crate::prometheus::ServeError),
+    /// The thread of a periodic metric reader could not start.
+    MetricReader(std::io::Error),
+    /// A self-metric of an exporter or pipeline clashes with an instrument registered
+    /// before `init` under the same name.
+    SelfMetrics(otel_lite_core::RegistrationError),
 }
 
 impl std::fmt::Display for InitError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             InitError::AlreadyInitialized => f.write_str("otel-lite is already initialised"),
-            InitError::Exporter(e) => write!(f, "cannot start an exporter: {e}"),
+            #[cfg(feature = "otlp")]
+            InitError::Otlp { signal, .. } => write!(f, "cannot start the OTLP exporter of {signal:?}"),
+            #[cfg(feature = "prometheus")]
+            InitError::Prometheus(_) => f.write_str("cannot start the Prometheus endpoint"),
+            InitError::MetricReader(_) => f.write_str("cannot start a periodic metric reader"),
+            InitError::SelfMetrics(_) => f.write_str("cannot register otel-lite's self-metrics"),
         }
     }
 }
 
-impl std::error::Error for InitError {}
+impl std::error::Error for InitError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            InitError::AlreadyInitialized => None,
+            #[cfg(feature = "otlp")]
+            InitError::Otlp { source, .. } => Some(source),
+            #[cfg(feature = "prometheus")]
+            InitError::Prometheus(source) => Some(source),
+            InitError::MetricReader(source) => Some(source),
+            InitError::SelfMetrics(source) => Some(source),
+        }
+    }
+}
 
 /// How long [`Telemetry::shutdown`] (or dropping the guard) waits for the pipelines to flush,
 /// all signals together: they flush in parallel, and an exporter still sending at the

@@ -24,6 +24,36 @@ pub const DEFAULT_HOST: &str = "localhost";
 /// Default port (`OTEL_EXPORTER_PROMETHEUS_PORT`).
 pub const DEFAULT_PORT: u16 = 9464;
 
+/// The endpoint's address as `OTEL_EXPORTER_PROMETHEUS_HOST` and `_PORT` give it: the one
+/// reading of those variables, shared by [`ServerBuilder::from_env`] and `otel_lite::init`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvAddress {
+    /// The host (trimmed), or [`DEFAULT_HOST`] when unset or blank.
+    pub host: String,
+    /// The port, or [`DEFAULT_PORT`] when unset or not a port number.
+    pub port: u16,
+    /// The value of `OTEL_EXPORTER_PROMETHEUS_PORT` when it was not a port number.
+    pub invalid_port: Option<String>,
+}
+
+impl EnvAddress {
+    /// Reads the variables through `get`.
+    pub fn from_env_with(get: impl Fn(&str) -> Option<String>) -> EnvAddress {
+        let host = get("OTEL_EXPORTER_PROMETHEUS_HOST")
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| DEFAULT_HOST.to_string());
+        let (port, invalid_port) = match get("OTEL_EXPORTER_PROMETHEUS_PORT") {
+            None => (DEFAULT_PORT, None),
+            Some(v) => match v.trim().parse::<u16>() {
+                Ok(port) => (port, None),
+                Err(_) => (DEFAULT_PORT, Some(v)),
+            },
+        };
+        EnvAddress { host, port, invalid_port }
+    }
+}
+
 /// At most this many connections are served at once; further ones wait in the backlog.
 /// Generous, so that clients that never finish their request (slow-loris) cannot take every
 /// slot from the scraper: each idle connection costs a task and a read buffer (about
@@ -107,16 +137,15 @@ impl ServerBuilder {
     }
 
     /// Like [`ServerBuilder::from_env`] with a custom variable source.
+    /// Unset variables select the defaults ([`DEFAULT_HOST`], [`DEFAULT_PORT`]), as they do
+    /// for `otel_lite::init`.
     pub fn from_env_with(mut self, get: impl Fn(&str) -> Option<String>) -> Self {
-        if let Some(host) = get("OTEL_EXPORTER_PROMETHEUS_HOST").filter(|h| !h.trim().is_empty()) {
-            self.host = host.trim().to_string();
+        let address = EnvAddress::from_env_with(get);
+        if let Some(port) = &address.invalid_port {
+            eprintln!("otel-lite: invalid OTEL_EXPORTER_PROMETHEUS_PORT {port:?}; using {}", address.port);
         }
-        if let Some(port) = get("OTEL_EXPORTER_PROMETHEUS_PORT") {
-            match port.trim().parse() {
-                Ok(p) => self.port = p,
-                Err(_) => eprintln!("otel-lite: invalid OTEL_EXPORTER_PROMETHEUS_PORT {port:?}; using {}", self.port),
-            }
-        }
+        self.host = address.host;
+        self.port = address.port;
         self
     }
 
@@ -328,4 +357,31 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     *r.status_mut() = status;
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address(vars: &[(&str, &str)]) -> EnvAddress {
+        EnvAddress::from_env_with(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
+    }
+
+    /// `init` and `ServerBuilder::from_env` read the variables through this one function;
+    /// these are the cases where two readings used to differ.
+    #[test]
+    fn the_address_variables_are_read_one_way() {
+        let none = address(&[]);
+        assert_eq!((none.host.as_str(), none.port, none.invalid_port), (DEFAULT_HOST, DEFAULT_PORT, None));
+        let padded =
+            address(&[("OTEL_EXPORTER_PROMETHEUS_HOST", " 127.0.0.1 "), ("OTEL_EXPORTER_PROMETHEUS_PORT", " 9100 ")]);
+        assert_eq!((padded.host.as_str(), padded.port), ("127.0.0.1", 9100));
+        let blank = address(&[("OTEL_EXPORTER_PROMETHEUS_HOST", "  ")]);
+        assert_eq!(blank.host, DEFAULT_HOST);
+        let bad = address(&[("OTEL_EXPORTER_PROMETHEUS_PORT", "99999")]);
+        assert_eq!((bad.port, bad.invalid_port.as_deref()), (DEFAULT_PORT, Some("99999")));
+        let builder = PrometheusServer::builder(Registry::new())
+            .from_env_with(|k| (k == "OTEL_EXPORTER_PROMETHEUS_HOST").then(|| " ::1 ".to_string()));
+        assert_eq!((builder.host.as_str(), builder.port), ("::1", DEFAULT_PORT));
+    }
 }

@@ -9,5 +9,5 @@ mod http;
 mod negotiate;
 
 pub use encode::{encode, encode_with, EncodeOptions, Format};
-pub use http::{PrometheusServer, ServeError, ServerBuilder, DEFAULT_HOST, DEFAULT_PORT};
+pub use http::{EnvAddress, PrometheusServer, ServeError, ServerBuilder, DEFAULT_HOST, DEFAULT_PORT};
 pub use negotiate::{accepts_gzip, negotiate_format};
