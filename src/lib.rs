@@ -12,6 +12,9 @@
 //! | `stdout` | no | module `stdout`: console exporters, one line per span, log record or metric point |
 //! | `tokio` | no | module `task`: `spawn`/`spawn_blocking` that carry the current context into tasks |
 //! | `http` | no | propagation carriers for `http::HeaderMap` |
+//! | `tracing` | no | `integrations::tracing`: a `tracing_subscriber::Layer` feeding spans, span events and log records |
+//! | `metrics` | no | `integrations::metrics`: a recorder for the `metrics` crate's `counter!`, `gauge!`, `histogram!` |
+//! | `log` | no | `integrations::log`: a `log::Log` producing log records correlated with the current span |
 //!
 //! # For applications
 //!
@@ -50,6 +53,10 @@ pub use otel_lite_exporters::otlp;
 pub use otel_lite_exporters::prometheus;
 #[cfg(feature = "stdout")]
 pub use otel_lite_exporters::stdout;
+
+/// Bridges from `tracing`, `metrics` and `log` (features of the same names).
+#[cfg(any(feature = "tracing", feature = "metrics", feature = "log"))]
+pub use otel_lite_integrations as integrations;
 
 mod init;
 pub use init::{init, Config, EnvWarning, Exporter, InitError, Telemetry, SHUTDOWN_TIMEOUT};

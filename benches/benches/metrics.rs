@@ -425,9 +425,59 @@ fn encoding_many_families(c: &mut Criterion) {
     g.finish();
 }
 
+/// The `metrics` crate's macros with three literal labels, through otel-lite's recorder
+/// (`integrations::metrics`) and through metrics-exporter-prometheus's, each installed
+/// thread-locally for its measurement: what `counter!(...).increment(1)` and
+/// `histogram!(...).record(v)` cost in code instrumented with `metrics`.
+fn metrics_recorders(c: &mut Criterion) {
+    use otel_lite::integrations::metrics::OtelLiteRecorder;
+    let registry = Registry::new();
+    let ours = OtelLiteRecorder::builder(&registry).buckets(&BOUNDS).expect("valid buckets").build();
+    let theirs = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&BOUNDS)
+        .expect("valid buckets")
+        .build_recorder();
+    let handle = theirs.handle();
+    let recorders: [(&str, &dyn metrics::Recorder); 2] =
+        [("otel-lite", &ours), ("metrics-exporter-prometheus", &theirs)];
+
+    let mut g = c.benchmark_group("metrics_counter_3_labels/1t");
+    for (name, recorder) in recorders {
+        g.bench_function(name, |b| {
+            metrics::with_local_recorder(recorder, || {
+                b.iter(|| {
+                    metrics::counter!("x", "method" => "GET", "route" => "/api/users", "status" => "200").increment(1)
+                })
+            })
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("metrics_histogram_3_labels/1t");
+    for (name, recorder) in recorders {
+        g.bench_function(name, |b| {
+            metrics::with_local_recorder(recorder, || {
+                b.iter_custom(|iters| {
+                    let start = std::time::Instant::now();
+                    for i in 0..iters {
+                        metrics::histogram!("x", "method" => "GET", "route" => "/api/users", "status" => "200")
+                            .record(value(i));
+                    }
+                    let elapsed = start.elapsed();
+                    // Untimed: the exporter keeps every sample until it is drained (a
+                    // scrape does it); draining here keeps its memory bounded.
+                    handle.run_upkeep();
+                    elapsed
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = common::config();
-    targets = counter_bound, counter_attrs, histogram, gauge, encoding, encoding_many_families
+    targets = counter_bound, counter_attrs, histogram, gauge, metrics_recorders, encoding, encoding_many_families
 }
 criterion_main!(benches);

@@ -180,6 +180,33 @@ fn spans(c: &mut Criterion) {
         g.finish();
     }
     {
+        // The same `tracing` code under three subscribers: the registry alone (the floor any
+        // layer adds to), the registry with otel-lite's layer, and with tracing-opentelemetry
+        // over opentelemetry_sdk's batch processor. Each span is created, entered, exited and
+        // closed; the second group adds one event inside it.
+        let floor = tracing::Dispatch::new(tracing_subscriber::registry());
+        let bridged = tracing::Dispatch::new(
+            tracing_subscriber::registry().with(otel_lite::integrations::tracing::OtelLiteLayer::new(tracer.clone())),
+        );
+        let cases = [("tracing-registry-only", &floor), ("otel-lite", &bridged), ("tracing+opentelemetry", &dispatch)];
+        let mut g = c.benchmark_group("tracing_layer_span");
+        for (name, subscriber) in cases {
+            tracing::dispatcher::with_default(subscriber, || {
+                g.bench_function(name, |b| b.iter(|| tracing::info_span!("op").in_scope(|| black_box(()))));
+            });
+        }
+        g.finish();
+        let mut g = c.benchmark_group("tracing_layer_span_with_event");
+        for (name, subscriber) in cases {
+            tracing::dispatcher::with_default(subscriber, || {
+                g.bench_function(name, |b| {
+                    b.iter(|| tracing::info_span!("op").in_scope(|| tracing::info!(attempt = 1_i64, "step")))
+                });
+            });
+        }
+        g.finish();
+    }
+    {
         let mut g = c.benchmark_group("instrument_empty_fn");
         otel_lite::global::set_tracer_provider(provider.clone()).expect("set once");
         g.bench_function("otel-lite", |b| b.iter(empty_otel_lite));
