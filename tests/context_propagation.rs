@@ -19,7 +19,7 @@ fn pipeline() -> (TracerProvider, InMemorySpanExporter, Tracer) {
 }
 
 fn by_name(spans: &[SpanData]) -> HashMap<String, SpanData> {
-    spans.iter().map(|s| (s.name.to_string(), s.clone())).collect()
+    spans.iter().map(|s| (s.name().to_string(), s.clone())).collect()
 }
 
 #[test]
@@ -68,11 +68,11 @@ fn children_across_await_spawn_spawn_blocking_and_threads() {
     assert_eq!(spans.len(), TASKS * 5, "every span exported once");
     for i in 0..TASKS {
         let root = &spans[&format!("root-{i}")];
-        assert_eq!(root.parent_span_id, SpanId::INVALID);
+        assert_eq!(root.parent_span_id(), SpanId::INVALID);
         for child in ["after-await", "spawned", "blocking", "thread"] {
             let c = &spans[&format!("{child}-{i}")];
-            assert_eq!(c.parent_span_id, root.span_context.span_id(), "{child}-{i}");
-            assert_eq!(c.span_context.trace_id(), root.span_context.trace_id(), "{child}-{i}");
+            assert_eq!(c.parent_span_id(), root.span_context().span_id(), "{child}-{i}");
+            assert_eq!(c.span_context().trace_id(), root.span_context().trace_id(), "{child}-{i}");
         }
     }
     // Nothing leaks into the test thread.
@@ -95,9 +95,9 @@ fn plain_tokio_spawn_does_not_inherit_but_with_current_context_does() {
     });
     provider.force_flush();
     let spans = by_name(&exporter.spans());
-    let parent = spans["parent"].span_context.span_id();
-    assert_eq!(spans["orphan"].parent_span_id, SpanId::INVALID, "tokio::spawn alone starts a new trace");
-    assert_eq!(spans["adopted"].parent_span_id, parent);
+    let parent = spans["parent"].span_context().span_id();
+    assert_eq!(spans["orphan"].parent_span_id(), SpanId::INVALID, "tokio::spawn alone starts a new trace");
+    assert_eq!(spans["adopted"].parent_span_id(), parent);
 }
 
 #[test]
@@ -123,14 +123,16 @@ fn spans_record_attributes_events_status_and_limits() {
     let spans = exporter.spans();
     assert_eq!(spans.len(), 1, "ending twice exports once");
     let s = &spans[0];
-    assert_eq!(s.kind, SpanKind::Client);
-    assert_eq!(s.attributes, vec![KeyValue::new("a", 3), KeyValue::new("b", 2)]);
-    assert_eq!(s.dropped_attributes, 1);
-    assert_eq!(s.events.len(), 1);
-    assert_eq!(s.dropped_events, 1);
-    assert_eq!(s.status, Status::error("boom"));
-    assert!(s.end_unix_nanos >= s.start_unix_nanos);
-    assert!(s.events[0].time_unix_nanos >= s.start_unix_nanos && s.events[0].time_unix_nanos <= s.end_unix_nanos);
+    assert_eq!(s.kind(), SpanKind::Client);
+    assert_eq!(s.attributes(), vec![KeyValue::new("a", 3), KeyValue::new("b", 2)]);
+    assert_eq!(s.dropped_attributes(), 1);
+    assert_eq!(s.events().len(), 1);
+    assert_eq!(s.dropped_events(), 1);
+    assert_eq!(*s.status(), Status::error("boom"));
+    assert!(s.end_unix_nanos() >= s.start_unix_nanos());
+    assert!(
+        s.events()[0].time_unix_nanos >= s.start_unix_nanos() && s.events()[0].time_unix_nanos <= s.end_unix_nanos()
+    );
 }
 
 #[test]
@@ -158,7 +160,7 @@ fn full_queues_drop_and_count_without_blocking() {
     /// An exporter that blocks until the gate opens: the worker stalls and the rings fill.
     struct Stuck(Arc<(Mutex<bool>, Condvar)>);
     impl otel_lite::trace::SpanExporter for Stuck {
-        fn export(&mut self, _: Vec<SpanData>) -> Result<(), otel_lite::trace::ExportError> {
+        fn export(&mut self, _: &mut Vec<SpanData>) -> Result<(), otel_lite::trace::ExportError> {
             let (open, cv) = &*self.0;
             let mut open = open.lock().unwrap();
             while !*open {
@@ -213,7 +215,7 @@ fn the_last_handle_dropping_flushes_and_stops_the_pipeline() {
     drop(tracer.start("while a tracer lives"));
     let still_open = tracer.start("ends after the pipeline stopped");
     drop(tracer);
-    let names: Vec<String> = exporter.spans().iter().map(|s| s.name.to_string()).collect();
+    let names: Vec<String> = exporter.spans().iter().map(|s| s.name().to_string()).collect();
     assert_eq!(names, vec!["while a tracer lives".to_string()], "dropping the last handle flushed");
     drop(still_open);
     assert_eq!(exporter.spans().len(), 1, "a span ending after shutdown is not exported");
@@ -313,5 +315,5 @@ fn parentbased_always_off_still_records_children_of_a_sampled_parent() {
     drop(child);
     let spans = exporter.spans();
     assert_eq!(spans.len(), 1);
-    assert_eq!(spans[0].parent_span_id, parent.span_id());
+    assert_eq!(spans[0].parent_span_id(), parent.span_id());
 }

@@ -13,10 +13,7 @@ const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
 fn find<'a>(spans: &'a [SpanData], name: &str, kind: SpanKind) -> &'a SpanData {
-    spans
-        .iter()
-        .find(|s| s.name.as_str() == name && s.kind == kind)
-        .unwrap_or_else(|| panic!("no {kind:?} span {name}"))
+    spans.iter().find(|s| s.name() == name && s.kind() == kind).unwrap_or_else(|| panic!("no {kind:?} span {name}"))
 }
 
 #[test]
@@ -41,18 +38,18 @@ fn frontend_and_backend_share_the_callers_trace() {
     let spans = exporter.spans();
     assert_eq!(spans.len(), 4, "{spans:#?}");
     let trace = TraceId::from_hex(CALLER_TRACE).unwrap();
-    assert!(spans.iter().all(|s| s.span_context.trace_id() == trace), "one trace across both services");
+    assert!(spans.iter().all(|s| s.span_context().trace_id() == trace), "one trace across both services");
     let front = find(&spans, "GET /checkout", SpanKind::Server);
     let client = find(&spans, "GET /price", SpanKind::Client);
     let back = find(&spans, "GET /price", SpanKind::Server);
     let compute = find(&spans, "compute price", SpanKind::Internal);
-    assert_eq!(front.parent_span_id, SpanId::from_hex(CALLER_SPAN).unwrap());
-    assert!(front.parent_is_remote);
-    assert_eq!(client.parent_span_id, front.span_context.span_id());
-    assert_eq!(back.parent_span_id, client.span_context.span_id(), "the backend's parent is the client span");
-    assert!(back.parent_is_remote);
-    assert_eq!(compute.parent_span_id, back.span_context.span_id());
-    assert_eq!(back.span_context.trace_state().get("vendor"), Some("abc"), "tracestate travels too");
+    assert_eq!(front.parent_span_id(), SpanId::from_hex(CALLER_SPAN).unwrap());
+    assert!(front.parent_is_remote());
+    assert_eq!(client.parent_span_id(), front.span_context().span_id());
+    assert_eq!(back.parent_span_id(), client.span_context().span_id(), "the backend's parent is the client span");
+    assert!(back.parent_is_remote());
+    assert_eq!(compute.parent_span_id(), back.span_context().span_id());
+    assert_eq!(back.span_context().trace_state().get("vendor"), Some("abc"), "tracestate travels too");
 }
 
 #[test]
@@ -73,8 +70,8 @@ fn a_request_without_context_starts_a_new_trace() {
     });
     let spans = exporter.spans();
     let front = find(&spans, "GET /checkout", SpanKind::Server);
-    assert_eq!(front.parent_span_id, SpanId::INVALID);
-    assert!(spans.iter().all(|s| s.span_context.trace_id() == front.span_context.trace_id()));
+    assert_eq!(front.parent_span_id(), SpanId::INVALID);
+    assert!(spans.iter().all(|s| s.span_context().trace_id() == front.span_context().trace_id()));
 }
 
 /// `http::HeaderMap` carries repeated fields: `tracestate` fields are one list, in order,

@@ -18,7 +18,7 @@ fn exporter() -> &'static InMemorySpanExporter {
 }
 
 fn spans_named(name: &str) -> Vec<SpanData> {
-    exporter().spans().into_iter().filter(|s| s.name.as_str() == name).collect()
+    exporter().spans().into_iter().filter(|s| s.name() == name).collect()
 }
 
 /// The value of `function.calls{function, result}` (and `error.type` when given).
@@ -102,9 +102,9 @@ fn sync_functions_get_spans_and_metrics() {
     assert_eq!(duration_count("plain_sync"), 2);
     let spans = spans_named("plain_sync");
     assert_eq!(spans.len(), 2);
-    let qualified = spans[0].attributes.iter().find(|kv| kv.key().as_str() == "code.function.name").unwrap();
+    let qualified = spans[0].attributes().iter().find(|kv| kv.key().as_str() == "code.function.name").unwrap();
     assert_eq!(qualified.value().to_string(), "instrument::plain_sync");
-    assert!(spans[0].attributes.iter().all(|kv| kv.key().as_str() != "x"), "arguments are not recorded by default");
+    assert!(spans[0].attributes().iter().all(|kv| kv.key().as_str() != "x"), "arguments are not recorded by default");
 }
 
 #[test]
@@ -117,18 +117,18 @@ fn results_count_errors_by_type_and_record_them_on_the_span() {
     assert_eq!(calls("lookup", "error", Some("instrument::NotFound")), 2);
     let spans = spans_named("lookup");
     assert_eq!(spans.len(), 3);
-    let failed: Vec<_> = spans.iter().filter(|s| s.status != Status::Unset).collect();
+    let failed: Vec<_> = spans.iter().filter(|s| *s.status() != Status::Unset).collect();
     assert_eq!(failed.len(), 2);
-    assert_eq!(failed[0].status, Status::error("not found"));
-    assert_eq!(failed[0].events[0].name.as_str(), "exception");
-    let ok = spans.iter().find(|s| s.status == Status::Unset).unwrap();
+    assert_eq!(*failed[0].status(), Status::error("not found"));
+    assert_eq!(failed[0].events()[0].name.as_str(), "exception");
+    let ok = spans.iter().find(|s| *s.status() == Status::Unset).unwrap();
     // Integers are recorded as integers, not as their text.
-    assert!(ok.attributes.contains(&KeyValue::new("user.id", 7u64)), "{:?}", ok.attributes);
-    assert!(ok.attributes.contains(&KeyValue::new("id", 7i64)));
+    assert!(ok.attributes().contains(&KeyValue::new("user.id", 7u64)), "{:?}", ok.attributes());
+    assert!(ok.attributes().contains(&KeyValue::new("id", 7i64)));
     // The span's exception.type and the metric's error.type are the same name.
-    let exception_type = failed[0].events[0].attributes.iter().find(|kv| kv.key().as_str() == "exception.type");
+    let exception_type = failed[0].events()[0].attributes.iter().find(|kv| kv.key().as_str() == "exception.type");
     assert_eq!(exception_type.unwrap().value().to_string(), "instrument::NotFound");
-    let error_type = failed[0].attributes.iter().find(|kv| kv.key().as_str() == "error.type");
+    let error_type = failed[0].attributes().iter().find(|kv| kv.key().as_str() == "error.type");
     assert_eq!(error_type.unwrap().value().to_string(), "instrument::NotFound");
 }
 
@@ -158,7 +158,7 @@ fn fields_keep_their_types() {
     exporter();
     place(&Order { lines: 3 }, "alice");
     let span = &spans_named("place")[0];
-    let get = |k: &str| span.attributes.iter().find(|kv| kv.key().as_str() == k).map(|kv| kv.value().clone());
+    let get = |k: &str| span.attributes().iter().find(|kv| kv.key().as_str() == k).map(|kv| kv.value().clone());
     use otel_lite::Value;
     assert_eq!(get("lines"), Some(Value::I64(3)));
     assert_eq!(get("ratio"), Some(Value::F64(0.5)));
@@ -172,7 +172,7 @@ fn fields_keep_their_types() {
 
     place_args(2, "x", &Order { lines: 1 }, 9);
     let span = &spans_named("place_args")[0];
-    let get = |k: &str| span.attributes.iter().find(|kv| kv.key().as_str() == k).map(|kv| kv.value().clone());
+    let get = |k: &str| span.attributes().iter().find(|kv| kv.key().as_str() == k).map(|kv| kv.value().clone());
     assert_eq!(get("count"), Some(Value::I64(2)));
     assert_eq!(get("label"), Some(Value::String("x".into())));
     assert_eq!(get("order"), Some(Value::String("Order { lines: 1 }".into())));
@@ -205,9 +205,9 @@ fn nested_calls_are_parent_and_child() {
     outer();
     let outer = spans_named("outer.work").pop().unwrap();
     let inner = spans_named("inner").pop().unwrap();
-    assert_eq!(outer.kind, SpanKind::Server);
-    assert_eq!(inner.parent_span_id, outer.span_context.span_id());
-    assert_eq!(inner.span_context.trace_id(), outer.span_context.trace_id());
+    assert_eq!(outer.kind(), SpanKind::Server);
+    assert_eq!(inner.parent_span_id(), outer.span_context().span_id());
+    assert_eq!(inner.span_context().trace_id(), outer.span_context().trace_id());
 }
 
 struct Store {
@@ -313,9 +313,9 @@ fn async_functions_and_trait_methods() {
     let children = spans_named("child_async");
     assert_eq!((loads.len(), children.len()), (40, 40));
     for child in &children {
-        let parent = loads.iter().find(|l| l.span_context.span_id() == child.parent_span_id);
+        let parent = loads.iter().find(|l| l.span_context().span_id() == child.parent_span_id());
         assert!(parent.is_some(), "each child_async span has its load span as parent");
-        assert_eq!(parent.unwrap().kind, SpanKind::Client);
+        assert_eq!(parent.unwrap().kind(), SpanKind::Client);
     }
     // A panic inside an instrumented async fn counts as an error of type "panic".
     let result = runtime.block_on(async { tokio::spawn(panics_sometimes(true)).await });

@@ -15,7 +15,7 @@ mod common;
 
 struct Drop0;
 impl SpanExporter for Drop0 {
-    fn export(&mut self, batch: Vec<SpanData>) -> Result<(), ExportError> {
+    fn export(&mut self, batch: &mut Vec<SpanData>) -> Result<(), ExportError> {
         black_box(batch.len());
         Ok(())
     }

@@ -72,7 +72,7 @@ fn spans_and_logs_stay_on_the_wall_clock_and_in_order() {
     assert!(tracer_provider.force_flush() && logger_provider.force_flush());
 
     let spans: HashMap<String, (u64, u64)> =
-        spans.spans().into_iter().map(|s| (s.name.to_string(), (s.start_unix_nanos, s.end_unix_nanos))).collect();
+        spans.spans().into_iter().map(|s| (s.name().to_string(), (s.start_unix_nanos(), s.end_unix_nanos()))).collect();
     assert_eq!(spans.len(), windows.len(), "every span exported");
     let mut worst = 0u64;
     for (name, before, after) in &windows {

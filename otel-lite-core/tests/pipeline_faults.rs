@@ -19,7 +19,7 @@ struct Probe {
 }
 
 impl SpanExporter for Probe {
-    fn export(&mut self, batch: Vec<SpanData>) -> Result<(), ExportError> {
+    fn export(&mut self, batch: &mut Vec<SpanData>) -> Result<(), ExportError> {
         if self.panic_next.swap(false, Ordering::SeqCst) {
             panic!("the exporter panics (on purpose, in a test)");
         }

@@ -54,38 +54,29 @@ impl StdoutSpanExporter {
 /// One line for a span.
 pub fn format_span(s: &SpanData) -> String {
     let mut line = String::with_capacity(160);
-    let parent = if s.parent_span_id.is_valid() { s.parent_span_id.to_string() } else { "-".into() };
-    let micros = s.end_unix_nanos.saturating_sub(s.start_unix_nanos) / 1_000;
-    let _ = write!(
-        line,
-        "{} {} {} {:?} {} {}us",
-        s.span_context.trace_id(),
-        s.span_context.span_id(),
-        parent,
-        s.kind,
-        s.name,
-        micros
-    );
-    match &s.status {
+    let parent = if s.parent_span_id().is_valid() { s.parent_span_id().to_string() } else { "-".into() };
+    let micros = s.end_unix_nanos().saturating_sub(s.start_unix_nanos()) / 1_000;
+    let _ = write!(line, "{} {} {} {:?} {} {}us", s.trace_id(), s.span_id(), parent, s.kind(), s.name(), micros);
+    match s.status() {
         Status::Error { description } => {
             let _ = write!(line, " error={description:?}");
         }
         Status::Ok => line.push_str(" ok"),
         _ => {}
     }
-    for kv in s.attributes.iter() {
+    for kv in s.attributes() {
         let _ = write!(line, " {}={}", kv.key(), kv.value());
     }
-    for e in &s.events {
+    for e in s.events() {
         let _ = write!(line, " event:{}", e.name);
     }
     line
 }
 
 impl SpanExporter for StdoutSpanExporter {
-    fn export(&mut self, batch: Vec<SpanData>) -> Result<(), ExportError> {
+    fn export(&mut self, batch: &mut Vec<SpanData>) -> Result<(), ExportError> {
         let mut text = String::new();
-        for s in &batch {
+        for s in batch.iter() {
             text.push_str(&format_span(s));
             text.push('\n');
         }

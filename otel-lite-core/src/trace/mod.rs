@@ -26,7 +26,7 @@ pub use future::{FutureExt, WithContext};
 pub use processor::{BatchConfig, ExportError, InMemorySpanExporter, ProcessorStats, SpanExporter};
 pub use provider::{SpanBuilder, Tracer, TracerProvider, TracerProviderBuilder};
 pub use sampler::{Sampler, SamplerConfigError};
-pub use span::{error_type, EndedSpan, Event, Link, Span, SpanData, SpanKind, SpanLimits, Status};
+pub use span::{error_type, Event, Link, Span, SpanData, SpanKind, SpanLimits, Status};
 
 /// The span clock now, in ticks (for `#[instrument]`'s call timer).
 #[doc(hidden)]

@@ -7,20 +7,14 @@ use crate::clock::Converter;
 pub use crate::pipeline::{BatchConfig, ExportError, ProcessorStats};
 use crate::pipeline::{Batchable, Sink, ThreadRing, ThreadRings};
 use crate::resource::Resource;
-use crate::trace::span::{EndedSpan, FinishedSpan, SpanData};
+use crate::trace::span::{FinishedSpan, SpanData};
 
 /// Sends finished spans somewhere. Called from one thread at a time (the processor's).
 pub trait SpanExporter: Send + 'static {
-    /// Exports a batch.
-    fn export(&mut self, batch: Vec<SpanData>) -> Result<(), ExportError>;
-    /// Exports a batch as the processor holds it; the processor reuses the vector, so
-    /// leave it empty (it is cleared after the call either way).
-    ///
-    /// The default unpacks each span into a [`SpanData`] and calls [`SpanExporter::export`].
-    /// An exporter that encodes spans itself can read them in place instead.
-    fn export_ended(&mut self, batch: &mut Vec<EndedSpan>) -> Result<(), ExportError> {
-        self.export(batch.drain(..).map(EndedSpan::into_data).collect())
-    }
+    /// Exports a batch, read where the processor holds it. The processor reuses the vector
+    /// and clears it after the call: an exporter that keeps spans takes them out (`drain`)
+    /// rather than copying them.
+    fn export(&mut self, batch: &mut Vec<SpanData>) -> Result<(), ExportError>;
     /// Receives the provider's resource once, before the first export.
     fn set_resource(&mut self, _resource: &Resource) {}
     /// Receives the batch processor's export timeout (`OTEL_BSP_EXPORT_TIMEOUT`) once,
@@ -40,11 +34,8 @@ pub trait SpanExporter: Send + 'static {
 /// A boxed exporter is an exporter: a list of exporters chosen at run time can be handed
 /// to a provider one by one.
 impl SpanExporter for Box<dyn SpanExporter> {
-    fn export(&mut self, batch: Vec<SpanData>) -> Result<(), ExportError> {
+    fn export(&mut self, batch: &mut Vec<SpanData>) -> Result<(), ExportError> {
         (**self).export(batch)
-    }
-    fn export_ended(&mut self, batch: &mut Vec<EndedSpan>) -> Result<(), ExportError> {
-        (**self).export_ended(batch)
     }
     fn set_resource(&mut self, resource: &Resource) {
         (**self).set_resource(resource)
@@ -67,7 +58,7 @@ impl SpanExporter for Box<dyn SpanExporter> {
 /// let exporter = InMemorySpanExporter::default();
 /// let provider = TracerProvider::builder().with_simple_exporter(exporter.clone()).build();
 /// drop(provider.tracer("test").start("work"));
-/// assert_eq!(exporter.spans()[0].name.as_str(), "work");
+/// assert_eq!(exporter.spans()[0].name(), "work");
 /// ```
 #[derive(Clone, Default, Debug)]
 pub struct InMemorySpanExporter {
@@ -89,10 +80,10 @@ impl InMemorySpanExporter {
 }
 
 impl SpanExporter for InMemorySpanExporter {
-    fn export(&mut self, batch: Vec<SpanData>) -> Result<(), ExportError> {
+    fn export(&mut self, batch: &mut Vec<SpanData>) -> Result<(), ExportError> {
         match self.spans.lock() {
-            Ok(mut s) => s.extend(batch),
-            Err(p) => p.into_inner().extend(batch),
+            Ok(mut s) => s.append(batch),
+            Err(p) => p.into_inner().append(batch),
         }
         Ok(())
     }
@@ -104,10 +95,10 @@ thread_local! {
 }
 
 impl Batchable for FinishedSpan {
-    type Output = EndedSpan;
-    fn finish(mut self, clock: &mut Converter) -> EndedSpan {
+    type Output = SpanData;
+    fn finish(mut self, clock: &mut Converter) -> SpanData {
         self.convert_times(clock);
-        EndedSpan(self)
+        SpanData(self)
     }
     fn rings() -> &'static ThreadRings<Self> {
         &SPAN_RINGS
@@ -117,12 +108,12 @@ impl Batchable for FinishedSpan {
 /// Adapts a [`SpanExporter`] to the batch processor.
 pub(crate) struct SpanSink(pub(crate) Box<dyn SpanExporter>);
 
-impl Sink<EndedSpan> for SpanSink {
+impl Sink<SpanData> for SpanSink {
     fn set_export_timeout(&mut self, timeout: std::time::Duration) {
         self.0.set_export_timeout(timeout)
     }
-    fn export(&mut self, batch: &mut Vec<EndedSpan>) -> Result<(), ExportError> {
-        self.0.export_ended(batch)
+    fn export(&mut self, batch: &mut Vec<SpanData>) -> Result<(), ExportError> {
+        self.0.export(batch)
     }
     fn force_flush(&mut self) -> Result<(), ExportError> {
         self.0.force_flush()
@@ -144,7 +135,6 @@ pub(crate) fn batch_span_processor(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     use super::*;
@@ -153,49 +143,11 @@ mod tests {
     };
     use crate::KeyValue;
 
-    /// Reads every ended span in place, then unpacks it, and keeps both readings.
-    #[derive(Clone, Default)]
-    struct ReadInPlace(Arc<Mutex<Vec<(SpanData, SpanData)>>>);
-
-    impl SpanExporter for ReadInPlace {
-        fn export(&mut self, _: Vec<SpanData>) -> Result<(), ExportError> {
-            panic!("the batch processor hands over ended spans");
-        }
-        fn export_ended(&mut self, batch: &mut Vec<EndedSpan>) -> Result<(), ExportError> {
-            let mut seen = self.0.lock().unwrap();
-            for ended in batch.drain(..) {
-                let read = SpanData {
-                    span_context: SpanContext::new(
-                        ended.trace_id(),
-                        ended.span_id(),
-                        ended.flags(),
-                        false,
-                        ended.trace_state().clone(),
-                    ),
-                    parent_span_id: ended.parent_span_id(),
-                    parent_is_remote: ended.parent_is_remote(),
-                    name: ended.name().to_string().into(),
-                    kind: ended.kind(),
-                    start_unix_nanos: ended.start_unix_nanos(),
-                    end_unix_nanos: ended.end_unix_nanos(),
-                    attributes: ended.attributes().to_vec().into(),
-                    dropped_attributes: ended.dropped_attributes(),
-                    events: ended.events().to_vec(),
-                    dropped_events: ended.dropped_events(),
-                    links: ended.links().to_vec(),
-                    dropped_links: ended.dropped_links(),
-                    status: ended.status().clone(),
-                    scope: ended.scope(),
-                };
-                seen.push((read, ended.into_data()));
-            }
-            Ok(())
-        }
-    }
-
+    /// Every field of a span that has all of them, as exporters read it from the batch
+    /// processor's queue.
     #[test]
-    fn an_ended_span_read_in_place_matches_its_unpacked_data() {
-        let exporter = ReadInPlace::default();
+    fn a_span_reads_in_place_with_every_field() {
+        let exporter = InMemorySpanExporter::default();
         let provider = TracerProvider::builder()
             .span_limits(crate::trace::SpanLimits { max_attributes: 2, ..Default::default() })
             .with_batch_exporter(exporter.clone(), BatchConfig::default())
@@ -222,22 +174,25 @@ mod tests {
             drop(tracer.start("plain"));
         }
         assert!(provider.force_flush());
-        let seen = exporter.0.lock().unwrap().clone();
+        let seen = exporter.spans();
         assert_eq!(seen.len(), 2);
-        for (read, unpacked) in &seen {
-            assert_eq!(read, unpacked);
-        }
-        let rich = &seen.iter().find(|(r, _)| r.name.as_str() == "rich").unwrap().1;
-        assert_eq!(rich.parent_span_id, remote.span_id());
-        assert!(rich.parent_is_remote);
-        assert_eq!((rich.attributes.len(), rich.dropped_attributes), (2, 1));
-        assert_eq!(rich.links.len(), 1);
-        assert_eq!(rich.status, Status::error("broken"));
-        let event = &rich.events[0];
-        assert!(rich.start_unix_nanos <= event.time_unix_nanos && event.time_unix_nanos <= rich.end_unix_nanos);
-        let plain = &seen.iter().find(|(r, _)| r.name.as_str() == "plain").unwrap().1;
-        assert_eq!(plain.parent_span_id, rich.span_context.span_id());
-        assert!(plain.events.is_empty() && plain.attributes.is_empty() && plain.status == Status::Unset);
+        let rich = seen.iter().find(|s| s.name() == "rich").unwrap();
+        assert_eq!(rich.trace_id(), remote.trace_id());
+        assert_eq!(rich.span_context().trace_state(), remote.trace_state());
+        assert_eq!(rich.scope().name.as_str(), "in-place");
+        assert_eq!(rich.kind(), SpanKind::Server);
+        assert_eq!(rich.parent_span_id(), remote.span_id());
+        assert!(rich.parent_is_remote());
+        assert_eq!((rich.attributes().len(), rich.dropped_attributes()), (2, 1));
+        assert_eq!(rich.links().len(), 1);
+        assert_eq!(rich.links()[0].attributes, [KeyValue::new("l", true)]);
+        assert_eq!(*rich.status(), Status::error("broken"));
+        let event = &rich.events()[0];
+        assert!(rich.start_unix_nanos() <= event.time_unix_nanos && event.time_unix_nanos <= rich.end_unix_nanos());
+        let plain = seen.iter().find(|s| s.name() == "plain").unwrap();
+        assert_eq!(plain.parent_span_id(), rich.span_id());
+        assert!(!plain.parent_is_remote());
+        assert!(plain.events().is_empty() && plain.attributes().is_empty() && *plain.status() == Status::Unset);
         provider.shutdown(Duration::from_secs(5));
     }
 }

@@ -169,7 +169,7 @@ impl TracerProviderBuilder {
 /// provider.force_flush();
 /// let spans = exporter.spans();
 /// assert_eq!(spans.len(), 2);
-/// assert_eq!(spans[0].parent_span_id, spans[1].span_context.span_id());
+/// assert_eq!(spans[0].parent_span_id(), spans[1].span_id());
 /// ```
 #[derive(Clone)]
 pub struct TracerProvider {
@@ -565,16 +565,16 @@ mod value_length_tests {
 
         let spans = exporter.spans();
         let value = |name: &str, key: &str| {
-            let s = spans.iter().find(|s| s.name.as_str() == name).unwrap();
-            s.attributes.iter().find(|kv| kv.key().as_str() == key).map(|kv| kv.value().to_string())
+            let s = spans.iter().find(|s| s.name() == name).unwrap();
+            s.attributes().iter().find(|kv| kv.key().as_str() == key).map(|kv| kv.value().to_string())
         };
         assert_eq!(value("static-short", "short").as_deref(), Some("abc"));
         assert_eq!(value("static-long", "long").as_deref(), Some("ééé"), "three characters, six bytes");
         assert_eq!(value("dynamic", "start").as_deref(), Some("abc"));
         assert_eq!(value("dynamic", "n").as_deref(), Some("12345"), "only strings are cut");
         assert_eq!(value("dynamic", "set").as_deref(), Some("xyz"));
-        let dynamic = spans.iter().find(|s| s.name.as_str() == "dynamic").unwrap();
-        assert_eq!(dynamic.events[0].attributes[0].value().to_string(), "012");
-        assert_eq!(dynamic.links[0].attributes[0].value().to_string(), "abc");
+        let dynamic = spans.iter().find(|s| s.name() == "dynamic").unwrap();
+        assert_eq!(dynamic.events()[0].attributes[0].value().to_string(), "012");
+        assert_eq!(dynamic.links()[0].attributes[0].value().to_string(), "abc");
     }
 }

@@ -108,43 +108,6 @@ impl Default for SpanLimits {
     }
 }
 
-/// A finished span, as exporters receive it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SpanData {
-    /// The span's identity.
-    pub span_context: SpanContext,
-    /// The parent span id; invalid for a root span.
-    pub parent_span_id: SpanId,
-    /// Whether the parent came from another process.
-    pub parent_is_remote: bool,
-    /// The span name.
-    pub name: SharedStr,
-    /// The kind.
-    pub kind: SpanKind,
-    /// Start, ns since the Unix epoch.
-    pub start_unix_nanos: u64,
-    /// End, ns since the Unix epoch.
-    pub end_unix_nanos: u64,
-    /// Attributes. Borrowed when every span of a call site starts with the same ones and
-    /// nothing was added (`#[instrument]`'s `code.function.name`): no allocation per span.
-    pub attributes: Cow<'static, [KeyValue]>,
-    /// Attributes dropped by the limit.
-    pub dropped_attributes: u32,
-    /// Events.
-    pub events: Vec<Event>,
-    /// Events dropped by the limit.
-    pub dropped_events: u32,
-    /// Links.
-    pub links: Vec<Link>,
-    /// Links dropped by the limit.
-    pub dropped_links: u32,
-    /// The status.
-    pub status: Status,
-    /// The instrumentation scope of the tracer that created the span (one shared copy per
-    /// distinct scope for the life of the process).
-    pub scope: &'static InstrumentationScope,
-}
-
 /// A span while it is being recorded: the common fields inline, times in clock ticks.
 ///
 /// Nothing here is allocated for a span that only has a name and static attributes (the
@@ -195,7 +158,7 @@ impl SpanRecord {
 
 /// An ended span as it waits in a ring: its times (start, end, event times) are clock ticks
 /// until [`FinishedSpan::convert_times`] turns them into Unix nanoseconds on the export
-/// worker; `into_data` then unpacks the extras into the exporters' [`SpanData`].
+/// worker; exporters then read it in place as a [`SpanData`].
 #[derive(Clone)]
 pub(crate) struct FinishedSpan {
     pub(crate) trace_id: TraceId,
@@ -221,41 +184,14 @@ impl FinishedSpan {
             }
         }
     }
-
-    /// Unpacks a span whose times are converted (see [`FinishedSpan::convert_times`]).
-    pub(crate) fn into_data(self) -> SpanData {
-        let r = self.record;
-        let SpanExtras { attributes, dropped_attributes, events, dropped_events, links, dropped_links, status } =
-            r.extras.map(|e| *e).unwrap_or_default();
-        SpanData {
-            span_context: SpanContext::new(self.trace_id, self.span_id, self.flags, self.is_remote, self.trace_state),
-            parent_span_id: r.parent_span_id,
-            parent_is_remote: r.parent_is_remote,
-            name: r.name,
-            kind: r.kind,
-            start_unix_nanos: r.start,
-            end_unix_nanos: self.end,
-            attributes: attributes.map_or(Cow::Borrowed(r.static_attributes), Cow::Owned),
-            dropped_attributes,
-            events,
-            dropped_events,
-            links,
-            dropped_links,
-            status,
-            scope: r.scope,
-        }
-    }
 }
 
-/// An ended span as a batch processor holds it, before it is unpacked into [`SpanData`].
-///
-/// Exporters that encode spans themselves read it in place through
-/// [`SpanExporter::export_ended`](crate::trace::SpanExporter::export_ended): the batch then
-/// goes from the processor's queue to the wire without a [`SpanData`] built, moved and
-/// freed per span.
+/// A finished span as every exporter reads it: the one read-only view of a span, read in
+/// place where the batch processor holds it (nothing is unpacked, moved or freed per span
+/// on the way to the wire).
 ///
 /// ```
-/// use otel_lite_core::trace::{BatchConfig, EndedSpan, ExportError, SpanData, SpanExporter, TracerProvider};
+/// use otel_lite_core::trace::{BatchConfig, ExportError, SpanData, SpanExporter, TracerProvider};
 /// use std::sync::{Arc, Mutex};
 ///
 /// /// Keeps only the names of the spans it sees.
@@ -263,12 +199,8 @@ impl FinishedSpan {
 /// struct Names(Arc<Mutex<Vec<String>>>);
 ///
 /// impl SpanExporter for Names {
-///     fn export(&mut self, batch: Vec<SpanData>) -> Result<(), ExportError> {
-///         self.0.lock().unwrap().extend(batch.iter().map(|s| s.name.to_string()));
-///         Ok(())
-///     }
-///     fn export_ended(&mut self, batch: &mut Vec<EndedSpan>) -> Result<(), ExportError> {
-///         self.0.lock().unwrap().extend(batch.drain(..).map(|s| s.name().to_string()));
+///     fn export(&mut self, batch: &mut Vec<SpanData>) -> Result<(), ExportError> {
+///         self.0.lock().unwrap().extend(batch.iter().map(|s| s.name().to_string()));
 ///         Ok(())
 ///     }
 /// }
@@ -279,10 +211,16 @@ impl FinishedSpan {
 /// provider.force_flush();
 /// assert_eq!(*names.0.lock().unwrap(), ["checkout"]);
 /// ```
+#[derive(Clone)]
 #[repr(transparent)]
-pub struct EndedSpan(pub(crate) FinishedSpan);
+pub struct SpanData(pub(crate) FinishedSpan);
 
-impl EndedSpan {
+impl SpanData {
+    /// The span's identity: trace and span id, flags and trace state (built on each call;
+    /// [`SpanData::trace_id`] and [`SpanData::span_id`] read the ids alone).
+    pub fn span_context(&self) -> SpanContext {
+        SpanContext::new(self.0.trace_id, self.0.span_id, self.0.flags, self.0.is_remote, self.0.trace_state.clone())
+    }
     /// The trace id.
     #[inline]
     pub fn trace_id(&self) -> TraceId {
@@ -378,23 +316,26 @@ impl EndedSpan {
     pub fn scope(&self) -> &'static InstrumentationScope {
         self.0.record.scope
     }
-    /// Unpacks the span into the exporters' owned form.
-    pub fn into_data(self) -> SpanData {
-        self.0.into_data()
-    }
-
     #[inline]
     fn extras(&self) -> Option<&SpanExtras> {
         self.0.record.extras.as_deref()
     }
 }
 
-impl std::fmt::Debug for EndedSpan {
+impl std::fmt::Debug for SpanData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EndedSpan")
+        f.debug_struct("SpanData")
             .field("trace_id", &self.trace_id())
             .field("span_id", &self.span_id())
+            .field("parent_span_id", &self.parent_span_id())
             .field("name", &self.name())
+            .field("kind", &self.kind())
+            .field("start_unix_nanos", &self.start_unix_nanos())
+            .field("end_unix_nanos", &self.end_unix_nanos())
+            .field("attributes", &self.attributes())
+            .field("events", &self.events())
+            .field("links", &self.links())
+            .field("status", self.status())
             .finish_non_exhaustive()
     }
 }

@@ -13,13 +13,11 @@ use otel_lite_core::metrics::snapshot::{
     ExponentialBuckets, ExponentialHistogramPoint, HistogramPoint, MetricData, Number, ResourceMetrics,
 };
 use otel_lite_core::metrics::MetricExporter;
-use otel_lite_core::trace::{EndedSpan, ExportError, SpanData, SpanExporter};
+use otel_lite_core::trace::{ExportError, SpanData, SpanExporter};
 use otel_lite_core::{AttributeSet, RegistrationError, Registry, Resource};
 
 use super::config::{Signal, SignalConfig};
-use super::transform::{
-    logs_request, metrics_request, recycle_spans, traces_request_recycling, SpanFields, Temporality,
-};
+use super::transform::{logs_request, metrics_request, recycle_spans, traces_request_recycling, Temporality};
 use super::transport::{HttpTransport, OtlpError, TransportStats};
 
 /// Encodes `message`; `size_hint` is the size of the previous request of the same exporter.
@@ -280,7 +278,7 @@ impl OtlpSpanExporter {
         Ok(OtlpSpanExporter { common: Common::new(config)?, recycled: Vec::new() })
     }
 
-    fn export_spans(&mut self, spans: &[impl SpanFields]) -> Result<(), ExportError> {
+    fn export_spans(&mut self, spans: &[SpanData]) -> Result<(), ExportError> {
         // The message lists of at most this many scopes are kept between exports.
         const KEEP: usize = 4;
         let request = traces_request_recycling(&self.common.resource, spans, &mut self.recycled);
@@ -305,15 +303,9 @@ impl OtlpSpanExporter {
 }
 
 impl SpanExporter for OtlpSpanExporter {
-    fn export(&mut self, batch: Vec<SpanData>) -> Result<(), ExportError> {
-        self.export_spans(&batch)
-    }
-
-    /// Encodes the spans where the batch processor holds them: no [`SpanData`] is built.
-    fn export_ended(&mut self, batch: &mut Vec<EndedSpan>) -> Result<(), ExportError> {
-        let result = self.export_spans(batch);
-        batch.clear();
-        result
+    /// Encodes the spans where the batch processor holds them.
+    fn export(&mut self, batch: &mut Vec<SpanData>) -> Result<(), ExportError> {
+        self.export_spans(batch)
     }
 
     fn set_resource(&mut self, resource: &Resource) {

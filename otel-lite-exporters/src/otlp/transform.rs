@@ -14,9 +14,7 @@ use otel_lite_core::metrics::snapshot::{
     Exemplar, ExponentialHistogramPoint, HistogramPoint, InstrumentationScope, MeterPoint, MetricData, Number,
     NumberPoint, ResourceMetrics,
 };
-use otel_lite_core::trace::{
-    EndedSpan, Event, Link, SpanData, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
-};
+use otel_lite_core::trace::{SpanData, SpanKind, Status, TraceFlags};
 use otel_lite_core::{KeyValue, Resource, Value};
 
 pub use otel_lite_core::metrics::snapshot::Temporality;
@@ -155,147 +153,7 @@ fn set_str(out: &mut String, s: &str) {
 
 /// Writes `s` into `out`, reusing the buffers `out` already has (a message recycled from
 /// an earlier request): an exporter then allocates nothing per span for ids and names.
-/// What an OTLP span message is filled from: a [`SpanData`], or an [`EndedSpan`] read in
-/// place in the batch processor's queue.
-pub(crate) trait SpanFields {
-    fn trace_id(&self) -> TraceId;
-    fn span_id(&self) -> SpanId;
-    fn flags(&self) -> TraceFlags;
-    fn trace_state(&self) -> &TraceState;
-    fn parent_span_id(&self) -> SpanId;
-    fn parent_is_remote(&self) -> bool;
-    fn name(&self) -> &str;
-    fn kind(&self) -> SpanKind;
-    fn start_unix_nanos(&self) -> u64;
-    fn end_unix_nanos(&self) -> u64;
-    fn attributes(&self) -> &[KeyValue];
-    fn dropped_attributes(&self) -> u32;
-    fn events(&self) -> &[Event];
-    fn dropped_events(&self) -> u32;
-    fn links(&self) -> &[Link];
-    fn dropped_links(&self) -> u32;
-    fn status(&self) -> &Status;
-    fn scope(&self) -> &'static InstrumentationScope;
-}
-
-impl SpanFields for SpanData {
-    fn trace_id(&self) -> TraceId {
-        self.span_context.trace_id()
-    }
-    fn span_id(&self) -> SpanId {
-        self.span_context.span_id()
-    }
-    fn flags(&self) -> TraceFlags {
-        self.span_context.flags()
-    }
-    fn trace_state(&self) -> &TraceState {
-        self.span_context.trace_state()
-    }
-    fn parent_span_id(&self) -> SpanId {
-        self.parent_span_id
-    }
-    fn parent_is_remote(&self) -> bool {
-        self.parent_is_remote
-    }
-    fn name(&self) -> &str {
-        self.name.as_str()
-    }
-    fn kind(&self) -> SpanKind {
-        self.kind
-    }
-    fn start_unix_nanos(&self) -> u64 {
-        self.start_unix_nanos
-    }
-    fn end_unix_nanos(&self) -> u64 {
-        self.end_unix_nanos
-    }
-    fn attributes(&self) -> &[KeyValue] {
-        &self.attributes
-    }
-    fn dropped_attributes(&self) -> u32 {
-        self.dropped_attributes
-    }
-    fn events(&self) -> &[Event] {
-        &self.events
-    }
-    fn dropped_events(&self) -> u32 {
-        self.dropped_events
-    }
-    fn links(&self) -> &[Link] {
-        &self.links
-    }
-    fn dropped_links(&self) -> u32 {
-        self.dropped_links
-    }
-    fn status(&self) -> &Status {
-        &self.status
-    }
-    fn scope(&self) -> &'static InstrumentationScope {
-        self.scope
-    }
-}
-
-/// Forwards to the inherent methods of the same names.
-impl SpanFields for EndedSpan {
-    fn trace_id(&self) -> TraceId {
-        EndedSpan::trace_id(self)
-    }
-    fn span_id(&self) -> SpanId {
-        EndedSpan::span_id(self)
-    }
-    fn flags(&self) -> TraceFlags {
-        EndedSpan::flags(self)
-    }
-    fn trace_state(&self) -> &TraceState {
-        EndedSpan::trace_state(self)
-    }
-    fn parent_span_id(&self) -> SpanId {
-        EndedSpan::parent_span_id(self)
-    }
-    fn parent_is_remote(&self) -> bool {
-        EndedSpan::parent_is_remote(self)
-    }
-    fn name(&self) -> &str {
-        EndedSpan::name(self)
-    }
-    fn kind(&self) -> SpanKind {
-        EndedSpan::kind(self)
-    }
-    fn start_unix_nanos(&self) -> u64 {
-        EndedSpan::start_unix_nanos(self)
-    }
-    fn end_unix_nanos(&self) -> u64 {
-        EndedSpan::end_unix_nanos(self)
-    }
-    fn attributes(&self) -> &[KeyValue] {
-        EndedSpan::attributes(self)
-    }
-    fn dropped_attributes(&self) -> u32 {
-        EndedSpan::dropped_attributes(self)
-    }
-    fn events(&self) -> &[Event] {
-        EndedSpan::events(self)
-    }
-    fn dropped_events(&self) -> u32 {
-        EndedSpan::dropped_events(self)
-    }
-    fn links(&self) -> &[Link] {
-        EndedSpan::links(self)
-    }
-    fn dropped_links(&self) -> u32 {
-        EndedSpan::dropped_links(self)
-    }
-    fn status(&self) -> &Status {
-        EndedSpan::status(self)
-    }
-    fn scope(&self) -> &'static InstrumentationScope {
-        EndedSpan::scope(self)
-    }
-}
-
-/// Writes `s` into `out`, reusing the buffers `out` already has (a message recycled from
-/// an earlier request): an exporter then allocates nothing per span for ids and names.
-fn fill_span(out: &mut trace::Span, s: &impl SpanFields) {
+fn fill_span(out: &mut trace::Span, s: &SpanData) {
     let parent_span_id = s.parent_span_id();
     let parent = parent_span_id.is_valid();
     set_bytes(&mut out.trace_id, &s.trace_id().to_bytes());
@@ -348,15 +206,15 @@ fn fill_span(out: &mut trace::Span, s: &impl SpanFields) {
 }
 
 /// An OTLP trace export request for `spans` of one resource.
-pub fn traces_request(res: &Resource, spans: Vec<SpanData>) -> ExportTraceServiceRequest {
-    traces_request_recycling(res, &spans, &mut Vec::new())
+pub fn traces_request(res: &Resource, spans: &[SpanData]) -> ExportTraceServiceRequest {
+    traces_request_recycling(res, spans, &mut Vec::new())
 }
 
 /// `traces_request`, refilling in place the span messages of earlier requests that
 /// `recycled` holds (see [`recycle_spans`]) before it allocates new ones.
 pub(crate) fn traces_request_recycling(
     res: &Resource,
-    spans: &[impl SpanFields],
+    spans: &[SpanData],
     recycled: &mut Vec<Vec<trace::Span>>,
 ) -> ExportTraceServiceRequest {
     // Per scope, in first-seen order: its message list and how many of them are filled.
