@@ -38,17 +38,17 @@ fn frontend_and_backend_share_the_callers_trace() {
     let spans = exporter.spans();
     assert_eq!(spans.len(), 4, "{spans:#?}");
     let trace = TraceId::from_hex(CALLER_TRACE).unwrap();
-    assert!(spans.iter().all(|s| s.span_context().trace_id() == trace), "one trace across both services");
+    assert!(spans.iter().all(|s| s.trace_id() == trace), "one trace across both services");
     let front = find(&spans, "GET /checkout", SpanKind::Server);
     let client = find(&spans, "GET /price", SpanKind::Client);
     let back = find(&spans, "GET /price", SpanKind::Server);
     let compute = find(&spans, "compute price", SpanKind::Internal);
     assert_eq!(front.parent_span_id(), SpanId::from_hex(CALLER_SPAN).unwrap());
     assert!(front.parent_is_remote());
-    assert_eq!(client.parent_span_id(), front.span_context().span_id());
-    assert_eq!(back.parent_span_id(), client.span_context().span_id(), "the backend's parent is the client span");
+    assert_eq!(client.parent_span_id(), front.span_id());
+    assert_eq!(back.parent_span_id(), client.span_id(), "the backend's parent is the client span");
     assert!(back.parent_is_remote());
-    assert_eq!(compute.parent_span_id(), back.span_context().span_id());
+    assert_eq!(compute.parent_span_id(), back.span_id());
     assert_eq!(back.span_context().trace_state().get("vendor"), Some("abc"), "tracestate travels too");
 }
 
@@ -71,7 +71,7 @@ fn a_request_without_context_starts_a_new_trace() {
     let spans = exporter.spans();
     let front = find(&spans, "GET /checkout", SpanKind::Server);
     assert_eq!(front.parent_span_id(), SpanId::INVALID);
-    assert!(spans.iter().all(|s| s.span_context().trace_id() == front.span_context().trace_id()));
+    assert!(spans.iter().all(|s| s.trace_id() == front.trace_id()));
 }
 
 /// `http::HeaderMap` carries repeated fields: `tracestate` fields are one list, in order,

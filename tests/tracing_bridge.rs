@@ -17,11 +17,11 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Layer;
 
 fn attribute<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
-    span.attributes.iter().find(|kv| kv.key().as_str() == key).map(|kv| kv.value())
+    span.attributes().iter().find(|kv| kv.key().as_str() == key).map(|kv| kv.value())
 }
 
 fn named<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
-    spans.iter().find(|s| s.name.as_str() == name).unwrap_or_else(|| panic!("no span named {name} in {spans:?}"))
+    spans.iter().find(|s| s.name() == name).unwrap_or_else(|| panic!("no span named {name} in {spans:?}"))
 }
 
 /// A subscriber with the bridge over a fresh provider exporting to memory.
@@ -54,8 +54,8 @@ fn fields_become_typed_attributes_and_otel_fields_set_name_kind_and_status() {
     });
     let spans = exporter.spans();
     let span = named(&spans, "GET /users");
-    assert_eq!(span.kind, SpanKind::Server);
-    assert_eq!(span.status, Status::error("upstream failed"));
+    assert_eq!(span.kind(), SpanKind::Server);
+    assert_eq!(*span.status(), Status::error("upstream failed"));
     assert_eq!(attribute(span, "count"), Some(&Value::I64(3)));
     assert_eq!(attribute(span, "big"), Some(&Value::from(u64::MAX.to_string())));
     assert_eq!(attribute(span, "ratio"), Some(&Value::F64(0.5)));
@@ -82,7 +82,7 @@ fn fields_recorded_after_the_span_started_are_exported_too() {
     });
     let spans = exporter.spans();
     assert_eq!(attribute(&spans[0], "status"), Some(&Value::I64(200)));
-    assert_eq!(spans[0].status, Status::Ok);
+    assert_eq!(*spans[0].status(), Status::Ok);
 }
 
 #[test]
@@ -101,14 +101,14 @@ fn parents_explicit_contextual_and_root() {
     let spans = exporter.spans();
     let (parent, other) = (named(&spans, "parent"), named(&spans, "other"));
     let contextual = named(&spans, "contextual");
-    assert_eq!(contextual.parent_span_id, other.span_context.span_id());
-    assert_eq!(contextual.span_context.trace_id(), other.span_context.trace_id());
+    assert_eq!(contextual.parent_span_id(), other.span_id());
+    assert_eq!(contextual.trace_id(), other.trace_id());
     let explicit = named(&spans, "explicit");
-    assert_eq!(explicit.parent_span_id, parent.span_context.span_id());
-    assert_eq!(explicit.span_context.trace_id(), parent.span_context.trace_id());
+    assert_eq!(explicit.parent_span_id(), parent.span_id());
+    assert_eq!(explicit.trace_id(), parent.trace_id());
     let root = named(&spans, "root");
-    assert_eq!(root.parent_span_id, SpanId::INVALID);
-    assert_ne!(root.span_context.trace_id(), other.span_context.trace_id());
+    assert_eq!(root.parent_span_id(), SpanId::INVALID);
+    assert_ne!(root.trace_id(), other.trace_id());
 }
 
 fn remote_context() -> Context {
@@ -136,9 +136,9 @@ fn a_remote_parent_is_set_before_the_span_starts_and_refused_after() {
         assert_eq!(tracing::Span::none().set_parent(&remote_context()), Err(SetParentError::NotRecorded));
     });
     let spans = exporter.spans();
-    assert_eq!(spans[0].span_context.trace_id(), TraceId::from_bytes([7; 16]));
-    assert_eq!(spans[0].parent_span_id, SpanId::from_bytes([9; 8]));
-    assert!(spans[0].parent_is_remote);
+    assert_eq!(spans[0].trace_id(), TraceId::from_bytes([7; 16]));
+    assert_eq!(spans[0].parent_span_id(), SpanId::from_bytes([9; 8]));
+    assert!(spans[0].parent_is_remote());
 }
 
 #[test]
@@ -152,9 +152,9 @@ fn context_returns_the_exported_span_context_and_follows_from_becomes_a_link() {
     });
     let spans = exporter.spans();
     let later = named(&spans, "later");
-    assert_eq!(Some(&later.span_context), context.span_context());
-    assert_eq!(later.links.len(), 1);
-    assert_eq!(Some(&later.links[0].span_context), earlier_context.span_context());
+    assert_eq!(Some(&later.span_context()), context.span_context());
+    assert_eq!(later.links().len(), 1);
+    assert_eq!(Some(&later.links()[0].span_context), earlier_context.span_context());
 }
 
 #[test]
@@ -167,9 +167,9 @@ fn the_start_time_is_when_the_tracing_span_was_created() {
         span.in_scope(|| {});
     });
     let span = &exporter.spans()[0];
-    let started_after = span.start_unix_nanos.saturating_sub(before);
+    let started_after = span.start_unix_nanos().saturating_sub(before);
     assert!(started_after < 40_000_000, "started {started_after} ns after creation began");
-    assert!(span.end_unix_nanos - span.start_unix_nanos >= 50_000_000);
+    assert!(span.end_unix_nanos() - span.start_unix_nanos() >= 50_000_000);
 }
 
 #[test]
@@ -184,15 +184,15 @@ fn events_become_span_events_and_error_events_set_an_error_status() {
     });
     let spans = exporter.spans();
     let span = &spans[0];
-    let reserved = &span.events[0];
+    let reserved = &span.events()[0];
     assert_eq!(reserved.name.as_str(), "reserved");
     assert!(reserved.attributes.iter().any(|kv| kv.key().as_str() == "items" && kv.value() == &Value::I64(3)));
-    let exception = &span.events[1];
+    let exception = &span.events()[1];
     assert_eq!(exception.name.as_str(), "exception");
     let get = |k: &str| exception.attributes.iter().find(|kv| kv.key().as_str() == k).map(|kv| kv.value().clone());
     assert_eq!(get("exception.message"), Some(Value::from("no such order")));
     assert_eq!(get("exception.type"), Some(Value::from("Custom")));
-    assert_eq!(span.status, Status::error("no such order"));
+    assert_eq!(*span.status(), Status::error("no such order"));
 }
 
 #[test]
@@ -216,14 +216,14 @@ fn events_become_log_records_with_the_trace_of_their_span() {
     assert_eq!(records.len(), 3);
     let entered = named(&spans, "entered");
     let slow = &records[0];
-    assert_eq!(slow.trace_id, entered.span_context.trace_id());
-    assert_eq!(slow.span_id, entered.span_context.span_id());
+    assert_eq!(slow.trace_id, entered.trace_id());
+    assert_eq!(slow.span_id, entered.span_id());
     assert_eq!(slow.severity_number, 13);
     assert_eq!(slow.scope.name.as_str(), "checkout");
     assert!(slow.timestamp_unix_nanos.is_some());
     assert!(slow.attributes.iter().any(|kv| kv.key().as_str() == "attempt" && kv.value() == &Value::I64(2)));
     let inner = named(&spans, "inner");
-    assert_eq!(records[1].span_id, inner.span_context.span_id());
+    assert_eq!(records[1].span_id, inner.span_id());
     assert!(!records[2].trace_id.is_valid(), "no span, no trace id");
 }
 
@@ -277,14 +277,14 @@ fn tracing_and_instrument_spans_nest_both_ways_in_one_trace() {
     });
     let spans = exporter.spans();
     let outer = named(&spans, "tracing_outer");
-    let native = spans.iter().find(|s| s.name.as_str().ends_with("native_outer")).expect("native_outer");
+    let native = spans.iter().find(|s| s.name().ends_with("native_outer")).expect("native_outer");
     let middle = named(&spans, "tracing_inside_native");
-    let inner = spans.iter().find(|s| s.name.as_str().ends_with("native_inner")).expect("native_inner");
-    assert_eq!(native.parent_span_id, outer.span_context.span_id());
-    assert_eq!(middle.parent_span_id, native.span_context.span_id());
-    assert_eq!(inner.parent_span_id, middle.span_context.span_id());
-    let trace = outer.span_context.trace_id();
-    assert!([native, middle, inner].iter().all(|s| s.span_context.trace_id() == trace));
+    let inner = spans.iter().find(|s| s.name().ends_with("native_inner")).expect("native_inner");
+    assert_eq!(native.parent_span_id(), outer.span_id());
+    assert_eq!(middle.parent_span_id(), native.span_id());
+    assert_eq!(inner.parent_span_id(), middle.span_id());
+    let trace = outer.trace_id();
+    assert!([native, middle, inner].iter().all(|s| s.trace_id() == trace));
 }
 
 #[test]
@@ -303,7 +303,7 @@ fn a_per_layer_filter_skips_spans_and_their_children_attach_to_the_nearest_recor
     });
     let spans = exporter.spans();
     assert_eq!(spans.len(), 2, "{spans:?}");
-    assert_eq!(named(&spans, "grandchild").parent_span_id, named(&spans, "kept").span_context.span_id());
+    assert_eq!(named(&spans, "grandchild").parent_span_id(), named(&spans, "kept").span_id());
 }
 
 /// A value whose `Debug` emits through `tracing` itself.
@@ -365,7 +365,7 @@ fn eight_threads_of_ten_thousand_spans_with_events_lose_nothing() {
     let spans = exporter.spans();
     assert_eq!(provider.stats().dropped, 0);
     assert_eq!(spans.len(), THREADS * SPANS);
-    assert!(spans.iter().all(|s| s.events.len() == 1 && s.events[0].name.as_str() == "step"));
+    assert!(spans.iter().all(|s| s.events().len() == 1 && s.events()[0].name.as_str() == "step"));
     let mut seen: Vec<(i64, i64)> = spans
         .iter()
         .map(|s| match (attribute(s, "thread"), attribute(s, "i")) {

@@ -31,8 +31,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for s in exporter.spans() {
         println!(
             "trace {} span {} parent {} {:?} {}",
-            s.span_context().trace_id(),
-            s.span_context().span_id(),
+            s.trace_id(),
+            s.span_id(),
             s.parent_span_id(),
             s.kind(),
             s.name()

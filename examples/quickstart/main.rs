@@ -30,12 +30,12 @@ impl SpanExporter for SlowestRequest {
             .filter(|s| s.name() == "handle_request")
             .max_by_key(|s| s.end_unix_nanos().saturating_sub(s.start_unix_nanos()));
         if let Some(s) = slowest {
-            let children = batch.iter().filter(|c| c.parent_span_id() == s.span_context().span_id()).count();
+            let children = batch.iter().filter(|c| c.parent_span_id() == s.span_id()).count();
             println!(
                 "slowest request of the last {} spans: {:.0} ms, trace {} ({} child span{})",
                 batch.len(),
                 (s.end_unix_nanos() - s.start_unix_nanos()) as f64 / 1e6,
-                s.span_context().trace_id(),
+                s.trace_id(),
                 children,
                 if children == 1 { "" } else { "s" },
             );
