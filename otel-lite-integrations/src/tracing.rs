@@ -48,7 +48,7 @@
 //! was created. Until then [`OtelLiteSpanExt::set_parent`] can still change its parent.
 
 use std::any::TypeId;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -231,40 +231,40 @@ struct Pending {
 
 impl OtelSpan {
     /// The started span, starting it now if it has not.
+    #[inline]
     fn started(&mut self, tracer: &Tracer) -> &mut Span {
-        if let OtelSpan::Pending(pending) = self {
-            let start = pending.start;
-            let Pending { name, kind, location, attributes, parent, links, status, start } = std::mem::replace(
-                pending,
-                Pending {
-                    name: SharedStr::from(""),
-                    kind: SpanKind::Internal,
-                    location: &[],
-                    attributes: Vec::new(),
-                    parent: Context::new(),
-                    links: Vec::new(),
-                    status: Status::Unset,
-                    start,
-                },
-            );
-            let mut builder = tracer
-                .span_builder(name)
-                .kind(kind)
-                .static_attributes(location)
-                .attributes(attributes)
-                .parent(&parent)
-                .start_time(start);
-            for link in links {
-                builder = builder.link(link, Vec::new());
-            }
-            let mut span = builder.start();
-            span.set_status(status);
-            *self = OtelSpan::Started(span);
+        if let OtelSpan::Pending(_) = self {
+            self.start(tracer);
         }
         match self {
             OtelSpan::Started(span) => span,
             OtelSpan::Pending(_) => unreachable!("started above"),
         }
+    }
+
+    #[inline(never)]
+    fn start(&mut self, tracer: &Tracer) {
+        // A placeholder while the pending state is moved out: a span that holds nothing.
+        let placeholder = OtelSpan::Started(Span::non_recording(Context::new()));
+        let OtelSpan::Pending(pending) = std::mem::replace(self, placeholder) else { return };
+        let Pending { name, kind, location, attributes, parent, links, status, start } = pending;
+        // Only what differs from the builder's defaults is set: each call moves the builder.
+        let mut builder = tracer.span_builder(name).parent(&parent).start_time(start);
+        if kind != SpanKind::Internal {
+            builder = builder.kind(kind);
+        }
+        if !location.is_empty() {
+            builder = builder.static_attributes(location);
+        }
+        if !attributes.is_empty() {
+            builder = builder.attributes(attributes);
+        }
+        for link in links {
+            builder = builder.link(link, Vec::new());
+        }
+        let mut span = builder.start();
+        span.set_status(status);
+        *self = OtelSpan::Started(span);
     }
 
     /// Applies fields recorded after the span was created.
@@ -387,9 +387,12 @@ where
 
     fn on_close(&self, id: Id, ctx: LayerContext<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
-        // Taken out before it ends: ending hands the span to exporters, which may log.
-        let state = span.extensions_mut().remove::<OtelSpan>();
-        if let Some(mut state) = state {
+        // Ended where it lies (the registry frees the extensions after this call). Ending
+        // may export at once (a simple exporter), and an exporter that logs through
+        // `tracing` locks the extensions of the span its event belongs to: never this one,
+        // which is closing and so neither current nor anyone's explicit parent any more.
+        let mut extensions = span.extensions_mut();
+        if let Some(state) = extensions.get_mut::<OtelSpan>() {
             state.started(self.tracer.get()).end();
         }
     }
@@ -556,12 +559,28 @@ impl Site {
 
 /// The `code.file.path` and `code.line.number` attributes of a span call site, made once
 /// per call site and kept for the life of the process (call sites are static and finite).
+/// A thread remembers the last call site it asked for: loops and hot functions ask for the
+/// same one again and again, and then no lock is taken.
 fn location_of(metadata: &'static Metadata<'static>) -> &'static [KeyValue] {
+    thread_local! {
+        static LAST: Cell<(usize, &'static [KeyValue])> = const { Cell::new((0, &[])) };
+    }
+    // The metadata of a call site is one static: its address names the call site.
+    let key = metadata as *const Metadata<'static> as usize;
+    let last = LAST.try_with(Cell::get).unwrap_or((0, &[]));
+    if last.0 == key {
+        return last.1;
+    }
+    let location = shared_location_of(key, metadata);
+    let _ = LAST.try_with(|cell| cell.set((key, location)));
+    location
+}
+
+#[cold]
+fn shared_location_of(key: usize, metadata: &'static Metadata<'static>) -> &'static [KeyValue] {
     type ByCallsite = RwLock<HashMap<usize, &'static [KeyValue], BuildHasherDefault<AddressHasher>>>;
     static BY_CALLSITE: OnceLock<ByCallsite> = OnceLock::new();
     let by_callsite = BY_CALLSITE.get_or_init(Default::default);
-    // The metadata of a call site is one static: its address names the call site.
-    let key = metadata as *const Metadata<'static> as usize;
     // A poisoned lock only means a panic elsewhere while inserting: the map is whole.
     if let Some(found) = by_callsite.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return found;

@@ -307,10 +307,12 @@ impl Tracer {
             Cow::Borrowed(&[]),
             Vec::new(),
             Context::current(),
+            None,
         )
     }
 
     /// A builder for a span with a kind, attributes, links or an explicit parent.
+    #[inline]
     pub fn span_builder(&self, name: impl Into<SharedStr>) -> SpanBuilder<'_> {
         SpanBuilder {
             tracer: self,
@@ -347,12 +349,14 @@ pub struct SpanBuilder<'t> {
 
 impl SpanBuilder<'_> {
     /// The span kind.
+    #[inline]
     pub fn kind(mut self, kind: SpanKind) -> Self {
         self.kind = kind;
         self
     }
 
     /// Attributes known at the start (samplers see the span with them).
+    #[inline]
     pub fn attributes(mut self, attributes: Vec<KeyValue>) -> Self {
         self.attributes = attributes;
         self
@@ -361,12 +365,14 @@ impl SpanBuilder<'_> {
     /// Attributes shared by every span of a call site, held by reference rather than
     /// copied into each span (a bridge keeps one slice per `tracing` call site). Spans
     /// with [`SpanBuilder::attributes`] as well get both.
+    #[inline]
     pub fn static_attributes(mut self, attributes: &'static [KeyValue]) -> Self {
         self.static_attributes = attributes;
         self
     }
 
     /// A link to another span.
+    #[inline]
     pub fn link(mut self, span_context: SpanContext, attributes: Vec<KeyValue>) -> Self {
         self.links.push((span_context, attributes));
         self
@@ -374,12 +380,14 @@ impl SpanBuilder<'_> {
 
     /// An explicit parent context instead of the current one (for example one extracted
     /// from incoming headers). An empty context makes a root span.
+    #[inline]
     pub fn parent(mut self, parent: &Context) -> Self {
         self.parent = Some(parent.clone());
         self
     }
 
     /// The span's start time, taken earlier (by default: when [`SpanBuilder::start`] runs).
+    #[inline]
     pub fn start_time(mut self, start: Timestamp) -> Self {
         self.start_time = Some(start);
         self
@@ -400,11 +408,7 @@ impl SpanBuilder<'_> {
             (_, true) => Cow::Owned(attributes),
         };
         let parent = self.parent.take().unwrap_or_else(Context::current);
-        let mut span = start_span(tracer.pipeline, tracer.scope, name, kind, attributes, links, parent);
-        if let Some(start) = self.start_time {
-            span.set_start(start.0);
-        }
-        span
+        start_span(tracer.pipeline, tracer.scope, name, kind, attributes, links, parent, self.start_time)
     }
 }
 
@@ -424,7 +428,7 @@ impl TracerProvider {
             Shortcut::UnsampledUnderCurrent => return unsampled_under_current(),
             Shortcut::None => {}
         }
-        start_span(self.pipeline, scope, name, kind, Cow::Borrowed(attributes), Vec::new(), Context::current())
+        start_span(self.pipeline, scope, name, kind, Cow::Borrowed(attributes), Vec::new(), Context::current(), None)
     }
 }
 
@@ -439,13 +443,17 @@ fn unsampled_under_current() -> Span {
     Span::deferred(Context::current())
 }
 
-/// Starts a span under `parent`, which the span's context then takes over.
+/// Starts a span under `parent`, which the span's context then takes over, at `start` (by
+/// default now: a constant `None` folds the choice away).
 ///
 /// The parent is a clone taken out of the thread-local context rather than a reference
 /// used inside it: building the span inside the thread-local access made that access a
 /// large closure the compiler would not inline, so every thread-local read on the way (the
 /// context, the id generator) became an indirect call, and the span was copied out through
 /// the closure's frame.
+// Each argument is one the three callers pass in their own way; a struct would be built
+// and taken apart again on the hot path.
+#[allow(clippy::too_many_arguments)]
 #[inline]
 fn start_span(
     pipeline: &'static Pipeline,
@@ -455,6 +463,7 @@ fn start_span(
     attributes: Cow<'static, [KeyValue]>,
     links: Vec<(SpanContext, Vec<KeyValue>)>,
     parent: Context,
+    start: Option<Timestamp>,
 ) -> Span {
     // The child takes over the parent's baggage and trace state (no reference counts).
     let (parent_span, baggage) = parent.into_parts();
@@ -499,7 +508,10 @@ fn start_span(
     let limits = pipeline.limits;
     let mut record = SpanRecord {
         parent_span_id,
-        start: clock::now(),
+        start: match start {
+            Some(at) => at.0,
+            None => clock::now(),
+        },
         name,
         static_attributes: &[],
         scope,

@@ -534,13 +534,6 @@ impl Span {
         }
     }
 
-    /// Moves the start of a recording span to `start` (a span started after the fact).
-    pub(crate) fn set_start(&mut self, start: clock::Ticks) {
-        if let Some(r) = self.recording() {
-            r.record.start = start;
-        }
-    }
-
     /// When the span started, in clock ticks, while it records.
     #[inline]
     pub(crate) fn start_ticks(&self) -> Option<clock::Ticks> {
