@@ -86,6 +86,12 @@ pub struct Config {
     pub prometheus_port: u16,
     /// What was wrong in the environment.
     pub warnings: Vec<EnvWarning>,
+    /// Whether [`install`](Config::install) also routes the `tracing`, `metrics` and `log`
+    /// crates into otel-lite, for those of the features `tracing`, `metrics` and `log` that
+    /// are on (see [`init`]'s "Bridges"). Default `true`; set it to `false` when the
+    /// application composes its own subscriber, recorder or logger (with
+    /// `otel_lite::integrations`) or installs one after `init`.
+    pub install_bridges: bool,
     /// The `OTEL_EXPORTER_OTLP_*` variables, for the OTLP exporters.
     #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     env: Vec<(String, String)>,
@@ -372,6 +378,7 @@ impl Config {
             prometheus_host,
             prometheus_port,
             warnings,
+            install_bridges: true,
             env,
             additions: Additions::default(),
         }
@@ -552,6 +559,12 @@ impl Config {
                 }
             }
         }
+
+        // Last, so that a failed install leaves no bridge behind; they route into the
+        // global providers and registry set above.
+        if self.install_bridges {
+            install_bridges(&registry);
+        }
         Ok(telemetry)
     }
 
@@ -574,6 +587,48 @@ impl Config {
             adjust(signal, &mut config);
         }
         config
+    }
+}
+
+/// Routes the `metrics`, `log` and `tracing` crates (those whose feature is on) into the
+/// global registry and providers. One of them already taken by the application is kept,
+/// with a warning: the crates allow one per process, and taking it over is not possible.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+fn install_bridges(registry: &otel_lite_core::Registry) {
+    #[cfg(feature = "metrics")]
+    if crate::integrations::metrics::OtelLiteRecorder::builder(registry).install().is_err() {
+        eprintln!(
+            "otel-lite: a `metrics` recorder is already installed; keeping it (the `metrics` macros do not reach \
+             otel-lite; set Config::install_bridges = false to skip this step)"
+        );
+    }
+    // `log` records go to the log bridge directly: it stamps them with the current span
+    // (a `tracing` span too, whose context the layer enters). Not through `tracing-log`'s
+    // `LogTracer`, which would take the same single `log` slot for a longer way round.
+    #[cfg(feature = "log")]
+    if crate::integrations::log::OtelLiteLogger::global().install().is_err() {
+        eprintln!(
+            "otel-lite: a `log` logger is already installed; keeping it (`log` records do not reach otel-lite; set \
+             Config::install_bridges = false to skip this step)"
+        );
+    }
+    #[cfg(feature = "tracing")]
+    {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        // INFO, like the `log` bridge: libraries' DEBUG and TRACE spans (per poll, per
+        // frame) would otherwise each become an exported span.
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::filter::LevelFilter::INFO)
+            .with(crate::integrations::tracing::layer());
+        // Tried rather than checked with `dispatcher::has_been_set`, which also counts a
+        // scoped default (`with_default`) that has since ended.
+        if tracing::subscriber::set_global_default(subscriber).is_err() {
+            eprintln!(
+                "otel-lite: a global `tracing` subscriber is already set; keeping it (add \
+                 otel_lite::integrations::tracing::layer() to it for its spans and events to reach otel-lite; set \
+                 Config::install_bridges = false to skip this step)"
+            );
+        }
     }
 }
 
@@ -766,6 +821,39 @@ impl Drop for Telemetry {
 /// telemetry.shutdown();
 /// # Ok::<(), otel_lite::InitError>(())
 /// ```
+///
+/// # Bridges
+///
+/// With the features `tracing`, `metrics` and `log`, `init` also routes those crates into
+/// what it installed, so an application instrumented only with them needs no other setup
+/// (`examples/tracing_bridge.rs`):
+///
+/// | feature | what `init` installs |
+/// |---|---|
+/// | `metrics` | `integrations::metrics::OtelLiteRecorder` over the global registry, as the `metrics` global recorder |
+/// | `log` | `integrations::log::OtelLiteLogger::global()` as the `log` logger, passing `INFO` and above |
+/// | `tracing` | `tracing_subscriber::registry()` with an `INFO` level filter and `integrations::tracing::layer()`, as the global default subscriber |
+///
+/// Each crate allows one global recorder, logger or subscriber per process. One the
+/// application installed before `init` is kept, with a warning on stderr (`otel-lite: ...`);
+/// one it installs after `init` fails (and `tracing_subscriber`'s and `env_logger`'s
+/// `init()` panic), so install yours first, or compose the bridges into your own
+/// (`integrations::tracing::layer()` in your subscriber, say) and set
+/// [`Config::install_bridges`] to `false`:
+///
+/// ```no_run
+/// let mut config = otel_lite::Config::from_env();
+/// config.install_bridges = false;
+/// let telemetry = config.install()?;
+/// # Ok::<(), otel_lite::InitError>(())
+/// ```
+///
+/// With both `tracing` and `log`, `log` records go to the `log` bridge directly (no
+/// `tracing-log`), still stamped with the `tracing` span they were logged in. With
+/// `tracing` alone, `log` records are not captured: turn on `log` too. Spans reach an
+/// exporter only when traces are on, and events and `log` records become log records only
+/// when logs are on (an OTLP endpoint, or `OTEL_TRACES_EXPORTER` / `OTEL_LOGS_EXPORTER`).
+/// `OTEL_SDK_DISABLED=true` installs no bridge either.
 pub fn init() -> Result<Telemetry, InitError> {
     Config::from_env().install()
 }

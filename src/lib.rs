@@ -12,9 +12,12 @@
 //! | `stdout` | no | module `stdout`: console exporters, one line per span, log record or metric point |
 //! | `tokio` | no | module `task`: `spawn`/`spawn_blocking` that carry the current context into tasks |
 //! | `http` | no | propagation carriers for `http::HeaderMap` |
-//! | `tracing` | no | `integrations::tracing`: a `tracing_subscriber::Layer` feeding spans, span events and log records |
-//! | `metrics` | no | `integrations::metrics`: a recorder for the `metrics` crate's `counter!`, `gauge!`, `histogram!` |
-//! | `log` | no | `integrations::log`: a `log::Log` producing log records correlated with the current span |
+//! | `tracing` | no | `integrations::tracing`: a `tracing_subscriber::Layer` feeding spans, span events and log records; [`init`] sets it as the global subscriber |
+//! | `metrics` | no | `integrations::metrics`: a recorder for the `metrics` crate's `counter!`, `gauge!`, `histogram!`; [`init`] installs it |
+//! | `log` | no | `integrations::log`: a `log::Log` producing log records correlated with the current span; [`init`] installs it |
+//!
+//! With the last three, an application instrumented only with those crates needs nothing but
+//! [`init`] (see its "Bridges" for what it installs and how to opt out).
 //!
 //! # For applications
 //!
