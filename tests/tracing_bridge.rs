@@ -377,3 +377,34 @@ fn eight_threads_of_ten_thousand_spans_with_events_lose_nothing() {
     seen.dedup();
     assert_eq!(seen.len(), THREADS * SPANS, "every (thread, i) exactly once");
 }
+
+#[tracing::instrument(err)]
+fn fails_with_instrument_err() -> Result<(), std::io::Error> {
+    Err(std::io::Error::new(std::io::ErrorKind::NotFound, "no such order"))
+}
+
+#[test]
+fn instrument_err_events_carry_the_error_text_into_status_exception_and_log_body() {
+    let spans = InMemorySpanExporter::default();
+    let logs = InMemoryLogExporter::default();
+    let tracer_provider = TracerProvider::builder().with_simple_exporter(spans.clone()).build();
+    let logger_provider = LoggerProvider::builder().with_simple_exporter(logs.clone()).build();
+    let subscriber = tracing_subscriber::registry()
+        .with(OtelLiteLayer::new(tracer_provider.tracer("test")).with_logger_provider(&logger_provider));
+    tracing::subscriber::with_default(subscriber, || assert!(fails_with_instrument_err().is_err()));
+    let spans = spans.spans();
+    let span = named(&spans, "fails_with_instrument_err");
+    assert_eq!(*span.status(), Status::error("no such order"));
+    let exception = &span.events()[0];
+    assert_eq!(exception.name.as_str(), "exception");
+    let message = exception.attributes.iter().find(|kv| kv.key().as_str() == "exception.message");
+    assert_eq!(message.map(|kv| kv.value().clone()), Some(Value::from("no such order")));
+    let records = logs.records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].severity_number, 17);
+    assert_eq!(
+        records[0].body.as_ref().map(|b| format!("{b:?}")),
+        Some(format!("{:?}", otel_lite::logs::AnyValue::from("no such order")))
+    );
+    assert_eq!(records[0].span_id, span.span_id());
+}

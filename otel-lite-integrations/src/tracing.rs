@@ -442,8 +442,16 @@ where
         if overflowed {
             attributes.push(KeyValue::new("log.target", site.target.clone()));
         }
+        // An event with an error and no message (`#[tracing::instrument(err)]`'s) is about
+        // the error: its text is the body.
+        let mut body = fields.message;
         if let Some(error) = fields.error {
-            attributes.push(KeyValue::new("exception.type", error.kind));
+            if let Some(kind) = error.kind {
+                attributes.push(KeyValue::new("exception.type", kind));
+            }
+            if body.is_none() {
+                body = Some(error.message.clone());
+            }
             attributes.push(KeyValue::new("exception.message", error.message));
         }
         // Outside a `tracing` span the emit stamps the current context's ids (an otel-lite
@@ -458,7 +466,7 @@ where
             observed_unix_nanos: 0,
             severity_number: severity.number(),
             severity_text: Some(severity.text().into()),
-            body: fields.message.map(AnyValue::from),
+            body: body.map(AnyValue::from),
             attributes,
             dropped_attributes: 0,
             trace_id,
@@ -502,8 +510,8 @@ impl<S> OtelLiteLayer<S> {
                 (None, Some(message)) => message.clone(),
                 (None, None) => site.name.to_owned(),
             };
-            if let Some(error) = &fields.error {
-                attributes.push(KeyValue::new("exception.type", error.kind.clone()));
+            if let Some(kind) = fields.error.as_ref().and_then(|e| e.kind.clone()) {
+                attributes.push(KeyValue::new("exception.type", kind));
             }
             attributes.push(KeyValue::new("exception.message", message.clone()));
             if self.span_events {
@@ -733,8 +741,11 @@ struct EventFields {
     attributes: Vec<KeyValue>,
 }
 
+/// The error an event carries: a field recorded as an error, or a field named `error`
+/// (what `#[tracing::instrument(err)]` emits, through `Display` or `Debug`).
 struct ErrorField {
-    kind: String,
+    /// The error's type, when it came as a `dyn Error`.
+    kind: Option<String>,
     message: String,
 }
 
@@ -770,12 +781,14 @@ impl field::Visit for EventFields {
     fn record_str(&mut self, field: &field::Field, value: &str) {
         if field.name() == "message" {
             self.message = Some(value.to_owned());
+        } else if field.name() == "error" && self.error.is_none() {
+            self.error = Some(ErrorField { kind: None, message: value.to_owned() });
         } else {
             self.record_value(field, Value::String(value.to_owned().into()));
         }
     }
     fn record_error(&mut self, field: &field::Field, value: &(dyn std::error::Error + 'static)) {
-        let error = ErrorField { kind: error_type(value).into_owned(), message: value.to_string() };
+        let error = ErrorField { kind: Some(error_type(value).into_owned()), message: value.to_string() };
         if self.error.is_none() {
             self.error = Some(error);
         } else {
@@ -785,6 +798,8 @@ impl field::Visit for EventFields {
     fn record_debug(&mut self, field: &field::Field, value: &dyn fmt::Debug) {
         if field.name() == "message" {
             self.message = Some(format!("{value:?}"));
+        } else if field.name() == "error" && self.error.is_none() {
+            self.error = Some(ErrorField { kind: None, message: format!("{value:?}") });
         } else {
             self.record_value(field, Value::String(format!("{value:?}").into()));
         }
