@@ -1,0 +1,688 @@
+//! HTTP server middleware: a [`tower::Layer`] that gives every request the OpenTelemetry
+//! HTTP server metrics and a server span, following the stable HTTP semantic conventions.
+//!
+//! It works with any tower or hyper service over `http::Request<B>` → `http::Response<R>`
+//! (axum, tonic, hyper with `hyper-util`'s tower adapter, ...). Per request it:
+//!
+//! - extracts the parent context from the request headers with the global propagator
+//!   ([`global::propagator`]) and starts a span of kind `Server` named `{method} {route}`
+//!   (just `{method}` without a route template), which is the current context while the
+//!   inner service runs, so spans and log records made in the handler join the trace;
+//! - records the metrics below, with the duration's exemplar pointing at that span when it
+//!   is sampled;
+//! - sets the span's status to `Error` on a 5xx response or a service error (a 4xx is the
+//!   client's fault and leaves it unset, as the conventions ask).
+//!
+//! | metric | kind | unit | attributes |
+//! |---|---|---|---|
+//! | `http.server.request.duration` | histogram, buckets [`DURATION_BUCKETS`] | `s` | all below |
+//! | `http.server.active_requests` | up/down counter | `{request}` | `http.request.method`, `url.scheme` |
+//! | `http.server.request.body.size` | histogram | `By` | all below |
+//! | `http.server.response.body.size` | histogram | `By` | all below |
+//!
+//! The attributes: `http.request.method` (the method when it is one of the nine of RFC 9110
+//! and RFC 5789, else `_OTHER`), `url.scheme`, `http.response.status_code`,
+//! `network.protocol.version`, `http.route` (only from a route template, see below),
+//! `error.type` (on a service error: the error's type name; on a 5xx response: the status
+//! code, e.g. `"500"`) and, opt-in ([`OtelLiteHttpLayerBuilder::server_address`]),
+//! `server.address` and `server.port`. The span has these too, plus `url.path` and, for an
+//! `_OTHER` method, `http.request.method_original`; metrics never carry the raw path.
+//!
+//! # Routes and cardinality
+//!
+//! `http.route` is a template (`/users/{id}`), never the path a client sent: a scan of
+//! random paths must not grow the metric series. Without a template (an unmatched path, or
+//! no way to know the template) the attribute is left out, so all such requests share one
+//! series per method, scheme and status. Templates come from
+//! [`OtelLiteHttpLayerBuilder::route_from`] or, with the `axum` feature, from axum's
+//! [`MatchedPath`](https://docs.rs/axum/0.8/axum/extract/struct.MatchedPath.html).
+//!
+//! # With axum
+//!
+//! Axum inserts `MatchedPath` while routing, so the layer must run *inside* the router to
+//! see it: add it with `Router::layer` (every route and the fallback, so 404s are measured
+//! too) or `Router::route_layer` (matched routes only). Wrapped around the whole router
+//! instead (`ServiceBuilder` around `Router`, or around the service given to hyper), the layer
+//! runs before routing: it still measures every request, but without `http.route`.
+//!
+//! ```
+//! # #[cfg(feature = "axum")] {
+//! use axum::{routing::get, Router};
+//! use otel_lite_core::Registry;
+//! use otel_lite_integrations::http_server::OtelLiteHttpLayer;
+//!
+//! let registry = Registry::new();
+//! // Applications usually take the global registry and tracer: `OtelLiteHttpLayer::new()?`.
+//! let layer = OtelLiteHttpLayer::with_registry(&registry).build()?;
+//! let app: Router = Router::new().route("/users/{id}", get(|| async { "user" })).layer(layer);
+//! # let _ = app;
+//! # }
+//! # Ok::<(), otel_lite_core::RegistrationError>(())
+//! ```
+//!
+//! # Timing
+//!
+//! The duration runs from the call of the service until its future yields the response
+//! head; a streamed body's transfer time is not included. The body sizes are the
+//! `Content-Length` header or the body's exact size hint, and are not recorded when neither
+//! is known. A request whose future is dropped before it completes (the client went away)
+//! leaves `http.server.active_requests` and ends its span, but records no duration.
+//!
+//! # Cost
+//!
+//! The instruments are made once, when the layer is built; each request looks its series
+//! up from attributes assembled on the stack. What a request allocates is its span (the
+//! span's attribute list, and its name when there is a route), the route's string and the
+//! `url.path` attribute.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context as TaskContext, Poll};
+use std::time::Instant;
+
+use http::{Method, Request, Response, Version};
+use http_body::Body;
+use otel_lite_core::global;
+use otel_lite_core::trace::{error_type, Context, Span, SpanKind, Status, Tracer, TracerProvider};
+use otel_lite_core::{Histogram, KeyValue, RegistrationError, Registry, SharedStr, UpDownCounter, Value};
+
+/// The instrumentation scope of the layer's instruments and spans.
+pub const SCOPE: &str = "otel-lite-http-server";
+
+/// The buckets of `http.server.request.duration`, in seconds, as the semantic conventions
+/// advise.
+pub const DURATION_BUCKETS: [f64; 14] =
+    [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+
+/// The buckets of the body size histograms, in bytes: 0, then powers of 4 from 16 B to 4 GiB (the
+/// conventions advise none).
+pub const BODY_SIZE_BUCKETS: [f64; 16] = [
+    0.0,
+    16.0,
+    64.0,
+    256.0,
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262144.0,
+    1048576.0,
+    4194304.0,
+    16777216.0,
+    67108864.0,
+    268435456.0,
+    1073741824.0,
+    4294967296.0,
+];
+
+/// A function giving a request's route template (`/users/{id}`), or `None`; see
+/// [`OtelLiteHttpLayerBuilder::route_from`].
+pub type RouteFn = dyn Fn(&http::request::Parts) -> Option<SharedStr> + Send + Sync;
+
+/// The layer: wraps a service in an [`OtelLiteHttpService`]. Cheap to clone (clones share the
+/// instruments).
+#[derive(Clone)]
+pub struct OtelLiteHttpLayer {
+    shared: Arc<Shared>,
+}
+
+/// Configures an [`OtelLiteHttpLayer`]; made by [`OtelLiteHttpLayer::builder`] or
+/// [`OtelLiteHttpLayer::with_registry`].
+#[must_use = "the builder does nothing until `build` is called"]
+pub struct OtelLiteHttpLayerBuilder {
+    registry: Registry,
+    tracer: Option<Tracer>,
+    server_address: bool,
+    default_scheme: SharedStr,
+    route_from: Option<Arc<RouteFn>>,
+}
+
+/// What every clone of a layer and its services share: made once per layer.
+struct Shared {
+    duration: Histogram,
+    active: UpDownCounter<i64>,
+    request_size: Histogram,
+    response_size: Histogram,
+    tracer: TracerSource,
+    server_address: bool,
+    default_scheme: SharedStr,
+    route_from: Option<Arc<RouteFn>>,
+}
+
+enum TracerSource {
+    Fixed(Tracer),
+    /// The global provider's tracer, taken at the first request after one is installed
+    /// (an application may build its router before installing the provider); until then a
+    /// non-recording tracer, so contexts still propagate.
+    Global {
+        installed: OnceLock<Tracer>,
+        noop: Tracer,
+    },
+}
+
+impl TracerSource {
+    fn get(&self) -> &Tracer {
+        match self {
+            TracerSource::Fixed(tracer) => tracer,
+            TracerSource::Global { installed, noop } => match installed.get() {
+                Some(tracer) => tracer,
+                None => match global::tracer_provider() {
+                    Some(provider) => installed.get_or_init(|| provider.tracer(SCOPE)),
+                    None => noop,
+                },
+            },
+        }
+    }
+}
+
+impl OtelLiteHttpLayer {
+    /// A layer recording into the global registry and tracing with the global tracer
+    /// provider; fails if the registry holds a clashing instrument of the same name.
+    pub fn new() -> Result<Self, RegistrationError> {
+        Self::builder().build()
+    }
+
+    /// A builder for a layer on the global registry and tracer provider.
+    pub fn builder() -> OtelLiteHttpLayerBuilder {
+        Self::with_registry(global::registry())
+    }
+
+    /// A builder for a layer recording into `registry` (tracing with the global tracer
+    /// provider unless [`OtelLiteHttpLayerBuilder::tracer`] sets one).
+    pub fn with_registry(registry: &Registry) -> OtelLiteHttpLayerBuilder {
+        OtelLiteHttpLayerBuilder {
+            registry: registry.clone(),
+            tracer: None,
+            server_address: false,
+            default_scheme: SharedStr::from_static("http"),
+            route_from: None,
+        }
+    }
+}
+
+impl OtelLiteHttpLayerBuilder {
+    /// The tracer of the server spans (default: the global tracer provider's, scope
+    /// [`SCOPE`]).
+    pub fn tracer(mut self, tracer: Tracer) -> Self {
+        self.tracer = Some(tracer);
+        self
+    }
+
+    /// Whether to add `server.address` and `server.port` (from the request URI's authority
+    /// or the `Host` header) to metrics and spans; default `false`. The `Host` header is
+    /// the client's to choose: enable this only behind a proxy that restricts it, or each
+    /// new value is a new series (up to the instruments' cardinality limit).
+    pub fn server_address(mut self, enabled: bool) -> Self {
+        self.server_address = enabled;
+        self
+    }
+
+    /// The `url.scheme` of requests whose URI has none (an HTTP/1.1 request's usually has
+    /// not); default `"http"`. Set `"https"` behind TLS.
+    pub fn default_scheme(mut self, scheme: impl Into<SharedStr>) -> Self {
+        self.default_scheme = scheme.into();
+        self
+    }
+
+    /// Where `http.route` comes from: `route` gets the request's head and gives its route
+    /// template (`/users/{id}`), or `None`. It must give a template, never the raw path,
+    /// or every distinct path becomes a metric series. Replaces the default (with the `axum`
+    /// feature: axum's `MatchedPath`; without: no route).
+    ///
+    /// ```
+    /// use otel_lite_core::{Registry, SharedStr};
+    /// use otel_lite_integrations::http_server::OtelLiteHttpLayer;
+    ///
+    /// let layer = OtelLiteHttpLayer::with_registry(&Registry::new())
+    ///     .route_from(|head| {
+    ///         let path = head.uri.path();
+    ///         path.strip_prefix("/users/").map(|_| SharedStr::from_static("/users/{id}"))
+    ///     })
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # Ok::<(), otel_lite_core::RegistrationError>(())
+    /// ```
+    pub fn route_from(
+        mut self,
+        route: impl Fn(&http::request::Parts) -> Option<SharedStr> + Send + Sync + 'static,
+    ) -> Self {
+        self.route_from = Some(Arc::new(route));
+        self
+    }
+
+    /// Makes the instruments (in scope [`SCOPE`]) and the layer. Fails if the registry
+    /// already holds an instrument of one of these names with another kind, unit or
+    /// buckets; building several layers on one registry shares the instruments.
+    pub fn build(self) -> Result<OtelLiteHttpLayer, RegistrationError> {
+        let scope = self.registry.scope(SCOPE).with_version(env!("CARGO_PKG_VERSION"));
+        let duration = scope
+            .histogram("http.server.request.duration")
+            .unit("s")
+            .description("Duration of HTTP server requests.")
+            .buckets(DURATION_BUCKETS)
+            .build()?;
+        let active = scope
+            .up_down_counter::<i64>("http.server.active_requests")
+            .unit("{request}")
+            .description("Number of active HTTP server requests.")
+            .build()?;
+        let request_size = scope
+            .histogram("http.server.request.body.size")
+            .unit("By")
+            .description("Size of HTTP server request bodies.")
+            .buckets(BODY_SIZE_BUCKETS)
+            .build()?;
+        let response_size = scope
+            .histogram("http.server.response.body.size")
+            .unit("By")
+            .description("Size of HTTP server response bodies.")
+            .buckets(BODY_SIZE_BUCKETS)
+            .build()?;
+        let tracer = match self.tracer {
+            Some(tracer) => TracerSource::Fixed(tracer),
+            None => TracerSource::Global { installed: OnceLock::new(), noop: TracerProvider::noop().tracer(SCOPE) },
+        };
+        Ok(OtelLiteHttpLayer {
+            shared: Arc::new(Shared {
+                duration,
+                active,
+                request_size,
+                response_size,
+                tracer,
+                server_address: self.server_address,
+                default_scheme: self.default_scheme,
+                route_from: self.route_from,
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for OtelLiteHttpLayerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtelLiteHttpLayerBuilder")
+            .field("tracer", &self.tracer.is_some())
+            .field("server_address", &self.server_address)
+            .field("default_scheme", &self.default_scheme.as_str())
+            .field("route_from", &self.route_from.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for OtelLiteHttpLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtelLiteHttpLayer")
+            .field("server_address", &self.shared.server_address)
+            .field("default_scheme", &self.shared.default_scheme.as_str())
+            .field("route_from", &self.shared.route_from.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> tower::Layer<S> for OtelLiteHttpLayer {
+    type Service = OtelLiteHttpService<S>;
+
+    fn layer(&self, inner: S) -> OtelLiteHttpService<S> {
+        OtelLiteHttpService { inner, shared: Arc::clone(&self.shared) }
+    }
+}
+
+/// The service an [`OtelLiteHttpLayer`] makes: `inner` with metrics and a span per request.
+#[derive(Clone)]
+pub struct OtelLiteHttpService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for OtelLiteHttpService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtelLiteHttpService").field("inner", &self.inner).finish_non_exhaustive()
+    }
+}
+
+impl<S, B, ResBody> tower::Service<Request<B>> for OtelLiteHttpService<S>
+where
+    S: tower::Service<Request<B>, Response = Response<ResBody>>,
+    S::Error: fmt::Debug,
+    B: Body,
+    ResBody: Body,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let start = Instant::now();
+        let shared = &self.shared;
+        let (head, body) = request.into_parts();
+
+        let (method, method_original) = known_method(&head.method);
+        let scheme = match head.uri.scheme_str() {
+            Some("http") => SharedStr::from_static("http"),
+            Some("https") => SharedStr::from_static("https"),
+            Some(other) => SharedStr::from(other.to_ascii_lowercase()),
+            None => shared.default_scheme.clone(),
+        };
+        let route = match &shared.route_from {
+            Some(route_from) => route_from(&head),
+            None => default_route(&head),
+        };
+        let server = if shared.server_address { server_address(&head, scheme.as_str()) } else { None };
+        let request_size = content_length(&head.headers).or_else(|| body.size_hint().exact());
+
+        let parent = global::propagator().extract(Context::new(), &head.headers);
+        // `HTTP` stands for a method outside the known set, as the conventions ask, so that
+        // span names stay few too.
+        let name_method = if method == OTHER_METHOD { "HTTP" } else { method };
+        let name: SharedStr = match &route {
+            Some(route) => format!("{name_method} {}", route.as_str()).into(),
+            None => SharedStr::from_static(name_method),
+        };
+        let mut span_attributes = Vec::with_capacity(9);
+        span_attributes.push(KeyValue::new(METHOD, method));
+        if let Some(original) = method_original {
+            span_attributes.push(KeyValue::new("http.request.method_original", original));
+        }
+        span_attributes.push(KeyValue::new(SCHEME, scheme.clone()));
+        span_attributes.push(KeyValue::new("url.path", head.uri.path().to_owned()));
+        span_attributes.push(KeyValue::new(PROTOCOL_VERSION, protocol_version(head.version)));
+        if let Some(route) = &route {
+            span_attributes.push(KeyValue::new(ROUTE, route.clone()));
+        }
+        if let Some((address, port)) = &server {
+            span_attributes.push(KeyValue::new(SERVER_ADDRESS, address.clone()));
+            span_attributes.push(KeyValue::new(SERVER_PORT, i64::from(*port)));
+        }
+        let span = shared
+            .tracer
+            .get()
+            .span_builder(name)
+            .kind(SpanKind::Server)
+            .parent(&parent)
+            .attributes(span_attributes)
+            .start();
+
+        shared.active.add(1, &[KeyValue::new(METHOD, method), KeyValue::new(SCHEME, scheme.clone())]);
+        let state = RequestState {
+            shared: Arc::clone(shared),
+            start,
+            method,
+            scheme,
+            version: protocol_version(head.version),
+            route,
+            server,
+            request_size,
+            span,
+        };
+        // The service may do work in `call` (axum routes there): it runs inside the span too.
+        let inner = {
+            let _entered = state.span.enter();
+            self.inner.call(Request::from_parts(head, body))
+        };
+        ResponseFuture { inner, state: Some(state) }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of an [`OtelLiteHttpService`]: the inner service's, polled with the
+    /// request's span current; records the metrics when it completes.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        state: Option<RequestState>,
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").field("done", &self.state.is_none()).finish_non_exhaustive()
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    ResBody: Body,
+    E: fmt::Debug,
+{
+    type Output = Result<Response<ResBody>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = {
+            let _entered = this.state.as_ref().map(|state| state.span.enter());
+            std::task::ready!(this.inner.poll(cx))
+        };
+        if let Some(state) = this.state.take() {
+            state.finish(&result);
+        }
+        Poll::Ready(result)
+    }
+}
+
+/// One request in flight. Dropping it (completed or not) takes the request off
+/// `http.server.active_requests` and ends the span.
+struct RequestState {
+    shared: Arc<Shared>,
+    start: Instant,
+    method: &'static str,
+    scheme: SharedStr,
+    version: &'static str,
+    route: Option<SharedStr>,
+    server: Option<(SharedStr, u16)>,
+    request_size: Option<u64>,
+    span: Span,
+}
+
+impl RequestState {
+    fn finish<ResBody: Body, E: fmt::Debug>(mut self, result: &Result<Response<ResBody>, E>) {
+        let seconds = self.start.elapsed().as_secs_f64();
+        let mut attributes = Attributes::new();
+        attributes.push(KeyValue::new(METHOD, self.method));
+        attributes.push(KeyValue::new(SCHEME, self.scheme.clone()));
+        attributes.push(KeyValue::new(PROTOCOL_VERSION, self.version));
+        if let Some(route) = &self.route {
+            attributes.push(KeyValue::new(ROUTE, route.clone()));
+        }
+        if let Some((address, port)) = &self.server {
+            attributes.push(KeyValue::new(SERVER_ADDRESS, address.clone()));
+            attributes.push(KeyValue::new(SERVER_PORT, i64::from(*port)));
+        }
+        let mut response_size = None;
+        match result {
+            Ok(response) => {
+                let status = response.status();
+                let code = KeyValue::new(STATUS_CODE, i64::from(status.as_u16()));
+                self.span.set_attribute(code.clone());
+                attributes.push(code);
+                if status.is_server_error() {
+                    let error = KeyValue::new(ERROR_TYPE, status.as_str().to_owned());
+                    self.span.set_attribute(error.clone());
+                    attributes.push(error);
+                    // No description: the status code says it all.
+                    self.span.set_status(Status::error(""));
+                }
+                response_size = content_length(response.headers()).or_else(|| response.body().size_hint().exact());
+            }
+            Err(error) => {
+                let kind = error_type(error);
+                let error = KeyValue::new(ERROR_TYPE, Value::from(cow_to_shared(kind.clone())));
+                self.span.set_attribute(error.clone());
+                attributes.push(error);
+                self.span.set_status(Status::error(kind));
+            }
+        }
+        let attributes = attributes.as_slice();
+        let span_context = self.span.span_context();
+        if span_context.is_sampled() {
+            self.shared.duration.record_with_exemplar(seconds, attributes, span_context);
+        } else {
+            self.shared.duration.record(seconds, attributes);
+        }
+        if let Some(size) = self.request_size {
+            self.shared.request_size.record(size as f64, attributes);
+        }
+        if let Some(size) = response_size {
+            self.shared.response_size.record(size as f64, attributes);
+        }
+    }
+}
+
+impl Drop for RequestState {
+    fn drop(&mut self) {
+        let attributes = [KeyValue::new(METHOD, self.method), KeyValue::new(SCHEME, self.scheme.clone())];
+        self.shared.active.add(-1, &attributes);
+    }
+}
+
+const METHOD: &str = "http.request.method";
+const SCHEME: &str = "url.scheme";
+const ROUTE: &str = "http.route";
+const STATUS_CODE: &str = "http.response.status_code";
+const ERROR_TYPE: &str = "error.type";
+const PROTOCOL_VERSION: &str = "network.protocol.version";
+const SERVER_ADDRESS: &str = "server.address";
+const SERVER_PORT: &str = "server.port";
+const OTHER_METHOD: &str = "_OTHER";
+
+/// The most attributes a metric point gets: method, scheme, version, route, address, port,
+/// status code, error type.
+const MAX_ATTRIBUTES: usize = 8;
+
+/// A metric point's attributes, on the stack: the registry looks a series up from a slice,
+/// so nothing needs the heap.
+struct Attributes {
+    items: [KeyValue; MAX_ATTRIBUTES],
+    len: usize,
+}
+
+impl Attributes {
+    fn new() -> Self {
+        // Placeholders past `len` are never read; cloning one copies its hash, where making
+        // each anew would hash it.
+        static PLACEHOLDER: OnceLock<KeyValue> = OnceLock::new();
+        let placeholder = PLACEHOLDER.get_or_init(|| KeyValue::new("", false));
+        Attributes { items: std::array::from_fn(|_| placeholder.clone()), len: 0 }
+    }
+
+    fn push(&mut self, attribute: KeyValue) {
+        // `MAX_ATTRIBUTES` counts every push `finish` can make; the check only guards edits.
+        if let Some(slot) = self.items.get_mut(self.len) {
+            *slot = attribute;
+            self.len += 1;
+        }
+    }
+
+    fn as_slice(&self) -> &[KeyValue] {
+        &self.items[..self.len]
+    }
+}
+
+fn cow_to_shared(s: Cow<'static, str>) -> SharedStr {
+    match s {
+        Cow::Borrowed(s) => SharedStr::from_static(s),
+        Cow::Owned(s) => SharedStr::from(s),
+    }
+}
+
+/// The method as the conventions name it, and the original when that is `_OTHER`.
+fn known_method(method: &Method) -> (&'static str, Option<String>) {
+    let known = match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::CONNECT => "CONNECT",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::PATCH => "PATCH",
+        _ => return (OTHER_METHOD, Some(method.as_str().to_owned())),
+    };
+    (known, None)
+}
+
+fn protocol_version(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
+}
+
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// The route template when no [`OtelLiteHttpLayerBuilder::route_from`] is set.
+#[cfg(feature = "axum")]
+fn default_route(head: &http::request::Parts) -> Option<SharedStr> {
+    head.extensions.get::<axum::extract::MatchedPath>().map(|path| SharedStr::from(path.as_str().to_owned()))
+}
+
+/// The route template when no [`OtelLiteHttpLayerBuilder::route_from`] is set.
+#[cfg(not(feature = "axum"))]
+fn default_route(_head: &http::request::Parts) -> Option<SharedStr> {
+    None
+}
+
+/// `server.address` and `server.port` from the URI's authority (HTTP/2's `:authority`) or
+/// the `Host` header; the port defaults to the scheme's.
+fn server_address(head: &http::request::Parts, scheme: &str) -> Option<(SharedStr, u16)> {
+    let authority = match head.uri.authority() {
+        Some(authority) => authority.clone(),
+        None => head.headers.get(http::header::HOST)?.to_str().ok()?.parse::<http::uri::Authority>().ok()?,
+    };
+    let port = authority.port_u16().or(match scheme {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    })?;
+    let host = authority.host();
+    // `Authority::host` keeps an IPv6 address's brackets; the attribute has none.
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    Some((SharedStr::from(host.to_owned()), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_outside_the_known_set_are_other() {
+        assert_eq!(known_method(&Method::GET), ("GET", None));
+        assert_eq!(known_method(&Method::PATCH), ("PATCH", None));
+        let custom = Method::from_bytes(b"PURGE").expect("a valid token");
+        assert_eq!(known_method(&custom), ("_OTHER", Some("PURGE".to_owned())));
+    }
+
+    #[test]
+    fn server_address_comes_from_the_host_header() {
+        let request = |host: &str| {
+            let (head, ()) = Request::builder().uri("/x").header("host", host).body(()).expect("valid").into_parts();
+            head
+        };
+        let pair = |head, scheme| server_address(&head, scheme).map(|(a, p)| (a.as_str().to_owned(), p));
+        assert_eq!(pair(request("example.com:8080"), "http"), Some(("example.com".to_owned(), 8080)));
+        assert_eq!(pair(request("example.com"), "https"), Some(("example.com".to_owned(), 443)));
+        assert_eq!(pair(request("[::1]:3000"), "http"), Some(("::1".to_owned(), 3000)));
+        assert_eq!(pair(request("bad host"), "http"), None);
+    }
+
+    #[test]
+    fn the_attribute_buffer_holds_every_attribute() {
+        let mut attributes = Attributes::new();
+        for i in 0..MAX_ATTRIBUTES + 1 {
+            attributes.push(KeyValue::new("k", i as i64));
+        }
+        assert_eq!(attributes.as_slice().len(), MAX_ATTRIBUTES);
+    }
+}
