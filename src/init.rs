@@ -92,6 +92,12 @@ pub struct Config {
     /// application composes its own subscriber, recorder or logger (with
     /// `otel_lite::integrations`) or installs one after `init`.
     pub install_bridges: bool,
+    /// Which process metrics [`install`](Config::install) registers (`None`: none), from
+    /// `OTEL_LITE_PROCESS_METRICS`: `semconv` (default; the OpenTelemetry names),
+    /// `prometheus` (the names existing dashboards query: `process_cpu_seconds_total`,
+    /// `process_resident_memory_bytes`, ...), `both`, or `none`.
+    #[cfg(feature = "process")]
+    pub process_metrics: Option<crate::integrations::process::ProcessMetricNames>,
     /// The `OTEL_EXPORTER_OTLP_*` variables, for the OTLP exporters.
     #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     env: Vec<(String, String)>,
@@ -176,6 +182,22 @@ impl Config {
             Some(v) => {
                 warn("OTEL_SDK_DISABLED", &v, "expected true or false; using false".into());
                 false
+            }
+        };
+        #[cfg(feature = "process")]
+        let process_metrics = {
+            use crate::integrations::process::ProcessMetricNames;
+            match get("OTEL_LITE_PROCESS_METRICS").map(|v| v.trim().to_ascii_lowercase()) {
+                None => Some(ProcessMetricNames::Semconv),
+                Some(v) if v.is_empty() || v == "semconv" => Some(ProcessMetricNames::Semconv),
+                Some(v) if v == "prometheus" => Some(ProcessMetricNames::Prometheus),
+                Some(v) if v == "both" => Some(ProcessMetricNames::Both),
+                Some(v) if v == "none" => None,
+                Some(v) => {
+                    let reason = "expected semconv, prometheus, both or none; using semconv".to_string();
+                    warn("OTEL_LITE_PROCESS_METRICS", &v, reason);
+                    Some(ProcessMetricNames::Semconv)
+                }
             }
         };
         let (resource, resource_warnings) = Resource::from_env_reporting(&get);
@@ -379,6 +401,8 @@ impl Config {
             prometheus_port,
             warnings,
             install_bridges: true,
+            #[cfg(feature = "process")]
+            process_metrics,
             env,
             additions: Additions::default(),
         }
@@ -562,6 +586,14 @@ impl Config {
 
         // Last, so that a failed install leaves no bridge behind; they route into the
         // global providers and registry set above.
+        #[cfg(feature = "process")]
+        if let Some(names) = self.process_metrics {
+            let process = crate::integrations::process::ProcessMetrics::builder()
+                .names(names)
+                .register(&registry)
+                .map_err(InitError::ProcessMetrics)?;
+            telemetry.process = Some(process);
+        }
         if self.install_bridges {
             install_bridges(&registry);
         }
@@ -660,6 +692,9 @@ pub enum InitError {
     /// A self-metric of an exporter or pipeline clashes with an instrument registered
     /// before `init` under the same name.
     SelfMetrics(otel_lite_core::RegistrationError),
+    /// A process metric clashes with an instrument registered before `init`.
+    #[cfg(feature = "process")]
+    ProcessMetrics(otel_lite_core::RegistrationError),
 }
 
 impl std::fmt::Display for InitError {
@@ -672,6 +707,8 @@ impl std::fmt::Display for InitError {
             InitError::Prometheus(_) => f.write_str("cannot start the Prometheus endpoint"),
             InitError::MetricReader(_) => f.write_str("cannot start a periodic metric reader"),
             InitError::SelfMetrics(_) => f.write_str("cannot register otel-lite's self-metrics"),
+            #[cfg(feature = "process")]
+            InitError::ProcessMetrics(_) => f.write_str("cannot register the process metrics"),
         }
     }
 }
@@ -686,6 +723,8 @@ impl std::error::Error for InitError {
             InitError::Prometheus(source) => Some(source),
             InitError::MetricReader(source) => Some(source),
             InitError::SelfMetrics(source) => Some(source),
+            #[cfg(feature = "process")]
+            InitError::ProcessMetrics(source) => Some(source),
         }
     }
 }
@@ -706,6 +745,9 @@ pub struct Telemetry {
     prometheus: Option<crate::prometheus::PrometheusServer>,
     /// The OTLP and console metric readers.
     readers: Vec<otel_lite_core::metrics::PeriodicReader>,
+    /// The process metrics' registration, kept for the life of the telemetry.
+    #[cfg(feature = "process")]
+    process: Option<crate::integrations::process::ProcessMetrics>,
 }
 
 impl Telemetry {
@@ -771,6 +813,7 @@ impl Drop for Telemetry {
 /// | variable | default | meaning |
 /// |---|---|---|
 /// | `OTEL_SDK_DISABLED` | `false` | `true`: install nothing |
+/// | `OTEL_LITE_PROCESS_METRICS` | `semconv` | process metrics (feature `process`): `semconv` names, the classic `prometheus` names (`process_cpu_seconds_total`, ...), `both`, or `none` |
 /// | `OTEL_SERVICE_NAME` | `unknown_service:<exe>` | `service.name` of the resource; wins over `OTEL_RESOURCE_ATTRIBUTES` |
 /// | `OTEL_RESOURCE_ATTRIBUTES` | empty | `key=value,...`, percent-decoded; a malformed entry discards the whole value (one warning) |
 /// | `OTEL_TRACES_EXPORTER` | `otlp` if an OTLP endpoint is set, else `none` | comma list of `otlp`, `console`, `none` |
@@ -868,6 +911,20 @@ mod tests {
 
     fn warned(c: &Config, var: &str) -> bool {
         c.warnings.iter().any(|w| w.variable == var)
+    }
+
+    #[cfg(feature = "process")]
+    #[test]
+    fn process_metrics_are_on_with_semconv_names_unless_the_variable_says_otherwise() {
+        use crate::integrations::process::ProcessMetricNames;
+        assert_eq!(config(&[]).process_metrics, Some(ProcessMetricNames::Semconv));
+        let named = |v: &str| config(&[("OTEL_LITE_PROCESS_METRICS", v)]).process_metrics;
+        assert_eq!(named("prometheus"), Some(ProcessMetricNames::Prometheus));
+        assert_eq!(named(" Both "), Some(ProcessMetricNames::Both));
+        assert_eq!(named("none"), None);
+        let c = config(&[("OTEL_LITE_PROCESS_METRICS", "classic")]);
+        assert_eq!(c.process_metrics, Some(ProcessMetricNames::Semconv));
+        assert!(warned(&c, "OTEL_LITE_PROCESS_METRICS"));
     }
 
     #[test]

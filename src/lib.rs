@@ -15,6 +15,11 @@
 //! | `tracing` | no | `integrations::tracing`: a `tracing_subscriber::Layer` feeding spans, span events and log records; [`init`] sets it as the global subscriber |
 //! | `metrics` | no | `integrations::metrics`: a recorder for the `metrics` crate's `counter!`, `gauge!`, `histogram!`; [`init`] installs it |
 //! | `log` | no | `integrations::log`: a `log::Log` producing log records correlated with the current span; [`init`] installs it |
+//! | `process` | yes | `integrations::process`: process CPU, memory, file descriptors, threads, start time from `/proc`; [`init`] registers them (`OTEL_LITE_PROCESS_METRICS`) |
+//! | `tokio-runtime` | no | `integrations::runtime`: tokio runtime metrics for a runtime handle |
+//! | `tower` | no | `integrations::http_server`: a `tower::Layer` with the HTTP server semantic conventions |
+//! | `axum` | no | `http.route` from axum's `MatchedPath` for that layer |
+//! | `reqwest` | no | `integrations::http_client`: `send_traced()` for `reqwest` |
 //!
 //! With the last three, an application instrumented only with those crates needs nothing but
 //! [`init`] (see its "Bridges" for what it installs and how to opt out).
@@ -57,8 +62,17 @@ pub use otel_lite_exporters::prometheus;
 #[cfg(feature = "stdout")]
 pub use otel_lite_exporters::stdout;
 
-/// Bridges from `tracing`, `metrics` and `log` (features of the same names).
-#[cfg(any(feature = "tracing", feature = "metrics", feature = "log"))]
+/// Bridges from `tracing`, `metrics` and `log`, HTTP server and client instrumentation,
+/// process and runtime metrics (features of the same names).
+#[cfg(any(
+    feature = "tracing",
+    feature = "metrics",
+    feature = "log",
+    feature = "tower",
+    feature = "reqwest",
+    feature = "process",
+    feature = "tokio-runtime"
+))]
 pub use otel_lite_integrations as integrations;
 
 mod init;
