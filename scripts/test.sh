@@ -77,7 +77,7 @@ rustup component list --toolchain nightly --installed | grep -q '^miri' \
 # `#[cfg_attr(miri, ignore = "...")]` marks, with its reason, what miri cannot run.
 MIRIFLAGS="-Zmiri-strict-provenance -Zmiri-disable-isolation" CARGO_TARGET_DIR=target/miri \
   cargo +nightly miri test -p otel-lite-core --lib --locked -- \
-  pipeline:: trace::future:: metrics::exemplar:: metrics::series:: metrics::cell:: clock:: epoch::
+  pipeline:: trace::future:: metrics::exemplar:: metrics::series:: metrics::cell:: clock:: epoch:: attributes::
 
 if [ "${FUZZ:-0}" = 1 ]; then
   seconds="${FUZZ_SECONDS:-60}"

@@ -4,12 +4,11 @@
 //! normalised, shared form a series is stored under: sorted by key, one value per key
 //! (the last one given wins), hashed once.
 
+use std::any::{Any, TypeId};
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::Hash;
 use std::sync::{Arc, OnceLock};
-
-use crate::labels::{render_labels, Labels};
 
 /// A string that is either `'static` (free to create) or shared (one allocation, cheap
 /// to clone).
@@ -369,9 +368,35 @@ pub struct AttributeSet(Arc<SetInner>);
 struct SetInner {
     kvs: Box<[KeyValue]>,
     hash: u64,
-    /// The set's Prometheus labels, rendered once per series (when the series is created)
-    /// instead of once per scrape.
-    labels: OnceLock<Arc<Labels>>,
+    /// A value computed from the set once and kept with it: the metrics layer keeps the
+    /// set's Prometheus labels here, rendered once per series (when the series is created)
+    /// instead of once per scrape. Type-erased so that the set does not depend on the
+    /// layers above it.
+    cached: OnceLock<Cached>,
+}
+
+/// A value of any type, with its type recorded: reading it back compares the recorded
+/// `TypeId` instead of calling `Any::type_id` through the vtable, which cost a Prometheus
+/// scrape (it reads the labels of every series) about 2%.
+struct Cached {
+    type_id: TypeId,
+    value: Arc<dyn Any + Send + Sync>,
+}
+
+impl Cached {
+    fn new<T: Any + Send + Sync>(value: Arc<T>) -> Cached {
+        Cached { type_id: TypeId::of::<T>(), value }
+    }
+
+    #[inline]
+    fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
+        if self.type_id != TypeId::of::<T>() {
+            return None;
+        }
+        // SAFETY: `value` is a `T`: `type_id` was taken from its type in `Cached::new`, and
+        // neither field changes afterwards.
+        Some(unsafe { &*Arc::as_ptr(&self.value).cast::<T>() })
+    }
 }
 
 impl AttributeSet {
@@ -387,7 +412,7 @@ impl AttributeSet {
         }
         kvs.sort_by(|a, b| a.key.cmp(&b.key));
         let hash = hash_attributes(&kvs);
-        AttributeSet(Arc::new(SetInner { kvs: kvs.into_boxed_slice(), hash, labels: OnceLock::new() }))
+        AttributeSet(Arc::new(SetInner { kvs: kvs.into_boxed_slice(), hash, cached: OnceLock::new() }))
     }
 
     /// The empty set.
@@ -439,22 +464,16 @@ impl AttributeSet {
         attrs.iter().all(|kv| kvs.iter().any(|s| s == kv))
     }
 
-    /// The set's labels in the Prometheus exposition (see
-    /// [`metrics::exposition`](crate::metrics::exposition)): rendered when its series was
-    /// created, or now for a set no registry made.
-    pub fn prometheus_labels(&self) -> &Labels {
-        self.0.labels.get_or_init(|| Arc::new(render_labels(&self.0.kvs, false)))
+    /// The value kept with this set, shared, if one was computed and it is a `T`.
+    pub(crate) fn cached_arc<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        Arc::clone(&self.0.cached.get()?.value).downcast().ok()
     }
 
-    /// The labels rendered for the series of this set, if it has one.
-    pub(crate) fn series_labels(&self) -> Option<&Arc<Labels>> {
-        self.0.labels.get()
-    }
-
-    /// Renders the labels of a new series with `render` (the registry's duplicate check)
-    /// unless the set already has them.
-    pub(crate) fn init_prometheus_labels(&self, render: impl FnOnce(&[KeyValue]) -> Arc<Labels>) {
-        let _ = self.0.labels.get_or_init(|| render(&self.0.kvs));
+    /// The value kept with this set, computed from its attributes by `init` unless one was
+    /// already; `None` if the value kept is not a `T`.
+    #[inline]
+    pub(crate) fn cached_or_init<T: Any + Send + Sync>(&self, init: impl FnOnce(&[KeyValue]) -> Arc<T>) -> Option<&T> {
+        self.0.cached.get_or_init(|| Cached::new(init(&self.0.kvs))).get()
     }
 }
 
@@ -533,6 +552,16 @@ mod tests {
         assert_eq!(set.len(), 2);
         assert_eq!(set.get("k"), Some(&Value::I64(2)));
         assert!(!has_unique_keys(&[KeyValue::new("k", 1), KeyValue::new("k", 2)]));
+    }
+
+    #[test]
+    fn the_cached_value_reads_back_only_as_its_own_type() {
+        let set = AttributeSet::new(&[KeyValue::new("k", 1)]);
+        assert_eq!(set.cached_or_init(|_| Arc::new(7u32)), Some(&7));
+        assert_eq!(set.cached_or_init(|_| Arc::new(8u32)), Some(&7), "computed once");
+        assert_eq!(set.cached_or_init(|_| Arc::new(7u64)), None);
+        assert_eq!(set.cached_arc::<u32>().as_deref(), Some(&7));
+        assert!(set.cached_arc::<u64>().is_none());
     }
 
     #[test]

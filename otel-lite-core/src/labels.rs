@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::attributes::{KeyValue, Value};
+use crate::attributes::{AttributeSet, KeyValue, Value};
 use crate::sync::{AtomicBool, Ordering};
 
 /// Label names the exposition adds to samples itself; an attribute with one of these names
@@ -93,6 +93,30 @@ impl Labels {
     /// Whether a key was renamed by the reserved-name rule.
     pub fn is_renamed(&self) -> bool {
         self.renamed
+    }
+}
+
+// An attribute set keeps one value cached with it: its labels, rendered by the metrics
+// layer when it creates a series. Nothing else is cached there, so the `expect` cannot fail.
+impl AttributeSet {
+    /// The set's labels in the Prometheus exposition (see
+    /// [`metrics::exposition`](crate::metrics::exposition)): rendered when its series was
+    /// created, or now for a set no registry made.
+    #[inline]
+    pub fn prometheus_labels(&self) -> &Labels {
+        self.cached_or_init(|kvs| Arc::new(render_labels(kvs, false)))
+            .expect("an attribute set caches nothing but its labels")
+    }
+
+    /// The labels rendered for the series of this set, if it has one.
+    pub(crate) fn series_labels(&self) -> Option<Arc<Labels>> {
+        self.cached_arc()
+    }
+
+    /// Renders the labels of a new series with `render` (the registry's duplicate check)
+    /// unless the set already has them.
+    pub(crate) fn init_prometheus_labels(&self, render: impl FnOnce(&[KeyValue]) -> Arc<Labels>) {
+        let _ = self.cached_or_init(render);
     }
 }
 
@@ -230,7 +254,7 @@ mod tests {
     }
 
     fn render(kvs: &[KeyValue]) -> String {
-        render_labels(crate::AttributeSet::new(kvs).as_slice(), true).text.into()
+        render_labels(AttributeSet::new(kvs).as_slice(), true).text.into()
     }
 
     #[test]

@@ -35,8 +35,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::labels::escape_label_value;
-use crate::metrics::instrument::InstrumentKind;
-use crate::metrics::snapshot::MetricData;
+use crate::metrics::instrument_kind::InstrumentKind;
 use crate::scope::InstrumentationScope;
 
 /// The type of a Prometheus metric family.
@@ -134,15 +133,6 @@ impl Shape {
             | InstrumentKind::ObservableGauge => Shape::Gauge,
             InstrumentKind::Histogram | InstrumentKind::ExponentialHistogram => Shape::Histogram,
             InstrumentKind::Meter => Shape::Meter,
-        }
-    }
-
-    pub(crate) fn of_data(data: &MetricData) -> Shape {
-        match data {
-            MetricData::Sum(s) if s.monotonic => Shape::Counter,
-            MetricData::Sum(_) | MetricData::Gauge(_) => Shape::Gauge,
-            MetricData::Histogram(_) | MetricData::ExponentialHistogram(_) => Shape::Histogram,
-            MetricData::Meter(_) => Shape::Meter,
         }
     }
 }

@@ -9,9 +9,8 @@ use crate::clock::now_unix_nanos;
 use crate::labels::{render_labels, SeriesLabels};
 use crate::metrics::cell::add_f64;
 use crate::metrics::counter::{number_points, ReadNumber};
-use crate::metrics::instrument::{
-    debug_handle, Collect, CollectContext, Core, Descriptor, Health, InstrumentKind, SeriesLimits,
-};
+use crate::metrics::instrument::{debug_handle, Collect, CollectContext, Core, Descriptor, Health, SeriesLimits};
+use crate::metrics::instrument_kind::InstrumentKind;
 use crate::metrics::series::{Series, OVERFLOW_ATTRIBUTE};
 use crate::metrics::snapshot::{Metric, MetricData, Number, NumberPoint, Sum};
 use crate::sync::{lock, AtomicBool, AtomicU64, Mutex, Ordering};

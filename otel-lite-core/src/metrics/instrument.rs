@@ -6,50 +6,11 @@ use std::sync::Arc;
 
 use crate::attributes::{KeyValue, SharedStr};
 use crate::metrics::exposition::Exposition;
+use crate::metrics::instrument_kind::InstrumentKind;
 use crate::metrics::series::SeriesMap;
-use crate::metrics::snapshot::Metric;
+use crate::metrics::snapshot::{Metric, MetricData};
 use crate::scope::InstrumentationScope;
 use crate::sync::{AtomicU64, Ordering};
-
-/// The kind of an instrument, used in registration errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum InstrumentKind {
-    /// [`Counter`](crate::metrics::Counter).
-    Counter,
-    /// [`UpDownCounter`](crate::metrics::UpDownCounter).
-    UpDownCounter,
-    /// [`Gauge`](crate::metrics::Gauge).
-    Gauge,
-    /// An observable counter.
-    ObservableCounter,
-    /// An observable up/down counter.
-    ObservableUpDownCounter,
-    /// An observable gauge.
-    ObservableGauge,
-    /// [`Meter`](crate::metrics::Meter).
-    Meter,
-    /// [`Histogram`](crate::metrics::Histogram).
-    Histogram,
-    /// [`ExponentialHistogram`](crate::metrics::ExponentialHistogram).
-    ExponentialHistogram,
-}
-
-impl fmt::Display for InstrumentKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            InstrumentKind::Counter => "counter",
-            InstrumentKind::UpDownCounter => "up/down counter",
-            InstrumentKind::Gauge => "gauge",
-            InstrumentKind::ObservableCounter => "observable counter",
-            InstrumentKind::ObservableUpDownCounter => "observable up/down counter",
-            InstrumentKind::ObservableGauge => "observable gauge",
-            InstrumentKind::Meter => "meter",
-            InstrumentKind::Histogram => "histogram",
-            InstrumentKind::ExponentialHistogram => "exponential histogram",
-        })
-    }
-}
 
 /// Identity and metadata of a registered instrument.
 #[derive(Debug, Clone)]
@@ -66,7 +27,7 @@ pub(crate) struct Descriptor {
 }
 
 impl Descriptor {
-    pub(crate) fn metric(&self, data: crate::metrics::snapshot::MetricData) -> Metric {
+    pub(crate) fn metric(&self, data: MetricData) -> Metric {
         Metric {
             name: self.name.clone(),
             description: self.description.clone(),

@@ -11,9 +11,8 @@ use crate::metrics::exp_histogram::{new_exp_core, ExponentialHistogram, DEFAULT_
 use crate::metrics::exposition::{Exposition, Member, NameTable, Shape};
 use crate::metrics::gauge::{new_gauge_core, Gauge, GaugeValue, ObservableCore, ObservableHandle, Observer};
 use crate::metrics::histogram::{new_histogram_core, valid_boundaries, Histogram, DEFAULT_BUCKETS};
-use crate::metrics::instrument::{
-    instrument_attributes, Collect, CollectContext, Descriptor, InstrumentKind, SeriesLimits,
-};
+use crate::metrics::instrument::{instrument_attributes, Collect, CollectContext, Descriptor, SeriesLimits};
+use crate::metrics::instrument_kind::InstrumentKind;
 use crate::metrics::meter::{new_meter_core, Meter};
 use crate::metrics::snapshot::{
     InstrumentationScope, Metric, MetricData, Number, NumberPoint, ResourceMetrics, ScopeMetrics, Sum,

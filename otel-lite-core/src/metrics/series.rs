@@ -363,7 +363,7 @@ impl<D> SeriesMap<D> {
         s.last_active.store(now_unix_nanos(), Ordering::Relaxed);
         // A series with the same labels may have taken them meanwhile: this one then shows
         // hidden.
-        if s.attributes.series_labels().is_some_and(|labels| w.labels.restore(labels)) {
+        if s.attributes.series_labels().is_some_and(|labels| w.labels.restore(&labels)) {
             // Relaxed: a reported count.
             self.hidden.fetch_add(1, Ordering::Relaxed);
         }
@@ -625,7 +625,7 @@ impl<D> SeriesMap<D> {
             i = (i + 1) & mask;
         }
         if let Some(labels) = s.attributes.series_labels() {
-            w.labels.forget(labels);
+            w.labels.forget(&labels);
         }
         w.retired.push((series, eviction.domain.retire_epoch(pinned)));
     }

@@ -57,7 +57,7 @@ impl Metric {
         data: MetricData,
     ) -> Metric {
         let (name, unit) = (name.into(), unit.into());
-        let mut exposition = Exposition::new(name.as_str(), unit.as_str(), Shape::of_data(&data));
+        let mut exposition = Exposition::new(name.as_str(), unit.as_str(), data.exposition_shape());
         if let MetricData::Histogram(points) = &data {
             if let Some(p) = points.first() {
                 exposition = exposition.with_buckets(&p.boundaries);
@@ -100,6 +100,18 @@ pub enum MetricData {
     ExponentialHistogram(Vec<ExponentialHistogramPoint>),
     /// Event-rate meters.
     Meter(Vec<MeterPoint>),
+}
+
+impl MetricData {
+    /// The shape of an instrument with these points, as the exposition sees it.
+    fn exposition_shape(&self) -> Shape {
+        match self {
+            MetricData::Sum(s) if s.monotonic => Shape::Counter,
+            MetricData::Sum(_) | MetricData::Gauge(_) => Shape::Gauge,
+            MetricData::Histogram(_) | MetricData::ExponentialHistogram(_) => Shape::Histogram,
+            MetricData::Meter(_) => Shape::Meter,
+        }
+    }
 }
 
 /// A sum's points and whether it only goes up.

@@ -17,6 +17,8 @@ pub mod __loom {
 }
 mod sampler;
 pub(crate) mod span;
+mod span_data;
+mod tracer_pipeline;
 
 pub use crate::clock::Timestamp;
 pub use crate::context::id::{ParseIdError, SpanId, TraceId};
@@ -26,7 +28,8 @@ pub use future::{FutureExt, WithContext};
 pub use processor::{BatchConfig, ExportError, InMemorySpanExporter, ProcessorStats, SpanExporter};
 pub use provider::{SpanBuilder, Tracer, TracerProvider, TracerProviderBuilder};
 pub use sampler::{Sampler, SamplerConfigError};
-pub use span::{error_type, Event, Link, Span, SpanData, SpanKind, SpanLimits, Status};
+pub use span::{error_type, Span};
+pub use span_data::{Event, Link, SpanData, SpanKind, SpanLimits, Status};
 
 /// The span clock now, in ticks (for `#[instrument]`'s call timer).
 #[doc(hidden)]

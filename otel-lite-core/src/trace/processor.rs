@@ -7,7 +7,7 @@ use crate::clock::Converter;
 pub use crate::pipeline::{BatchConfig, ExportError, ProcessorStats};
 use crate::pipeline::{Batchable, Sink, ThreadRing, ThreadRings};
 use crate::resource::Resource;
-use crate::trace::span::{FinishedSpan, SpanData};
+use crate::trace::span_data::{FinishedSpan, SpanData};
 
 /// Sends finished spans somewhere. Called from one thread at a time (the processor's).
 pub trait SpanExporter: Send + 'static {

@@ -12,76 +12,9 @@ use crate::resource::Resource;
 use crate::scope::{intern_scope, InstrumentationScope};
 use crate::trace::processor::{batch_span_processor, BatchConfig, ProcessorStats, SpanExporter, SpanSink};
 use crate::trace::sampler::Sampler;
-use crate::trace::span::{add_link, FinishedSpan, Span, SpanKind, SpanLimits, SpanRecord};
-
-type Processor = crate::pipeline::Processor<FinishedSpan>;
-
-/// What spans of one provider go through.
-///
-/// A pipeline is leaked when its provider is built and lives as `&'static` for the rest of
-/// the process: a recording span then reaches it without a reference count. The count's
-/// atomic decrement at every span end was a full fence right after the span was copied into
-/// the ring, so each span waited for those cache lines to come back from the export worker's
-/// core (measured at about a fifth of the sampled-span cost). What stays behind is a few
-/// hundred bytes of configuration per provider; the worker thread, exporter and buffers are
-/// released by [`TracerProvider::shutdown`] or when the last provider and tracer handle drops.
-pub(crate) struct Pipeline {
-    pub(crate) limits: SpanLimits,
-    sampler: Sampler,
-    /// What the sampler decides for a root span, and whether it drops every span, when that
-    /// does not depend on the trace id: such spans skip the decision and defer their ids
-    /// (see [`Span::deferred`]), so dropping one unseen costs a thread-local read.
-    root_decision: Option<bool>,
-    never_samples: bool,
-    resource: Resource,
-    processors: Vec<Processor>,
-}
-
-/// A span the sampler drops whatever its trace id, known before anything is read.
-enum Shortcut {
-    /// A root (nothing is attached on this thread) under a sampler that drops roots.
-    UnsampledRoot,
-    /// Any span, under a sampler that drops everything.
-    UnsampledUnderCurrent,
-    None,
-}
-
-impl Pipeline {
-    #[inline]
-    fn shortcut(&self) -> Shortcut {
-        if self.root_decision != Some(false) {
-            Shortcut::None
-        } else if !crate::context::is_attached() {
-            Shortcut::UnsampledRoot
-        } else if self.never_samples {
-            Shortcut::UnsampledUnderCurrent
-        } else {
-            Shortcut::None
-        }
-    }
-
-    #[inline]
-    pub(crate) fn on_end(&self, span: FinishedSpan) {
-        match self.processors.as_slice() {
-            [] => {}
-            [only] => dispatch(only, span),
-            many => {
-                for p in &many[1..] {
-                    dispatch(p, span.clone());
-                }
-                dispatch(&many[0], span);
-            }
-        }
-    }
-}
-
-#[inline]
-fn dispatch(p: &Processor, span: FinishedSpan) {
-    match p {
-        Processor::Batch(b) => b.on_end(span),
-        Processor::Simple(e) => Processor::export_now(e, span),
-    }
-}
+use crate::trace::span::Span;
+use crate::trace::span_data::{add_link, SpanKind, SpanLimits, SpanRecord};
+use crate::trace::tracer_pipeline::{Pipeline, Processor, Shortcut};
 
 /// Configures a [`TracerProvider`].
 #[derive(Default)]
@@ -139,14 +72,9 @@ impl TracerProviderBuilder {
                 }
             })
             .collect();
-        let pipeline: &'static Pipeline = Box::leak(Box::new(Pipeline {
-            limits: self.limits,
-            root_decision: self.sampler.decide_by_parent(None),
-            never_samples: self.sampler == Sampler::AlwaysOff,
-            sampler: self.sampler,
-            resource,
-            processors,
-        }));
+        // Leaked: see `Pipeline`.
+        let pipeline: &'static Pipeline =
+            Box::leak(Box::new(Pipeline::new(self.sampler, self.limits, resource, processors)));
         TracerProvider { pipeline, owner: Arc::new(Owner(pipeline)) }
     }
 }
@@ -184,12 +112,6 @@ struct Owner(&'static Pipeline);
 impl Drop for Owner {
     fn drop(&mut self) {
         self.0.shutdown(Duration::from_secs(5));
-    }
-}
-
-impl Pipeline {
-    fn shutdown(&self, timeout: Duration) -> bool {
-        crate::pipeline::shutdown_all(&self.processors, timeout)
     }
 }
 
