@@ -30,9 +30,8 @@ use otel_lite_core::metrics::Histogram;
 use otel_lite_core::trace::{Context, FutureExt, SpanKind, Status, Tracer};
 use otel_lite_core::{global, KeyValue, RegistrationError, Registry};
 
-/// The bucket boundaries the semantic conventions advise for HTTP durations, in seconds.
-pub const DURATION_BUCKETS: [f64; 14] =
-    [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+use crate::http_semconv::method_attribute;
+pub use crate::http_semconv::DURATION_BUCKETS;
 
 /// The scope of the client's spans and metrics.
 pub const SCOPE: &str = "otel-lite.http-client";
@@ -169,23 +168,6 @@ async fn send(
     }
     span.end();
     result
-}
-
-/// The method as the conventions want it: one of the specification's methods, else
-/// `_OTHER` (methods are open-ended, attribute values must not be).
-pub fn method_attribute(method: &http::Method) -> &'static str {
-    match method.as_str() {
-        "GET" => "GET",
-        "HEAD" => "HEAD",
-        "POST" => "POST",
-        "PUT" => "PUT",
-        "DELETE" => "DELETE",
-        "CONNECT" => "CONNECT",
-        "OPTIONS" => "OPTIONS",
-        "TRACE" => "TRACE",
-        "PATCH" => "PATCH",
-        _ => "_OTHER",
-    }
 }
 
 /// A failed request's `error.type`: what kind of failure, from a short fixed list.

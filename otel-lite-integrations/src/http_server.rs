@@ -92,10 +92,7 @@ use otel_lite_core::{Histogram, KeyValue, RegistrationError, Registry, SharedStr
 /// The instrumentation scope of the layer's instruments and spans.
 pub const SCOPE: &str = "otel-lite-http-server";
 
-/// The buckets of `http.server.request.duration`, in seconds, as the semantic conventions
-/// advise.
-pub const DURATION_BUCKETS: [f64; 14] =
-    [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+pub use crate::http_semconv::DURATION_BUCKETS;
 
 /// The buckets of the body size histograms, in bytes: 0, then powers of 4 from 16 B to 4 GiB (the
 /// conventions advise none).
@@ -549,7 +546,7 @@ const ERROR_TYPE: &str = "error.type";
 const PROTOCOL_VERSION: &str = "network.protocol.version";
 const SERVER_ADDRESS: &str = "server.address";
 const SERVER_PORT: &str = "server.port";
-const OTHER_METHOD: &str = "_OTHER";
+use crate::http_semconv::{method_attribute, OTHER_METHOD};
 
 /// The most attributes a metric point gets: method, scheme, version, route, address, port,
 /// status code, error type.
@@ -593,19 +590,10 @@ fn cow_to_shared(s: Cow<'static, str>) -> SharedStr {
 
 /// The method as the conventions name it, and the original when that is `_OTHER`.
 fn known_method(method: &Method) -> (&'static str, Option<String>) {
-    let known = match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::CONNECT => "CONNECT",
-        Method::OPTIONS => "OPTIONS",
-        Method::TRACE => "TRACE",
-        Method::PATCH => "PATCH",
-        _ => return (OTHER_METHOD, Some(method.as_str().to_owned())),
-    };
-    (known, None)
+    match method_attribute(method) {
+        OTHER_METHOD => (OTHER_METHOD, Some(method.as_str().to_owned())),
+        known => (known, None),
+    }
 }
 
 fn protocol_version(version: Version) -> &'static str {

@@ -17,6 +17,8 @@
 
 #[cfg(feature = "reqwest")]
 pub mod http_client;
+#[cfg(any(feature = "tower", feature = "reqwest"))]
+mod http_semconv;
 #[cfg(feature = "tower")]
 pub mod http_server;
 #[cfg(feature = "log")]
