@@ -17,8 +17,9 @@ use otel_lite_core::trace::{ExportError, SpanData, SpanExporter};
 use otel_lite_core::{AttributeSet, RegistrationError, Registry, Resource};
 
 use super::config::{Signal, SignalConfig};
+use super::error::OtlpError;
 use super::transform::{logs_request, metrics_request, recycle_spans, traces_request_recycling, Temporality};
-use super::transport::{HttpTransport, OtlpError, TransportStats};
+use super::transport::{HttpTransport, TransportStats};
 
 /// Encodes `message`; `size_hint` is the size of the previous request of the same exporter.
 fn encode<M: prost::Message + serde::Serialize>(

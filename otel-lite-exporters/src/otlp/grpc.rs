@@ -25,7 +25,8 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
 use super::config::{Compression, SignalConfig};
-use super::transport::{OtlpError, TransportStats};
+use super::error::OtlpError;
+use super::transport::TransportStats;
 
 const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);

@@ -20,6 +20,7 @@
 //! ```
 
 mod config;
+mod error;
 mod exporters;
 #[cfg(feature = "otlp-grpc")]
 mod grpc;
@@ -30,11 +31,12 @@ mod transform;
 mod transport;
 
 pub use config::{Compression, ConfigWarning, Protocol, Signal, SignalConfig, TlsConfig};
+pub use error::OtlpError;
 pub use exporters::{config_from_env, OtlpLogExporter, OtlpMetricExporter, OtlpSpanExporter};
 /// The reader that drives a metric exporter; here too for convenience.
 pub use otel_lite_core::metrics::PeriodicReader;
 pub use transform::{logs_request, metrics_request, traces_request, Temporality};
-pub use transport::{OtlpError, TransportStats};
+pub use transport::TransportStats;
 
 /// The parsers of what an OTLP receiver answers, for the fuzz targets in `fuzz/` (built only
 /// with `--cfg fuzzing`, which `cargo fuzz` sets).

@@ -8,7 +8,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
 
 use super::config::TlsConfig;
-use super::transport::OtlpError;
+use super::error::OtlpError;
 
 fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, OtlpError> {
     let bad = |why: String| OtlpError::Tls(format!("{}: {why}", path.display()));

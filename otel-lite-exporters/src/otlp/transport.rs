@@ -5,7 +5,6 @@
 //! (seconds); everything is bounded by the export timeout. Other statuses fail at once. A
 //! partial success is not retried: its rejected count is recorded and reported.
 
-use std::fmt;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,49 +20,12 @@ use hyper_util::rt::TokioExecutor;
 use otel_lite_core::trace::ExportError;
 
 use super::config::{Compression, Protocol, SignalConfig};
+use super::error::OtlpError;
 
 /// Responses larger than this are not read (only partial-success details live there).
 const MAX_RESPONSE_BYTES: usize = 1 << 20;
 const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-/// Why an OTLP request failed.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum OtlpError {
-    /// The receiver answered with a status that is not retried (or retries ran out).
-    Status {
-        /// The HTTP status.
-        status: u16,
-        /// The start of the response body.
-        body: String,
-    },
-    /// The request could not be sent or its answer not read.
-    Transport(String),
-    /// The export timeout passed.
-    Timeout,
-    /// The endpoint URL is not usable.
-    InvalidEndpoint(String),
-    /// This build cannot speak the configured protocol or scheme.
-    Unsupported(&'static str),
-    /// The TLS configuration (certificate files, keys) is not usable.
-    Tls(String),
-}
-
-impl fmt::Display for OtlpError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            OtlpError::Status { status, body } => write!(f, "receiver answered {status}: {body}"),
-            OtlpError::Transport(e) => write!(f, "transport error: {e}"),
-            OtlpError::Timeout => f.write_str("export timed out"),
-            OtlpError::InvalidEndpoint(u) => write!(f, "invalid OTLP endpoint {u:?}"),
-            OtlpError::Unsupported(what) => write!(f, "unsupported: {what}"),
-            OtlpError::Tls(why) => write!(f, "TLS configuration: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for OtlpError {}
 
 /// Counters of one exporter's requests, shared with whoever wants to publish them.
 #[derive(Debug, Default)]
