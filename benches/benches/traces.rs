@@ -8,27 +8,12 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use otel_lite::propagation::{TextMapPropagator, TraceContextPropagator};
-use otel_lite::trace::{BatchConfig, Context, ExportError, Sampler, SpanData, SpanExporter, TracerProvider};
+use otel_lite::trace::{BatchConfig, Context, Sampler, TracerProvider};
 use tracing_subscriber::layer::SubscriberExt;
 
 mod common;
 
-struct Drop0;
-impl SpanExporter for Drop0 {
-    fn export(&mut self, batch: &mut Vec<SpanData>) -> Result<(), ExportError> {
-        black_box(batch.len());
-        Ok(())
-    }
-}
-
-#[derive(Debug)]
-struct SdkDrop;
-impl opentelemetry_sdk::trace::SpanExporter for SdkDrop {
-    async fn export(&self, batch: Vec<opentelemetry_sdk::trace::SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
-        black_box(batch.len());
-        Ok(())
-    }
-}
+use common::{Drop0, SdkDrop};
 
 struct FastraceDrop;
 impl fastrace::collector::Reporter for FastraceDrop {

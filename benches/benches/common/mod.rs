@@ -1,10 +1,12 @@
 //! What the criterion benches share: one measurement configuration, so every table row
 //! was measured the same way, and the runner for cases measured on one or two threads.
 
+use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion};
+use otel_lite::trace::{ExportError, SpanData, SpanExporter};
 
 /// Short runs (2 s after 0.5 s of warm-up, 30 samples): the full suite must fit a 2-core
 /// machine's patience; medians of this size are stable to a few percent.
@@ -25,4 +27,25 @@ pub fn on_threads(g: &mut BenchmarkGroup<'_, WallTime>, threads: usize, name: &s
             b.iter_custom(|iters| otel_lite_benches::two_threads(iters, op, op))
         }
     });
+}
+
+/// An otel-lite span exporter that drops what it gets: the pipeline up to the exporter.
+#[allow(dead_code)] // Used by the span benches only; each bench compiles this module.
+pub struct Drop0;
+impl SpanExporter for Drop0 {
+    fn export(&mut self, batch: &mut Vec<SpanData>) -> Result<(), ExportError> {
+        black_box(batch.len());
+        Ok(())
+    }
+}
+
+/// opentelemetry_sdk's counterpart of [`Drop0`].
+#[allow(dead_code)] // Used by the span benches only; each bench compiles this module.
+#[derive(Debug)]
+pub struct SdkDrop;
+impl opentelemetry_sdk::trace::SpanExporter for SdkDrop {
+    async fn export(&self, batch: Vec<opentelemetry_sdk::trace::SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+        black_box(batch.len());
+        Ok(())
+    }
 }
