@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use otel_lite::logs::Severity;
 use otel_lite::{global, instrument, Config, InitError};
 use peers::otlp::{log_records_of, spans_of, OtlpReceiver};
+use serde_json::Value as Json;
 
 #[instrument(err)]
 fn charge(amount: u64) -> Result<u64, std::fmt::Error> {
@@ -164,21 +165,41 @@ fn quickstart_exports_all_three_signals_over_otlp_and_flushes_on_ctrl_c() {
 
     let traces = receiver.wait_for("traces", 1, Duration::from_secs(10));
     let spans = spans_of(&traces);
-    let handlers: HashSet<&str> =
-        spans.iter().filter(|s| s["name"] == "handle_request").map(|s| s["spanId"].as_str().unwrap()).collect();
-    assert!(!handlers.is_empty());
+    let id = |s: &Json, field: &str| s[field].as_str().unwrap_or("").to_string();
+    let is_server = |s: &&Json| s["kind"] == "SPAN_KIND_SERVER";
+    // The server layer's span per request, named by the route template.
+    let requests: HashSet<String> = spans.iter().filter(is_server).map(|s| id(s, "spanId")).collect();
+    assert!(spans.iter().filter(is_server).any(|s| s["name"] == "GET /users/{id}"), "{spans:?}");
+    // The #[instrument]ed inner functions nest under the requests, the database calls under them.
+    let inner: HashSet<String> = spans
+        .iter()
+        .filter(|s| ["load_user", "place_order", "check_stock", "reserve"].iter().any(|n| s["name"] == *n))
+        .filter(|s| requests.contains(&id(s, "parentSpanId")))
+        .map(|s| id(s, "spanId"))
+        .collect();
+    assert!(!inner.is_empty(), "{spans:?}");
     assert!(
-        spans
-            .iter()
-            .any(|s| s["name"] == "query_database" && handlers.contains(s["parentSpanId"].as_str().unwrap_or(""))),
-        "child spans nest under the handler"
+        spans.iter().any(|s| s["name"] == "query_database" && inner.contains(&id(s, "parentSpanId"))),
+        "child spans nest under the handler's functions"
+    );
+    // The checkout's call to the inventory over HTTP: the inventory's server span is a child
+    // of the client span that `send_traced` made, in the checkout's trace.
+    let checkouts: HashSet<String> =
+        spans.iter().filter(is_server).filter(|s| s["name"] == "GET /checkout").map(|s| id(s, "traceId")).collect();
+    let clients: HashSet<String> =
+        spans.iter().filter(|s| s["kind"] == "SPAN_KIND_CLIENT").map(|s| id(s, "spanId")).collect();
+    assert!(
+        spans.iter().filter(is_server).any(|s| s["name"] == "GET /inventory/{item}"
+            && checkouts.contains(&id(s, "traceId"))
+            && clients.contains(&id(s, "parentSpanId"))),
+        "one trace spans the checkout and its inventory request: {spans:?}"
     );
     let logs = receiver.wait_for("logs", 1, Duration::from_secs(10));
     let records = log_records_of(&logs);
     assert!(!records.is_empty(), "failed requests are logged");
     assert!(
-        records.iter().all(|r| handlers.contains(r["spanId"].as_str().unwrap_or(""))),
-        "every log record carries the id of the span it happened in"
+        records.iter().all(|r| requests.contains(&id(r, "spanId"))),
+        "every log record carries the id of the request's span it happened in"
     );
     let metrics = receiver.wait_for("metrics", 1, Duration::from_secs(10));
     let text = metrics.iter().map(|m| m.to_string()).collect::<String>();
@@ -201,14 +222,16 @@ fn quickstart_prints_all_three_signals_to_the_console() {
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert!(!stderr.contains("not compiled in"), "{stderr}");
     assert!(stdout.contains("no Prometheus endpoint"), "console only: {stdout}");
-    let spans: HashSet<&str> =
-        stdout.lines().filter(|l| l.contains(" Server handle_request ")).filter_map(|l| l.split(' ').nth(1)).collect();
+    // Span lines: `<trace> <span> <parent> <kind> <name...> <µs> [status] [attributes]`; the
+    // server spans are the requests, failed when their status code is 400 or more.
+    let requests: Vec<&str> = stdout.lines().filter(|l| l.split(' ').nth(3) == Some("Server")).collect();
+    let spans: HashSet<&str> = requests.iter().filter_map(|l| l.split(' ').nth(1)).collect();
     assert!(!spans.is_empty(), "{stdout}");
-    let failed: HashSet<&str> = stdout
-        .lines()
-        .filter(|l| l.contains(" Server handle_request ") && l.contains(" error="))
-        .filter_map(|l| l.split(' ').nth(1))
-        .collect();
+    let status = |line: &str| {
+        line.split(" http.response.status_code=").nth(1).and_then(|rest| rest.split(' ').next()?.parse::<u16>().ok())
+    };
+    let failed: HashSet<&str> =
+        requests.iter().filter(|l| status(l).is_some_and(|s| s >= 400)).filter_map(|l| l.split(' ').nth(1)).collect();
     let errors: Vec<&str> = stdout.lines().filter(|l| l.contains(" ERROR \"request to ")).collect();
     assert!(!errors.is_empty(), "{stdout}");
     let logged: HashSet<&str> = errors
@@ -216,7 +239,7 @@ fn quickstart_prints_all_three_signals_to_the_console() {
         .map(|line| line.split(" span=").nth(1).and_then(|rest| rest.split(' ').next()).unwrap_or(""))
         .collect();
     assert_eq!(logged.len(), errors.len(), "one log record per failed request");
-    assert!(logged.iter().all(|s| spans.contains(s)), "each log line names a printed handler span");
+    assert!(logged.iter().all(|s| spans.contains(s)), "each log line names a printed request span");
     assert_eq!(logged, failed, "every failed request, and only those, is logged in its span");
     assert!(stdout.lines().any(|l| l.starts_with("function.calls{") && l.contains("result=\"error\"")), "{stdout}");
 }

@@ -4,6 +4,8 @@
 
 mod peers;
 #[path = "../examples/quickstart/service.rs"]
+// The tests run the service until the process exits: `Service::stop` is the example's.
+#[allow(dead_code)]
 mod service;
 
 use std::collections::BTreeMap;
@@ -172,26 +174,99 @@ fn text_parser_reads_back_the_same_values() {
     check_fixture_values(&samples);
 }
 
+/// The quickstart's service (axum behind the server layer, with its load generator calling
+/// it over loopback), started once per test binary on a runtime of its own: its
+/// `#[instrument]` metrics go to the global registry, so it records into that one too, and
+/// two copies would share (and double) the series. Returns the service's address.
+fn quickstart_service() -> std::net::SocketAddr {
+    static SERVICE: std::sync::OnceLock<std::net::SocketAddr> = std::sync::OnceLock::new();
+    *SERVICE.get_or_init(|| {
+        let (started, address) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+            let runtime = runtime.expect("a tokio runtime for the quickstart service");
+            runtime.block_on(async {
+                // Fast traffic, no simulated work: the tests need the series, not the latency.
+                let load = service::Load { pace: Duration::from_millis(2), work_scale: 0.0 };
+                let service = service::Service::start(otel_lite::global::registry(), load).await;
+                let _ = started.send(service.as_ref().map(|s| s.addr()).map_err(|e| e.to_string()));
+                // Serves until the test process exits.
+                std::future::pending::<()>().await
+            })
+        });
+        let started = address.recv_timeout(Duration::from_secs(30)).expect("the quickstart service starts in 30 s");
+        started.expect("the quickstart service starts")
+    })
+}
+
+/// The quickstart's output once every route and failure has been seen (bounded wait).
+fn quickstart_output(format: Format) -> String {
+    quickstart_service();
+    let registry = otel_lite::global::registry();
+    wait_for(Duration::from_secs(20), "traffic on every route, with failures", || {
+        let text = encoded(registry, Format::Text);
+        let routes = service::ROUTES.iter().all(|r| text.contains(&format!("http_route=\"{r}\"")));
+        (routes && text.contains("result=\"error\"") && text.contains("http_response_status_code=\"404\""))
+            .then_some(())
+    });
+    encoded(registry, format)
+}
+
 #[test]
 fn promtool_check_metrics_is_silent_on_the_quickstart_output() {
     let promtool = require_binary("promtool", "PROMTOOL");
-    // The quickstart records into the global registry (its #[instrument] metrics go there).
-    let registry = otel_lite::global::registry().clone();
-    let service = service::Service::start(&registry, Duration::from_millis(1), 0.0).unwrap();
-    // Let the simulated traffic touch every series (bounded wait).
-    wait_for(Duration::from_secs(10), "traffic on every route", || {
-        let text = encoded(&registry, Format::Text);
-        let errors = text.matches("function_calls_total{").filter(|_| text.contains("result=\"error\"")).count();
-        (text.matches("http_server_requests_total{").count() >= 9 && errors > 0).then_some(())
-    });
-    service.stop();
-    let text = encoded(&registry, Format::Text);
+    let text = quickstart_output(Format::Text);
     let (ok, stdout, stderr) = run_with_stdin(&promtool, &["check", "metrics"], &text);
     assert!(ok && stdout.trim().is_empty() && stderr.trim().is_empty(), "promtool:\n{stdout}{stderr}\n---\n{text}");
     // And the fixture, which exercises escaping and every kind.
     let text = encoded(&fixture(), Format::Text);
     let (ok, stdout, stderr) = run_with_stdin(&promtool, &["check", "metrics"], &text);
     assert!(ok && stdout.trim().is_empty() && stderr.trim().is_empty(), "promtool:\n{stdout}{stderr}\n---\n{text}");
+}
+
+#[test]
+fn strict_openmetrics_parser_accepts_the_quickstart_output() {
+    let (samples, _) = python_parse("openmetrics", &quickstart_output(Format::OpenMetrics));
+    for route in service::ROUTES {
+        assert!(
+            samples.keys().any(|k| k.starts_with("http_server_request_duration_seconds_count{")
+                && k.contains(&format!("http_route={route},"))),
+            "no request duration for {route}"
+        );
+    }
+    // Unmatched paths are measured without a route, never under the raw path.
+    assert!(samples.keys().all(|k| !k.contains("/no/such")), "a raw path became a label");
+}
+
+/// A real Prometheus scraping the quickstart every second answers the latency quantile of
+/// each route from the server layer's histogram.
+#[test]
+fn real_prometheus_answers_latency_quantiles_for_every_quickstart_route() {
+    let prometheus = require_binary("prometheus", "PROMETHEUS");
+    quickstart_service();
+    let server =
+        PrometheusServer::builder(otel_lite::global::registry().clone()).host("127.0.0.1").port(0).start().unwrap();
+    let target = server.local_addr().to_string();
+    let prom = PrometheusUnderTest::start(
+        &prometheus,
+        &format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: quickstart\n    static_configs: [{{targets: ['{target}']}}]\n"
+        ),
+    );
+    // rate() needs two scrapes inside its window: a few seconds at this interval.
+    let promql =
+        "histogram_quantile(0.99, sum by (le, http_route) (rate(http_server_request_duration_seconds_bucket[1m])))";
+    let by_route = wait_for(Duration::from_secs(60), "a p99 for every route", || {
+        let result = prom.query(promql)?;
+        let by_route: BTreeMap<String, f64> =
+            result.into_iter().map(|(labels, v)| (labels.get("http_route").cloned().unwrap_or_default(), v)).collect();
+        service::ROUTES.iter().all(|r| by_route.get(*r).is_some_and(|v| v.is_finite() && *v >= 0.0)).then_some(by_route)
+    });
+    // The unmatched paths share one series without a route.
+    assert!(by_route.keys().all(|r| r.is_empty() || service::ROUTES.contains(&r.as_str())), "{by_route:?}");
+    assert!(by_route.contains_key(""), "unmatched paths are measured too: {by_route:?}");
+    drop(prom);
+    server.shutdown();
 }
 
 #[test]

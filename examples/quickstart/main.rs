@@ -1,7 +1,11 @@
-//! The quickstart: a simulated service with counters, an up/down counter, gauges, a meter
-//! and histograms, `#[instrument]`ed handlers and a log record per failed request, set up
-//! by `otel_lite::init` from the `OTEL_*` variables: by default a Prometheus endpoint on
-//! loopback.
+//! The quickstart: a small HTTP service (axum) on loopback, instrumented by otel-lite, with
+//! a built-in load generator calling it over real HTTP. Every request gets the HTTP server
+//! metrics and a server span from `OtelLiteHttpLayer`; `/checkout` calls the service's own
+//! `/inventory/{item}` with `send_traced()`, so one trace spans both requests; the inner
+//! functions are `#[instrument]`ed (`function_calls_*`, exemplars), a meter counts the
+//! requests handled and each failed request leaves a log record. `otel_lite::init` sets it
+//! all up from the `OTEL_*` variables: by default a Prometheus endpoint on loopback, which
+//! also shows the process metrics and otel-lite's own.
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -9,14 +13,15 @@
 //! OTEL_TRACES_EXPORTER=console OTEL_LOGS_EXPORTER=console cargo run --example quickstart --features stdout
 //! ```
 //!
-//! Set `OTEL_EXPORTER_PROMETHEUS_PORT` to use another port (0 picks a free one) and
-//! `QUICKSTART_SECONDS` to stop by itself after that many seconds; Ctrl-C flushes and stops.
+//! Set `OTEL_EXPORTER_PROMETHEUS_PORT` to use another port for /metrics (0 picks a free
+//! one; the service itself always takes a free port) and `QUICKSTART_SECONDS` to stop by
+//! itself after that many seconds; Ctrl-C flushes and stops.
 
 mod service;
 
 use std::time::Duration;
 
-use otel_lite::trace::{ExportError, SpanData, SpanExporter};
+use otel_lite::trace::{ExportError, SpanData, SpanExporter, SpanKind};
 use otel_lite::{global, Exporter};
 
 /// Keeps the slowest request of each export batch and prints it: the trace id it shows is
@@ -25,16 +30,18 @@ struct SlowestRequest;
 
 impl SpanExporter for SlowestRequest {
     fn export(&mut self, batch: &mut Vec<SpanData>) -> Result<(), ExportError> {
+        // The server spans are the requests (the layer's `GET /users/{id}` and so on).
         let slowest = batch
             .iter()
-            .filter(|s| s.name() == "handle_request")
+            .filter(|s| s.kind() == SpanKind::Server)
             .max_by_key(|s| s.end_unix_nanos().saturating_sub(s.start_unix_nanos()));
         if let Some(s) = slowest {
             let children = batch.iter().filter(|c| c.parent_span_id() == s.span_id()).count();
             println!(
-                "slowest request of the last {} spans: {:.0} ms, trace {} ({} child span{})",
+                "slowest request of the last {} spans: {}, {:.0} ms, trace {} ({} child span{})",
                 batch.len(),
-                (s.end_unix_nanos() - s.start_unix_nanos()) as f64 / 1e6,
+                s.name(),
+                s.end_unix_nanos().saturating_sub(s.start_unix_nanos()) as f64 / 1e6,
                 s.trace_id(),
                 children,
                 if children == 1 { "" } else { "s" },
@@ -44,7 +51,7 @@ impl SpanExporter for SlowestRequest {
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // Everything comes from the standard OTEL_* variables (see otel_lite::init). By default
     // that is the Prometheus endpoint only; an OTLP endpoint (or OTEL_*_EXPORTER=otlp) adds
     // OTLP export of all three signals, OTEL_*_EXPORTER=console prints them. What code sets
@@ -64,20 +71,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if otlp && cfg!(feature = "otlp") {
         println!("exporting traces, metrics and logs over OTLP as configured by OTEL_EXPORTER_OTLP_*");
     }
-    let service = service::Service::start(global::registry(), Duration::from_millis(5), 0.1)?;
-    match telemetry.prometheus_addr() {
-        Some(addr) => {
-            let url = format!("http://{addr}/metrics");
-            println!("otel-lite quickstart: serving metrics at {url}");
-            println!("look at: curl -s {url} | grep -E 'function_calls|app_heartbeat_rate'");
-            println!("   and:  curl -s -H 'Accept: application/openmetrics-text' {url} | grep trace_id   (exemplars)");
-        }
-        None => println!("otel-lite quickstart: no Prometheus endpoint (OTEL_METRICS_EXPORTER leaves it out)"),
-    }
-    println!("press Ctrl-C to stop");
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
+        // A few requests per second, each doing some simulated work (real sleeps).
+        let load = service::Load { pace: Duration::from_millis(200), work_scale: 1.0 };
+        let service = service::Service::start(global::registry(), load).await?;
+        println!("otel-lite quickstart: the service listens on http://{}", service.addr());
+        println!("  routes: {} (/checkout calls /inventory/{{item}} over HTTP)", service::ROUTES.join(", "));
+        println!("  a load generator calls them a few times per second, with some 404s and 500s");
+        match telemetry.prometheus_addr() {
+            Some(addr) => {
+                let url = format!("http://{addr}/metrics");
+                println!("otel-lite quickstart: serving metrics at {url}");
+                println!(
+                    "look at: curl -s {url} | grep -E 'http_server_request_duration_seconds|function_calls|app_heartbeat_rate'"
+                );
+                println!("   and:  curl -s {url} | grep -E '^process_|^otel_lite_'   (process and SDK self metrics)");
+                println!("   and:  curl -s -H 'Accept: application/openmetrics-text' {url} | grep trace_id   (exemplars)");
+            }
+            None => println!("otel-lite quickstart: no Prometheus endpoint (OTEL_METRICS_EXPORTER leaves it out)"),
+        }
+        println!("press Ctrl-C to stop");
+
         match std::env::var("QUICKSTART_SECONDS").ok().and_then(|s| s.parse::<u64>().ok()) {
             Some(secs) => tokio::time::sleep(Duration::from_secs(secs)).await,
             None => {
@@ -86,8 +102,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
         }
-    });
-    service.stop();
+        service.stop().await;
+        Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    })?;
     // Flushes every pipeline (spans, logs, a last metric export) before exiting.
     telemetry.shutdown();
     println!("stopped cleanly");

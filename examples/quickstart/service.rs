@@ -1,57 +1,68 @@
-//! A simulated HTTP service, instrumented with every kind of otel-lite instrument.
-//! Shared by the quickstart example and the tests that check its output with real peers.
+//! The quickstart's HTTP service: a small axum app on loopback behind the otel-lite server
+//! layer, `#[instrument]`ed inner functions, a downstream call over real HTTP with
+//! `send_traced()`, and a load generator calling it. Shared by the quickstart example and
+//! the tests that check its output with real peers (they start it in-process).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use otel_lite::{instrument, KeyValue, RegistrationError, Registry};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use otel_lite::metrics::BoundMeter;
+use otel_lite::{instrument, KeyValue, Registry};
+use otel_lite_integrations::http_client::RequestBuilderExt;
+use otel_lite_integrations::http_server::OtelLiteHttpLayer;
 
-/// The routes the simulated clients call, with their typical latency in seconds.
-const ROUTES: [(&str, f64); 3] = [("/api/users", 0.02), ("/api/orders", 0.08), ("/api/search", 0.3)];
+/// The route templates the service serves: what `http.route` takes on every request
+/// (unmatched paths have no `http.route`, so scans do not grow the series).
+pub const ROUTES: [&str; 4] = ["/users/{id}", "/orders", "/checkout", "/inventory/{item}"];
 
-/// Simulated traffic, running on its own thread until stopped.
+/// Users 1 to 100 exist; the load generator also asks for a few that do not (404s).
+const KNOWN_USERS: u64 = 100;
+const ITEMS: [&str; 4] = ["apple", "pear", "plum", "fig"];
+
+/// How hard the built-in load generator pushes.
+#[derive(Clone, Copy, Debug)]
+pub struct Load {
+    /// The pause between two requests of the load generator (which sends one at a time).
+    pub pace: Duration,
+    /// Scales the simulated work of the handlers (real sleeps); 0 for tests that only
+    /// need the series.
+    pub work_scale: f64,
+}
+
+/// The service and its load generator, running on the current tokio runtime until
+/// [`Service::stop`].
 pub struct Service {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    addr: SocketAddr,
+    stop: Arc<tokio::sync::Notify>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    load: tokio::task::JoinHandle<()>,
+}
+
+/// What the handlers share.
+struct App {
+    /// The service's own address, for the downstream call that `/checkout` makes to
+    /// `/inventory/{item}` (a real HTTP request, so one trace spans both).
+    base: String,
+    client: reqwest::Client,
+    heartbeat: BoundMeter,
+    work_scale: f64,
 }
 
 impl Service {
-    /// Registers the instruments in `registry` and starts serving simulated requests,
-    /// sleeping `pace` between them. `work_scale` scales the real time the traced handler
-    /// spends (0 for tests that only need the series).
-    pub fn start(registry: &Registry, pace: Duration, work_scale: f64) -> Result<Service, RegistrationError> {
-        let requests = registry
-            .counter::<u64>("http.server.requests")
-            .unit("{request}")
-            .description("HTTP requests served, by route, method and status code.")
-            .build()?;
-        let duration = registry
-            .histogram("http.server.request.duration")
-            .unit("s")
-            .description("Time to serve an HTTP request.")
-            .build()?;
-        let response_size = registry
-            .exponential_histogram("http.server.response.body.size")
-            .unit("By")
-            .description("Size of HTTP response bodies.")
-            .build()?;
-        let in_flight = registry
-            .up_down_counter::<i64>("http.server.active_requests")
-            .unit("{request}")
-            .description("Requests being served right now.")
-            .build()?
-            .bind(&[]);
-        let queue = registry
-            .gauge::<i64>("app.queue.depth")
-            .unit("{job}")
-            .description("Jobs waiting in the work queue.")
-            .build()?
-            .bind(&[]);
+    /// Registers the service's instruments in `registry` (the server layer's HTTP metrics,
+    /// a meter and a gauge; `#[instrument]` records into the global registry), serves on a
+    /// free loopback port and starts the load generator.
+    pub async fn start(registry: &Registry, load: Load) -> Result<Service, Box<dyn std::error::Error + Send + Sync>> {
         let heartbeat = registry
             .meter("app.heartbeat")
-            .description("Units of work done: count and 1/5/15-minute rates.")
+            .description("Requests handled: count and 1/5/15-minute rates.")
             .build()?
             .bind(&[]);
         let started = std::time::Instant::now();
@@ -60,117 +71,240 @@ impl Service {
             .unit("s")
             .description("Seconds since the service started.")
             .build(move |o| o.observe(started.elapsed().as_secs_f64(), &[]))?;
+        // The layer records http.server.request.duration, active requests and body sizes,
+        // and starts a server span per request; added with `Router::layer` it runs inside
+        // the router, so it sees axum's MatchedPath (http.route) and measures the fallback.
+        let layer = OtelLiteHttpLayer::with_registry(registry).build()?;
 
-        let stop = Arc::new(AtomicBool::new(false));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        let app = Arc::new(App {
+            base: format!("http://{addr}"),
+            client: client.clone(),
+            heartbeat,
+            work_scale: load.work_scale,
+        });
+        let router = Router::new()
+            .route("/users/{id}", get(user))
+            .route("/orders", post(order))
+            .route("/checkout", get(checkout))
+            .route("/inventory/{item}", get(inventory))
+            .fallback(not_found)
+            .with_state(app)
+            .layer(layer);
+
+        let stop = Arc::new(tokio::sync::Notify::new());
         let stopping = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("quickstart-traffic".into())
-            .spawn(move || {
-                let mut rng = 0x2545_f491_4f6c_dd1d_u64;
-                let mut n = 0u64;
-                // Relaxed: a stop request; nothing else is published through it.
-                while !stopping.load(Ordering::Relaxed) {
-                    n += 1;
-                    let r = next(&mut rng);
-                    let (route, typical) = ROUTES[(r % 3) as usize];
-                    let method = if r % 7 == 0 { "POST" } else { "GET" };
-                    let status = match r % 20 {
-                        0 => 500,
-                        1 => 404,
-                        _ => 200,
-                    };
-                    in_flight.add(1);
-                    // Latency: the typical value scaled by a factor in [0.5, 2.5).
-                    let latency = typical * (0.5 + (next(&mut rng) % 2000) as f64 / 1000.0);
-                    // The traced part of the request: a span per call with its children,
-                    // and function_calls_* metrics with exemplars linking to the trace.
-                    let _ = handle_request(route, status, latency * work_scale);
-                    let attrs = [
-                        KeyValue::new("http.route", route),
-                        KeyValue::new("http.request.method", method),
-                        KeyValue::new("http.response.status_code", status),
-                    ];
-                    requests.add(1, &attrs);
-                    duration.record(latency, &attrs[..2]);
-                    response_size.record((200 + next(&mut rng) % 50_000) as f64, &[]);
-                    queue.set((n % 17) as i64);
-                    heartbeat.mark(1);
-                    in_flight.add(-1);
-                    std::thread::sleep(pace);
-                }
-            })
-            .expect("spawning the traffic thread");
-        Ok(Service { stop, thread: Some(thread) })
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router).with_graceful_shutdown(async move { stopping.notified().await }).await
+        });
+        let load = tokio::spawn(generate_load(client, format!("http://{addr}"), load.pace));
+        Ok(Service { addr, stop, server, load })
     }
 
-    /// Stops the traffic and waits for the thread.
-    pub fn stop(mut self) {
-        self.join();
+    /// Where the service listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
-    fn join(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+    /// Stops the load generator, then the server once its requests in flight are answered.
+    pub async fn stop(self) {
+        self.load.abort();
+        let _ = self.load.await;
+        // notify_one stores a permit, so the server stops even if it is not waiting yet.
+        self.stop.notify_one();
+        match tokio::time::timeout(Duration::from_secs(10), self.server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => eprintln!("quickstart: the server failed: {e}"),
+            Ok(Err(e)) => eprintln!("quickstart: the server task failed: {e}"),
+            Err(_) => eprintln!("quickstart: the server did not stop within 10 s"),
         }
     }
 }
 
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.join();
-    }
-}
-
-/// Why a simulated request failed.
+/// Why a request failed.
 #[derive(Debug)]
 pub enum RequestError {
+    /// Nothing there.
+    NotFound,
     /// The handler failed.
     Internal,
-    /// Nothing at that route.
-    NotFound,
+    /// The downstream call failed.
+    Downstream(String),
 }
 
 impl std::fmt::Display for RequestError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            RequestError::Internal => "internal error",
-            RequestError::NotFound => "not found",
-        })
+        match self {
+            RequestError::NotFound => f.write_str("not found"),
+            RequestError::Internal => f.write_str("internal error"),
+            RequestError::Downstream(e) => write!(f, "downstream: {e}"),
+        }
     }
 }
 
-/// The traced request handler: a server span, a child span for the database, and the
-/// function's call/error/duration metrics.
-#[instrument(kind = server, err, fields(http.route = route))]
-fn handle_request(route: &str, status: u16, seconds: f64) -> Result<u16, RequestError> {
-    query_database(seconds * 0.6);
-    std::thread::sleep(Duration::from_secs_f64(seconds * 0.4));
-    let result = match status {
-        500 => Err(RequestError::Internal),
-        404 => Err(RequestError::NotFound),
-        s => Ok(s),
-    };
-    if let Err(e) = &result {
-        // A log record per failed request, stamped with this span's trace and span ids.
-        otel_lite::global::logger("quickstart").log(
-            otel_lite::logs::Severity::Error,
-            format!("request to {route} failed: {e}"),
-            vec![KeyValue::new("http.route", route.to_string()), KeyValue::new("http.response.status_code", status)],
-        );
+impl std::error::Error for RequestError {}
+
+impl RequestError {
+    fn status(&self) -> StatusCode {
+        match self {
+            RequestError::NotFound => StatusCode::NOT_FOUND,
+            RequestError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            RequestError::Downstream(_) => StatusCode::BAD_GATEWAY,
+        }
     }
-    result
+}
+
+/// The response to a request, and a log record when it failed: the record is made inside
+/// the layer's server span, so it carries that span's trace and span ids.
+fn respond(app: &App, route: &str, result: Result<String, RequestError>) -> Response {
+    app.heartbeat.mark(1);
+    match result {
+        Ok(body) => body.into_response(),
+        Err(e) => failed(route, e.status(), &e),
+    }
+}
+
+fn failed(route: &str, status: StatusCode, e: &dyn std::fmt::Display) -> Response {
+    otel_lite::global::logger("quickstart").log(
+        otel_lite::logs::Severity::Error,
+        format!("request to {route} failed: {e}"),
+        vec![
+            KeyValue::new("http.route", route.to_string()),
+            KeyValue::new("http.response.status_code", status.as_u16()),
+        ],
+    );
+    (status, e.to_string()).into_response()
+}
+
+async fn user(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
+    // A non-numeric id is a user that does not exist, like an unknown number.
+    let result = load_user(id.parse().unwrap_or(0), app.work_scale).await;
+    respond(&app, "/users/{id}", result)
+}
+
+async fn order(State(app): State<Arc<App>>) -> Response {
+    let result = place_order(app.work_scale).await;
+    respond(&app, "/orders", result)
+}
+
+async fn inventory(State(app): State<Arc<App>>, Path(item): Path<String>) -> Response {
+    let result = check_stock(&item, app.work_scale).await;
+    respond(&app, "/inventory/{item}", result)
+}
+
+async fn checkout(State(app): State<Arc<App>>) -> Response {
+    let item = ITEMS[(random() % ITEMS.len() as u64) as usize];
+    let result = reserve(&app, item).await;
+    respond(&app, "/checkout", result)
+}
+
+async fn not_found(State(app): State<Arc<App>>, uri: Uri) -> Response {
+    app.heartbeat.mark(1);
+    // The log may name the raw path; metrics never do (no http.route on this request).
+    failed(uri.path(), StatusCode::NOT_FOUND, &RequestError::NotFound)
+}
+
+/// Looks a user up: a span (child of the server span) with a database child span, and
+/// the function_calls_* metrics, whose exemplars link to the trace.
+#[instrument(err)]
+async fn load_user(id: u64, work_scale: f64) -> Result<String, RequestError> {
+    query_database(0.02 * work_scale * jitter()).await;
+    if (1..=KNOWN_USERS).contains(&id) {
+        Ok(format!("{{\"id\":{id},\"name\":\"user {id}\"}}"))
+    } else {
+        Err(RequestError::NotFound)
+    }
+}
+
+#[instrument(err)]
+async fn place_order(work_scale: f64) -> Result<String, RequestError> {
+    query_database(0.05 * work_scale * jitter()).await;
+    tokio::time::sleep(Duration::from_secs_f64(0.03 * work_scale * jitter())).await;
+    // One order in ten fails (a 500), so the error series and logs have something in them.
+    if random() % 10 == 0 {
+        return Err(RequestError::Internal);
+    }
+    Ok(format!("{{\"order\":{}}}", random() % 100_000))
+}
+
+#[instrument(err)]
+async fn check_stock(item: &str, work_scale: f64) -> Result<String, RequestError> {
+    query_database(0.01 * work_scale * jitter()).await;
+    if !ITEMS.contains(&item) {
+        return Err(RequestError::NotFound);
+    }
+    if random() % 25 == 0 {
+        return Err(RequestError::Internal);
+    }
+    Ok(format!("{}", random() % 50))
+}
+
+/// Asks the inventory route of this same service over HTTP. `send_traced` makes a client
+/// span under this function's span and puts the context in the request's `traceparent`, so
+/// the inventory request's server span joins the checkout's trace.
+#[instrument(err, fields(item = item))]
+async fn reserve(app: &App, item: &str) -> Result<String, RequestError> {
+    let response = app
+        .client
+        .get(format!("{}/inventory/{item}", app.base))
+        .send_traced()
+        .await
+        .map_err(|e| RequestError::Downstream(e.to_string()))?;
+    let status = response.status();
+    let stock = response.text().await.map_err(|e| RequestError::Downstream(e.to_string()))?;
+    if !status.is_success() {
+        return Err(RequestError::Downstream(format!("inventory answered {status}")));
+    }
+    tokio::time::sleep(Duration::from_secs_f64(0.04 * app.work_scale * jitter())).await;
+    Ok(format!("{{\"item\":\"{item}\",\"stock\":{stock}}}"))
 }
 
 #[instrument(kind = client)]
-fn query_database(seconds: f64) {
-    std::thread::sleep(Duration::from_secs_f64(seconds));
+async fn query_database(seconds: f64) {
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
 }
 
-/// xorshift64*: deterministic, dependency-free pseudo-randomness for the simulation.
-fn next(state: &mut u64) -> u64 {
-    *state ^= *state >> 12;
-    *state ^= *state << 25;
-    *state ^= *state >> 27;
-    state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+/// Calls the service like a client would, one request at a time with `pace` between them:
+/// mostly good requests, some unknown users (404), failing orders (500), checkouts that
+/// call the inventory, and random unmatched paths (404 without `http.route`). The first
+/// six requests are one of each kind, so even a short run shows every route and failure.
+async fn generate_load(client: reqwest::Client, base: String, pace: Duration) {
+    for n in 0u64.. {
+        let kind = if n < 6 { n } else { random() % 20 };
+        let request = match kind {
+            0 => client.get(format!("{base}/users/1")),
+            1 => client.get(format!("{base}/users/{}", KNOWN_USERS + 1)),
+            2 => client.post(format!("{base}/orders")),
+            3 => client.get(format!("{base}/checkout")),
+            4 => client.get(format!("{base}/inventory/{}", ITEMS[0])),
+            5 => client.get(format!("{base}/no/such/{:x}", random() % 1_000_000)),
+            6..=12 => client.get(format!("{base}/users/{}", 1 + random() % (KNOWN_USERS + 10))),
+            13..=15 => client.post(format!("{base}/orders")),
+            16..=17 => client.get(format!("{base}/checkout")),
+            18 => client.get(format!("{base}/inventory/{}", ITEMS[(random() % 4) as usize])),
+            _ => client.get(format!("{base}/no/such/{:x}", random() % 1_000_000)),
+        };
+        // The answer does not matter here: the server side measures and logs every request.
+        if let Ok(response) = request.send().await {
+            let _ = response.bytes().await;
+        }
+        tokio::time::sleep(pace).await;
+    }
+}
+
+/// A factor in [0.5, 2.5): latencies vary around their typical value.
+fn jitter() -> f64 {
+    0.5 + (random() % 2000) as f64 / 1000.0
+}
+
+/// splitmix64 over a shared counter: dependency-free pseudo-randomness for the simulation.
+fn random() -> u64 {
+    static STATE: AtomicU64 = AtomicU64::new(0x2545_f491_4f6c_dd1d);
+    // Relaxed: only the uniqueness of each step matters, nothing is published through it.
+    let mut z = STATE.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
