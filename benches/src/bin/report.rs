@@ -51,6 +51,10 @@ fn command(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// Implementations that are the same work without instrumentation: what a layer adds is
+/// measured against them, and they are no one's peer.
+const FLOORS: &[&str] = &["tracing-registry-only", "no-middleware"];
+
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let criterion =
@@ -84,9 +88,12 @@ fn main() {
     for (group, mut results) in groups {
         results.sort_by(|a, b| a.1.total_cmp(&b.1));
         let ours = results.iter().find(|(f, _)| f == "otel-lite").map(|r| r.1);
+        // Peers are the other implementations: not otel-lite's own variants, not the raw
+        // atomic, and not a floor (the same work with no instrumentation at all).
+        let floor = results.iter().find(|(f, _)| FLOORS.contains(&f.as_str())).map(|r| r.1);
         let best_peer = results
             .iter()
-            .filter(|(f, _)| f != "otel-lite" && f != "raw-atomic")
+            .filter(|(f, _)| !f.starts_with("otel-lite") && f != "raw-atomic" && !FLOORS.contains(&f.as_str()))
             .map(|r| r.1)
             .fold(f64::INFINITY, f64::min);
         let raw = results.iter().find(|(f, _)| f == "raw-atomic").map(|r| r.1);
@@ -101,6 +108,16 @@ fn main() {
             }
             if let Some(r) = raw {
                 let _ = write!(out, "; vs raw atomic: **{:.2}×**", o / r);
+            }
+            if let Some(f) = floor {
+                let _ = write!(out, "; vs the uninstrumented floor: **{:.2}×**", o / f);
+                if best_peer.is_finite() {
+                    let _ = write!(
+                        out,
+                        "; overhead above the floor vs best peer's: **{:.2}×**",
+                        (o - f) / (best_peer - f)
+                    );
+                }
             }
             let _ = writeln!(out, "\n");
         }
