@@ -112,11 +112,8 @@ fn main() {
             if let Some(f) = floor {
                 let _ = write!(out, "; vs the uninstrumented floor: **{:.2}×**", o / f);
                 if best_peer.is_finite() {
-                    let _ = write!(
-                        out,
-                        "; overhead above the floor vs best peer's: **{:.2}×**",
-                        (o - f) / (best_peer - f)
-                    );
+                    let _ =
+                        write!(out, "; overhead above the floor vs best peer's: **{:.2}×**", (o - f) / (best_peer - f));
                 }
             }
             let _ = writeln!(out, "\n");
