@@ -701,25 +701,33 @@ fn parse_status_code(code: &str) -> Option<StatusCode> {
     })
 }
 
+/// The `Visit` methods of the typed values, the same for span and event fields: each
+/// becomes an attribute value through the visitor's own `record_value`.
+macro_rules! typed_field_values {
+    () => {
+        fn record_f64(&mut self, field: &field::Field, value: f64) {
+            self.record_value(field, Value::F64(value));
+        }
+        fn record_i64(&mut self, field: &field::Field, value: i64) {
+            self.record_value(field, Value::I64(value));
+        }
+        fn record_u64(&mut self, field: &field::Field, value: u64) {
+            self.record_value(field, u64_value(value));
+        }
+        fn record_i128(&mut self, field: &field::Field, value: i128) {
+            self.record_value(field, Value::String(value.to_string().into()));
+        }
+        fn record_u128(&mut self, field: &field::Field, value: u128) {
+            self.record_value(field, Value::String(value.to_string().into()));
+        }
+        fn record_bool(&mut self, field: &field::Field, value: bool) {
+            self.record_value(field, Value::Bool(value));
+        }
+    };
+}
+
 impl field::Visit for SpanFields {
-    fn record_f64(&mut self, field: &field::Field, value: f64) {
-        self.record_value(field, Value::F64(value));
-    }
-    fn record_i64(&mut self, field: &field::Field, value: i64) {
-        self.record_value(field, Value::I64(value));
-    }
-    fn record_u64(&mut self, field: &field::Field, value: u64) {
-        self.record_value(field, u64_value(value));
-    }
-    fn record_i128(&mut self, field: &field::Field, value: i128) {
-        self.record_value(field, Value::String(value.to_string().into()));
-    }
-    fn record_u128(&mut self, field: &field::Field, value: u128) {
-        self.record_value(field, Value::String(value.to_string().into()));
-    }
-    fn record_bool(&mut self, field: &field::Field, value: bool) {
-        self.record_value(field, Value::Bool(value));
-    }
+    typed_field_values!();
     fn record_str(&mut self, field: &field::Field, value: &str) {
         self.record_value(field, Value::String(value.to_owned().into()));
     }
@@ -760,24 +768,7 @@ impl EventFields {
 }
 
 impl field::Visit for EventFields {
-    fn record_f64(&mut self, field: &field::Field, value: f64) {
-        self.record_value(field, Value::F64(value));
-    }
-    fn record_i64(&mut self, field: &field::Field, value: i64) {
-        self.record_value(field, Value::I64(value));
-    }
-    fn record_u64(&mut self, field: &field::Field, value: u64) {
-        self.record_value(field, u64_value(value));
-    }
-    fn record_i128(&mut self, field: &field::Field, value: i128) {
-        self.record_value(field, Value::String(value.to_string().into()));
-    }
-    fn record_u128(&mut self, field: &field::Field, value: u128) {
-        self.record_value(field, Value::String(value.to_string().into()));
-    }
-    fn record_bool(&mut self, field: &field::Field, value: bool) {
-        self.record_value(field, Value::Bool(value));
-    }
+    typed_field_values!();
     fn record_str(&mut self, field: &field::Field, value: &str) {
         if field.name() == "message" {
             self.message = Some(value.to_owned());
