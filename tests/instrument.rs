@@ -343,3 +343,99 @@ fn fields_are_not_evaluated_when_the_span_does_not_record() {
     recorded();
     assert_eq!(EVALUATED.load(Ordering::Relaxed), 1);
 }
+
+const CHECKOUT: otel_lite::metrics::Objective = otel_lite::metrics::Objective::new("checkout")
+    .success_rate(otel_lite::metrics::ObjectivePercentile::P99_9)
+    .latency(otel_lite::metrics::ObjectiveLatency::Ms250, otel_lite::metrics::ObjectivePercentile::P99);
+
+#[instrument(objective = CHECKOUT)]
+fn with_objective(fail: bool) -> Result<(), NotFound> {
+    if fail {
+        Err(NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+#[instrument(objective = otel_lite::metrics::Objective::new("latency-only")
+    .latency(otel_lite::metrics::ObjectiveLatency::Ms1000, otel_lite::metrics::ObjectivePercentile::P90))]
+fn latency_only() {}
+
+/// The labels of every point of `metric` for `function`, as `key=value` strings.
+fn label_sets(metric: &str, function: &str) -> Vec<Vec<String>> {
+    let snapshot = global::registry().collect();
+    let mut sets = Vec::new();
+    for m in snapshot.scopes.iter().flat_map(|s| &s.metrics).filter(|m| m.name.as_str() == metric) {
+        let attributes: Vec<_> = match &m.data {
+            MetricData::Sum(sum) => sum.points.iter().map(|p| &p.attributes).collect(),
+            MetricData::Histogram(points) => points.iter().map(|p| &p.attributes).collect(),
+            _ => panic!("{metric}: unexpected kind"),
+        };
+        for a in attributes {
+            if a.get("function").map(|v| v.to_string()) == Some(function.to_string()) {
+                let mut set: Vec<String> = a.iter().map(|kv| format!("{}={}", kv.key(), kv.value())).collect();
+                set.sort();
+                sets.push(set);
+            }
+        }
+    }
+    sets.sort();
+    sets
+}
+
+#[test]
+fn objectives_label_the_calls_and_the_duration_for_generic_slo_rules() {
+    exporter();
+    with_objective(false).expect("ok");
+    with_objective(true).expect_err("error");
+    latency_only();
+    let module = module_path!();
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        label_sets("function.calls", "with_objective"),
+        vec![
+            strings(&[
+                "error.type=instrument::NotFound",
+                "function=with_objective",
+                &format!("module={module}"),
+                "objective.name=checkout",
+                "objective.percentile=99.9",
+                "result=error"
+            ]),
+            strings(&[
+                "function=with_objective",
+                &format!("module={module}"),
+                "objective.name=checkout",
+                "objective.percentile=99.9",
+                "result=ok"
+            ]),
+        ]
+    );
+    // The duration carries the latency objective: its percentile may differ from the
+    // success rate's, and its threshold is the `le` of a bucket.
+    assert_eq!(
+        label_sets("function.calls.duration", "with_objective"),
+        vec![strings(&[
+            "function=with_objective",
+            &format!("module={module}"),
+            "objective.latency_threshold=0.25",
+            "objective.name=checkout",
+            "objective.percentile=99",
+        ])]
+    );
+    // A latency-only objective leaves the calls counter without objective labels.
+    assert_eq!(
+        label_sets("function.calls", "latency_only"),
+        vec![strings(&["function=latency_only", &format!("module={module}"), "result=ok"])]
+    );
+    assert_eq!(
+        label_sets("function.calls.duration", "latency_only"),
+        vec![strings(&[
+            "function=latency_only",
+            &format!("module={module}"),
+            "objective.latency_threshold=1.0",
+            "objective.name=latency-only",
+            "objective.percentile=90",
+        ])]
+    );
+}

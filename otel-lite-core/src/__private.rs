@@ -6,7 +6,8 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use crate::attributes::{KeyValue, SharedStr, Value};
-use crate::metrics::{BoundCounter, BoundHistogram, BoundUpDownCounter, Counter};
+use crate::metrics::objective::{OBJECTIVE_LATENCY_THRESHOLD, OBJECTIVE_NAME, OBJECTIVE_PERCENTILE};
+use crate::metrics::{BoundCounter, BoundHistogram, BoundUpDownCounter, Counter, Objective};
 use crate::scope::{intern_scope, InstrumentationScope};
 use crate::trace::{Context, ContextGuard, Span, SpanKind, Status};
 
@@ -40,6 +41,7 @@ pub struct Callsite {
     span: bool,
     metrics: bool,
     in_flight: bool,
+    objective: Option<Objective>,
     scope: OnceLock<&'static InstrumentationScope>,
     span_attributes: OnceLock<[KeyValue; 1]>,
     handles: OnceLock<Option<Handles>>,
@@ -49,7 +51,8 @@ struct Handles {
     /// Errors are counted through the instrument, by `error.type` (rare: a series lookup
     /// per error is fine); successes through the bound handle.
     calls: Counter<u64>,
-    labels: [KeyValue; 2],
+    /// `function`, `module`, and the success objective's labels if there is one.
+    labels: Vec<KeyValue>,
     ok: BoundCounter<u64>,
     duration: BoundHistogram,
     in_flight: Option<BoundUpDownCounter<i64>>,
@@ -67,6 +70,7 @@ impl Callsite {
         span: bool,
         metrics: bool,
         in_flight: bool,
+        objective: Option<Objective>,
     ) -> Self {
         Callsite {
             name,
@@ -77,6 +81,7 @@ impl Callsite {
             span,
             metrics,
             in_flight,
+            objective,
             scope: OnceLock::new(),
             span_attributes: OnceLock::new(),
             handles: OnceLock::new(),
@@ -85,6 +90,28 @@ impl Callsite {
 
     fn labels(&self) -> [KeyValue; 2] {
         [KeyValue::new("function", self.name), KeyValue::new("module", self.module)]
+    }
+
+    /// The calls counter's labels: the function's, plus the success objective's, so a
+    /// generic rule finds every objective and its percentile on the series itself.
+    fn call_labels(&self) -> Vec<KeyValue> {
+        let mut labels = self.labels().to_vec();
+        if let Some((o, p)) = self.objective.and_then(|o| Some((o, o.success_rate_objective()?))) {
+            labels.push(KeyValue::new(OBJECTIVE_NAME, o.name()));
+            labels.push(KeyValue::new(OBJECTIVE_PERCENTILE, p.label()));
+        }
+        labels
+    }
+
+    /// The duration histogram's labels: the function's, plus the latency objective's.
+    fn duration_labels(&self) -> Vec<KeyValue> {
+        let mut labels = self.labels().to_vec();
+        if let Some((o, (threshold, p))) = self.objective.and_then(|o| Some((o, o.latency_objective()?))) {
+            labels.push(KeyValue::new(OBJECTIVE_NAME, o.name()));
+            labels.push(KeyValue::new(OBJECTIVE_PERCENTILE, p.label()));
+            labels.push(KeyValue::new(OBJECTIVE_LATENCY_THRESHOLD, threshold.label()));
+        }
+        labels
     }
 
     fn handles(&'static self) -> Option<&'static Handles> {
@@ -108,9 +135,12 @@ impl Callsite {
                 .unit("s")
                 .description("Duration of calls of instrumented functions.")
                 .build()?;
+            let labels = self.call_labels();
+            let mut ok_labels = labels.clone();
+            ok_labels.push(KeyValue::new("result", "ok"));
+            let ok = calls.bind(&ok_labels);
+            let duration = duration.bind(&self.duration_labels());
             let [f, m] = self.labels();
-            let ok = calls.bind(&[f.clone(), m.clone(), KeyValue::new("result", "ok")]);
-            let duration = duration.bind(&[f.clone(), m.clone()]);
             let in_flight = if self.in_flight {
                 let c = registry
                     .up_down_counter::<i64>(CONCURRENT)
@@ -121,7 +151,7 @@ impl Callsite {
             } else {
                 None
             };
-            Ok::<_, crate::RegistrationError>(Handles { calls, labels: self.labels(), ok, duration, in_flight })
+            Ok::<_, crate::RegistrationError>(Handles { calls, labels, ok, duration, in_flight })
         })();
         match result {
             Ok(h) => Some(h),
@@ -297,8 +327,9 @@ fn set_error_type(span: &mut Span, error_type: &str) {
 #[cold]
 #[inline(never)]
 fn count_error(h: &Handles, error_type: &str, span: Option<&crate::trace::SpanContext>) {
-    let [f, m] = h.labels.clone();
-    let attrs = [f, m, KeyValue::new("result", "error"), KeyValue::new("error.type", error_type.to_string())];
+    let mut attrs = h.labels.clone();
+    attrs.push(KeyValue::new("result", "error"));
+    attrs.push(KeyValue::new("error.type", error_type.to_string()));
     match span {
         Some(sc) => h.calls.add_with_exemplar(1, &attrs, sc),
         None => h.calls.add(1, &attrs),

@@ -15,6 +15,7 @@ mod kw {
     syn::custom_keyword!(kind);
     syn::custom_keyword!(in_flight);
     syn::custom_keyword!(args);
+    syn::custom_keyword!(objective);
 }
 
 /// How a `fields(...)` value is recorded.
@@ -87,6 +88,7 @@ pub(crate) struct Args {
     pub(crate) metrics: Option<bool>,
     pub(crate) in_flight: bool,
     pub(crate) kind: Option<Ident>,
+    pub(crate) objective: Option<Expr>,
     pub(crate) krate: Option<Path>,
 }
 
@@ -163,6 +165,11 @@ impl Parse for Args {
                     ));
                 }
                 args.kind = Some(kind);
+            } else if lookahead.peek(kw::objective) {
+                let k: kw::objective = input.parse()?;
+                once(&mut seen, "objective", k.span)?;
+                input.parse::<Token![=]>()?;
+                args.objective = Some(input.parse()?);
             } else if lookahead.peek(Token![crate]) {
                 let k: Token![crate] = input.parse()?;
                 once(&mut seen, "crate", k.span)?;
@@ -177,6 +184,12 @@ impl Parse for Args {
         }
         if args.skip_all && !args.skip.is_empty() {
             return Err(syn::Error::new(args.skip[0].span(), "`skip` and `skip_all` cannot be used together"));
+        }
+        if let (Some(objective), Some(false)) = (&args.objective, args.metrics) {
+            return Err(syn::Error::new_spanned(
+                objective,
+                "an `objective` is carried by the metrics; remove `metrics = false`",
+            ));
         }
         if args.span == Some(false) && args.metrics == Some(false) {
             return Err(input.error("`span = false` and `metrics = false` together leave nothing to instrument"));

@@ -125,6 +125,11 @@ pub(crate) fn expand(args: Args, mut f: ItemFn) -> syn::Result<TokenStream> {
     let metrics_on = args.metrics.unwrap_or(true);
     let in_flight = args.in_flight;
     let err = args.err;
+    // Spanned on the expression, so a value that is not an `Objective` is reported there.
+    let objective = match &args.objective {
+        Some(expr) => quote_spanned!(expr.span()=> ::core::option::Option::Some::<#krate::metrics::Objective>(#expr)),
+        None => quote!(::core::option::Option::None),
+    };
 
     let callsite = quote! {
         static __OTEL_CALLSITE: #krate::__private::Callsite = #krate::__private::Callsite::new(
@@ -136,6 +141,7 @@ pub(crate) fn expand(args: Args, mut f: ItemFn) -> syn::Result<TokenStream> {
             #span_on,
             #metrics_on,
             #in_flight,
+            #objective,
         );
         #[allow(unused_mut)]
         let mut __otel_call = __OTEL_CALLSITE.start();

@@ -35,6 +35,7 @@ use proc_macro::TokenStream;
 /// | `err` | on `Err`, add an `exception` event and set the span status to error |
 /// | `span = false` / `metrics = false` | only metrics / only the span |
 /// | `in_flight` | also keep the in-flight gauge |
+/// | `objective = NAME` | a `const` `otel_lite::metrics::Objective`: its labels go on the calls counter (success rate) and the duration histogram (latency), for generated SLO rules |
 /// | `kind = server` | span kind: `internal` (default), `server`, `client`, `producer`, `consumer` |
 /// | `crate = path` | where otel-lite is, if renamed |
 ///

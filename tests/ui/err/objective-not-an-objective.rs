@@ -1,0 +1,6 @@
+#[otel_lite::instrument(objective = "checkout")]
+fn f() {}
+
+fn main() {
+    f();
+}
