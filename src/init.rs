@@ -98,6 +98,11 @@ pub struct Config {
     /// `process_resident_memory_bytes`, ...), `both`, or `none`.
     #[cfg(feature = "process")]
     pub process_metrics: Option<crate::integrations::process::ProcessMetricNames>,
+    /// The `build_info` series [`install`](Config::install) registers: set by
+    /// [`with_build_info`](Config::with_build_info) (usually with
+    /// [`build_info!`](crate::build_info)), else a build of the resource's
+    /// `service.version` when `OTEL_RESOURCE_ATTRIBUTES` gives one.
+    pub build_info: Option<crate::metrics::BuildInfo>,
     /// The `OTEL_EXPORTER_OTLP_*` variables, for the OTLP exporters.
     #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     env: Vec<(String, String)>,
@@ -381,6 +386,8 @@ impl Config {
             }
         }
 
+        let build_info =
+            resource.attributes().get("service.version").map(|v| crate::metrics::BuildInfo::new(v.to_string()));
         Config {
             disabled,
             resource,
@@ -403,9 +410,17 @@ impl Config {
             install_bridges: true,
             #[cfg(feature = "process")]
             process_metrics,
+            build_info,
             env,
             additions: Additions::default(),
         }
+    }
+
+    /// Publishes `build_info{version, commit, branch, language, service_name} 1` for this
+    /// build: `config.with_build_info(otel_lite::build_info!())`.
+    pub fn with_build_info(mut self, info: crate::metrics::BuildInfo) -> Self {
+        self.build_info = Some(info);
+        self
     }
 
     /// Adds a span exporter of your own next to those the environment chose. Its spans
@@ -594,6 +609,9 @@ impl Config {
                 .map_err(InitError::ProcessMetrics)?;
             telemetry.process = Some(process);
         }
+        if let Some(info) = &self.build_info {
+            info.register(&registry).map_err(InitError::BuildInfo)?;
+        }
         if self.install_bridges {
             install_bridges(&registry);
         }
@@ -695,6 +713,8 @@ pub enum InitError {
     /// A process metric clashes with an instrument registered before `init`.
     #[cfg(feature = "process")]
     ProcessMetrics(otel_lite_core::RegistrationError),
+    /// `build_info` clashes with an instrument registered before `init`.
+    BuildInfo(otel_lite_core::RegistrationError),
 }
 
 impl std::fmt::Display for InitError {
@@ -709,6 +729,7 @@ impl std::fmt::Display for InitError {
             InitError::SelfMetrics(_) => f.write_str("cannot register otel-lite's self-metrics"),
             #[cfg(feature = "process")]
             InitError::ProcessMetrics(_) => f.write_str("cannot register the process metrics"),
+            InitError::BuildInfo(_) => f.write_str("cannot register build_info"),
         }
     }
 }
@@ -725,6 +746,7 @@ impl std::error::Error for InitError {
             InitError::SelfMetrics(source) => Some(source),
             #[cfg(feature = "process")]
             InitError::ProcessMetrics(source) => Some(source),
+            InitError::BuildInfo(source) => Some(source),
         }
     }
 }

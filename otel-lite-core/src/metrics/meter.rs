@@ -164,6 +164,14 @@ impl BoundMeter {
     }
 }
 
+/// The meter family every heartbeat marks, labelled `heartbeat = <name>`: one family, so a
+/// generic alert covers every heartbeat of every service.
+pub const HEARTBEAT: &str = "heartbeat";
+/// The gauge holding each heartbeat's declared floor, in events per second.
+pub const HEARTBEAT_MIN_RATE: &str = "heartbeat.min_rate";
+/// The attribute naming a heartbeat.
+pub const HEARTBEAT_LABEL: &str = "heartbeat";
+
 impl Collect for MeterCore {
     fn descriptor(&self) -> &Descriptor {
         &self.descriptor

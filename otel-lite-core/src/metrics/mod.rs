@@ -10,6 +10,7 @@
 //! | [`Histogram`] | a distribution over explicit buckets | histogram |
 //! | [`ExponentialHistogram`] | a distribution over base-2 exponential buckets | exponential histogram |
 
+pub mod build_info;
 mod cell;
 mod counter;
 mod exemplar;
@@ -27,16 +28,19 @@ mod series;
 pub mod snapshot;
 pub(crate) mod stripe_budget;
 
+pub use build_info::{BuildInfo, BUILD_INFO};
 pub use counter::{BoundCounter, BoundUpDownCounter, Counter, CounterValue, UpDownCounter, UpDownValue};
 pub use exemplar::Exemplar;
 pub use exp_histogram::{BoundExponentialHistogram, ExponentialHistogram};
 pub use gauge::{BoundGauge, Gauge, GaugeValue, ObservableHandle, Observer};
 pub use histogram::{BoundHistogram, Histogram, DEFAULT_BUCKETS};
 pub use instrument_kind::InstrumentKind;
-pub use meter::{BoundMeter, Meter};
+pub use meter::{BoundMeter, Meter, HEARTBEAT, HEARTBEAT_LABEL, HEARTBEAT_MIN_RATE};
 pub use objective::{Objective, ObjectiveLatency, ObjectivePercentile};
 pub use reader::{MetricExporter, PeriodicReader};
-pub use registry::{InstrumentBuilder, Observable, Registry, RegistryBuilder, Scope, DEFAULT_CARDINALITY_LIMIT};
+pub use registry::{
+    HeartbeatBuilder, InstrumentBuilder, Observable, Registry, RegistryBuilder, Scope, DEFAULT_CARDINALITY_LIMIT,
+};
 pub use series::OVERFLOW_ATTRIBUTE;
 
 #[cfg(otel_lite_loom)]

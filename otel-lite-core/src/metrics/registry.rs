@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::attributes::SharedStr;
+use crate::attributes::{KeyValue, SharedStr};
 use crate::error::{validate_name, validate_unit, PrometheusNameConflict, RegistrationError};
 use crate::metrics::counter::{new_sum_core, Counter, CounterValue, UpDownCounter, UpDownValue};
 use crate::metrics::exp_histogram::{new_exp_core, ExponentialHistogram, DEFAULT_MAX_SIZE, MAX_SCALE};
@@ -13,7 +13,7 @@ use crate::metrics::gauge::{new_gauge_core, Gauge, GaugeValue, ObservableCore, O
 use crate::metrics::histogram::{new_histogram_core, valid_boundaries, Histogram, DEFAULT_BUCKETS};
 use crate::metrics::instrument::{instrument_attributes, Collect, CollectContext, Descriptor, SeriesLimits};
 use crate::metrics::instrument_kind::InstrumentKind;
-use crate::metrics::meter::{new_meter_core, Meter};
+use crate::metrics::meter::{new_meter_core, BoundMeter, Meter, HEARTBEAT, HEARTBEAT_LABEL, HEARTBEAT_MIN_RATE};
 use crate::metrics::snapshot::{
     InstrumentationScope, Metric, MetricData, Number, NumberPoint, ResourceMetrics, ScopeMetrics, Sum,
 };
@@ -441,6 +441,23 @@ impl Scope {
         self.builder(name, InstrumentKind::Meter)
     }
 
+    /// A heartbeat: a liveness signal, marked where the work happens (a loop's iteration, a
+    /// handled request). It is a [`Meter`] series in the one `heartbeat` family, labelled
+    /// `heartbeat = name` (Prometheus: `heartbeat_total`, `heartbeat_rate{window}`), and with
+    /// [`min_rate`](crate::metrics::HeartbeatBuilder::min_rate) a declared floor
+    /// (`heartbeat_min_rate`) that the generated alerts compare the rate with.
+    ///
+    /// ```
+    /// use otel_lite_core::Registry;
+    /// let registry = Registry::new();
+    /// let worker = registry.heartbeat("worker").min_rate(1.0).build()?;
+    /// worker.mark(1);
+    /// # Ok::<(), otel_lite_core::RegistrationError>(())
+    /// ```
+    pub fn heartbeat(&self, name: impl Into<SharedStr>) -> HeartbeatBuilder<'_> {
+        HeartbeatBuilder::new(self, name.into())
+    }
+
     /// An explicit-bucket [`Histogram`] (default buckets: [`DEFAULT_BUCKETS`], in seconds).
     pub fn histogram(&self, name: impl Into<SharedStr>) -> InstrumentBuilder<'_, Histogram> {
         self.builder(name, InstrumentKind::Histogram)
@@ -745,5 +762,54 @@ impl<T: GaugeValue> InstrumentBuilder<'_, Observable<T>> {
 impl std::fmt::Debug for Scope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Scope").field("scope", &self.scope).finish_non_exhaustive()
+    }
+}
+
+/// Declares a heartbeat: see [`Scope::heartbeat`] (also on [`Registry`]).
+#[must_use = "a heartbeat is declared by `build`"]
+pub struct HeartbeatBuilder<'a> {
+    scope: &'a Scope,
+    name: SharedStr,
+    min_rate: Option<f64>,
+}
+
+impl<'a> HeartbeatBuilder<'a> {
+    pub(crate) fn new(scope: &'a Scope, name: SharedStr) -> Self {
+        HeartbeatBuilder { scope, name, min_rate: None }
+    }
+
+    /// The liveness floor: fewer than `per_second` events per second (or none at all) is an
+    /// outage. Published as `heartbeat_min_rate{heartbeat="<name>"}` next to the count, so
+    /// the generated alert compares the two without knowing any names.
+    pub fn min_rate(mut self, per_second: f64) -> Self {
+        self.min_rate = Some(per_second);
+        self
+    }
+
+    /// Registers the heartbeat and returns the handle to mark it with.
+    pub fn build(self) -> Result<BoundMeter, RegistrationError> {
+        if let Some(rate) = self.min_rate {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(RegistrationError::InvalidSetting {
+                    name: format!("{HEARTBEAT}{{{HEARTBEAT_LABEL}={}}}", self.name.as_str()),
+                    setting: "min_rate must be a positive, finite number of events per second",
+                });
+            }
+        }
+        let label = [KeyValue::new(HEARTBEAT_LABEL, self.name.clone())];
+        let meter = self
+            .scope
+            .meter(HEARTBEAT)
+            .unit("{event}")
+            .description("Liveness heartbeats: events so far, and their mean and 1/5/15-minute rates.")
+            .build()?;
+        if let Some(rate) = self.min_rate {
+            self.scope
+                .gauge::<f64>(HEARTBEAT_MIN_RATE)
+                .description("The rate below which a heartbeat counts as stopped, in events per second.")
+                .build()?
+                .set(rate, &label);
+        }
+        Ok(meter.bind(&label))
     }
 }
