@@ -493,3 +493,48 @@ fn panel_queries_substitutes_every_variable() {
         }
     }
 }
+
+/// promtool from `PROMTOOL` or `/usr/bin/promtool` (as the rules' promtool tests: missing
+/// fails the test rather than skipping the proof).
+fn promtool() -> std::path::PathBuf {
+    let path = std::path::PathBuf::from(std::env::var_os("PROMTOOL").unwrap_or_else(|| "/usr/bin/promtool".into()));
+    assert!(path.is_file(), "promtool not found at {} (set PROMTOOL)", path.display());
+    path
+}
+
+#[test]
+fn every_substituted_query_parses_as_promql() {
+    // Each query becomes a recording rule's expression; `promtool check rules` parses them
+    // with Prometheus's own PromQL parser. A rules file in JSON is YAML.
+    for (n, (_, ds)) in all().into_iter().enumerate() {
+        let vars = BTreeMap::from([("job".to_string(), "(quickstart|other)".to_string())]);
+        let rules: Vec<Value> = ds
+            .iter()
+            .flat_map(|d| panel_queries(d, &vars))
+            .enumerate()
+            .map(|(i, (_, expr))| serde_json::json!({ "record": format!("dashboard:query{i}"), "expr": expr }))
+            .collect();
+        let file = serde_json::json!({ "groups": [{ "name": "dashboards", "rules": rules }] });
+        let dir = std::env::temp_dir().join(format!("otel-lite-kube-dashboards-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        let path = dir.join("queries.yml");
+        std::fs::write(&path, serde_json::to_string_pretty(&file).expect("json")).expect("write");
+        let out =
+            std::process::Command::new(promtool()).args(["check", "rules"]).arg(&path).output().expect("promtool");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && text.contains("SUCCESS"), "promtool check rules:\n{text}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn slo_dashboard_without_route_objectives_has_only_the_function_panels() {
+    let mut spec = Spec::quickstart();
+    spec.http_objectives.clear();
+    let d = &dashboards(&spec)[2];
+    assert!(panels(d).iter().all(|p| p["title"] != "HTTP route objectives"));
+    assert!(exprs(d).iter().all(|(_, e)| !e.contains("http_server")));
+    assert_eq!(data_panels(d).count(), 7);
+    let with_routes = &dashboards(&Spec::quickstart())[2];
+    assert!(panels(with_routes).iter().any(|p| p["title"] == "HTTP route objectives"));
+}
