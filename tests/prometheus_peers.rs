@@ -188,7 +188,8 @@ fn quickstart_service() -> std::net::SocketAddr {
             runtime.block_on(async {
                 // Fast traffic, no simulated work: the tests need the series, not the latency.
                 let load = service::Load { pace: Duration::from_millis(2), work_scale: 0.0 };
-                let service = service::Service::start(otel_lite::global::registry(), load).await;
+                let controls = std::sync::Arc::new(service::Controls::default());
+                let service = service::Service::start(otel_lite::global::registry(), load, controls).await;
                 let _ = started.send(service.as_ref().map(|s| s.addr()).map_err(|e| e.to_string()));
                 // Serves until the test process exits.
                 std::future::pending::<()>().await

@@ -15,10 +15,17 @@
 //!
 //! Set `OTEL_EXPORTER_PROMETHEUS_PORT` to use another port for /metrics (0 picks a free
 //! one; the service itself always takes a free port) and `QUICKSTART_SECONDS` to stop by
-//! itself after that many seconds; Ctrl-C flushes and stops.
+//! itself after that many seconds; Ctrl-C flushes and stops. Type `e`, `l` or `h` and
+//! Enter to toggle injected errors, injected latency, or a stalled worker heartbeat: what
+//! the generated alerts in `deploy/` are about (the end-to-end test drives it that way).
 
+// `path`, so that the end-to-end test can include this file as a module of its own.
+#[path = "service.rs"]
 mod service;
 
+use std::io::BufRead;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use otel_lite::trace::{ExportError, SpanData, SpanExporter, SpanKind};
@@ -51,12 +58,17 @@ impl SpanExporter for SlowestRequest {
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+pub(crate) fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // Everything comes from the standard OTEL_* variables (see otel_lite::init). By default
     // that is the Prometheus endpoint only; an OTLP endpoint (or OTEL_*_EXPORTER=otlp) adds
     // OTLP export of all three signals, OTEL_*_EXPORTER=console prints them. What code sets
     // here wins over the environment.
-    let mut config = otel_lite::Config::from_env().with_span_exporter(SlowestRequest);
+    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+        // Still single-threaded: nothing reads the environment concurrently.
+        std::env::set_var("OTEL_SERVICE_NAME", "quickstart");
+    }
+    let mut config =
+        otel_lite::Config::from_env().with_span_exporter(SlowestRequest).with_build_info(otel_lite::build_info!());
     if std::env::var_os("OTEL_EXPORTER_PROMETHEUS_HOST").is_none() {
         config.prometheus_host = "127.0.0.1".into();
     }
@@ -76,7 +88,8 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     runtime.block_on(async {
         // A few requests per second, each doing some simulated work (real sleeps).
         let load = service::Load { pace: Duration::from_millis(200), work_scale: 1.0 };
-        let service = service::Service::start(global::registry(), load).await?;
+        let controls = Arc::new(service::Controls::default());
+        let service = service::Service::start(global::registry(), load, Arc::clone(&controls)).await?;
         println!("otel-lite quickstart: the service listens on http://{}", service.addr());
         println!("  routes: {} (/checkout calls /inventory/{{item}} over HTTP)", service::ROUTES.join(", "));
         println!("  a load generator calls them a few times per second, with some 404s and 500s");
@@ -85,14 +98,17 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 let url = format!("http://{addr}/metrics");
                 println!("otel-lite quickstart: serving metrics at {url}");
                 println!(
-                    "look at: curl -s {url} | grep -E 'http_server_request_duration_seconds|function_calls|app_heartbeat_rate'"
+                    "look at: curl -s {url} | grep -E 'http_server_request_duration_seconds|function_calls|heartbeat_'"
                 );
                 println!("   and:  curl -s {url} | grep -E '^process_|^otel_lite_'   (process and SDK self metrics)");
-                println!("   and:  curl -s -H 'Accept: application/openmetrics-text' {url} | grep trace_id   (exemplars)");
+                println!(
+                    "   and:  curl -s -H 'Accept: application/openmetrics-text' {url} | grep trace_id   (exemplars)"
+                );
             }
             None => println!("otel-lite quickstart: no Prometheus endpoint (OTEL_METRICS_EXPORTER leaves it out)"),
         }
-        println!("press Ctrl-C to stop");
+        println!("type e, l or h + Enter to toggle injected errors, latency or a stalled worker; Ctrl-C stops");
+        read_fault_toggles(controls);
 
         match std::env::var("QUICKSTART_SECONDS").ok().and_then(|s| s.parse::<u64>().ok()) {
             Some(secs) => tokio::time::sleep(Duration::from_secs(secs)).await,
@@ -109,4 +125,29 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     telemetry.shutdown();
     println!("stopped cleanly");
     Ok(())
+}
+
+/// Toggles the injected controls from lines on standard input, on a thread of its own (stdin
+/// blocks); at end of input it simply ends.
+fn read_fault_toggles(controls: Arc<service::Controls>) {
+    let spawned = std::thread::Builder::new().name("fault-toggles".into()).spawn(move || {
+        let toggle = |flag: &AtomicBool, what: &str| {
+            let on = !flag.fetch_xor(true, Ordering::Relaxed);
+            println!("quickstart: {what} {}", if on { "ON" } else { "off" });
+        };
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { return };
+            match line.trim() {
+                "e" => toggle(&controls.errors, "injected errors (every inventory lookup fails)"),
+                "l" => toggle(&controls.slow, "injected latency (+400 ms per checkout)"),
+                "h" => toggle(&controls.stall_worker, "stalled worker (its heartbeat stops)"),
+                "p" => toggle(&controls.pause_load, "paused load generator"),
+                "" => {}
+                other => println!("quickstart: unknown command {other:?}; e, l, h or p"),
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        eprintln!("quickstart: cannot read standard input ({e}); controls stay off");
+    }
 }

@@ -4,7 +4,7 @@
 //! the tests that check its output with real peers (they start it in-process).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use otel_lite::metrics::BoundMeter;
+use otel_lite::metrics::{BoundMeter, Objective, ObjectiveLatency, ObjectivePercentile};
 use otel_lite::{instrument, KeyValue, Registry};
 use otel_lite_integrations::http_client::RequestBuilderExt;
 use otel_lite_integrations::http_server::OtelLiteHttpLayer;
@@ -25,6 +25,35 @@ pub const ROUTES: [&str; 4] = ["/users/{id}", "/orders", "/checkout", "/inventor
 /// Users 1 to 100 exist; the load generator also asks for a few that do not (404s).
 const KNOWN_USERS: u64 = 100;
 const ITEMS: [&str; 4] = ["apple", "pear", "plum", "fig"];
+
+/// The checkout's objective: 99.9% of reservations succeed and 99% take less than 250 ms.
+/// `#[instrument(objective = CHECKOUT)]` puts it on the function's series, where the
+/// generated burn-rate alerts (`deploy/`) find it.
+pub const CHECKOUT: Objective = Objective::new("checkout")
+    .success_rate(ObjectivePercentile::P99_9)
+    .latency(ObjectiveLatency::Ms250, ObjectivePercentile::P99);
+
+/// The inventory lookup's objective: 99% succeed.
+pub const INVENTORY: Objective = Objective::new("inventory").success_rate(ObjectivePercentile::P99);
+
+/// The heartbeat of the background worker, and the rate below which it counts as stopped.
+pub const WORKER_HEARTBEAT: &str = "worker";
+/// The worker ticks every 250 ms (4/s); below 1/s the generated alert fires.
+pub const WORKER_MIN_RATE: f64 = 1.0;
+
+/// Faults to inject, for demonstrations and the end-to-end alert tests, and a pause of the
+/// load generator: the quickstart toggles them from its standard input (`e`, `l`, `h`, `p`).
+#[derive(Debug, Default)]
+pub struct Controls {
+    /// The load generator sends nothing (totals stop moving, for exact comparisons).
+    pub pause_load: AtomicBool,
+    /// Every inventory lookup fails (so every checkout fails too).
+    pub errors: AtomicBool,
+    /// Every reservation takes 400 ms more (above the checkout's 250 ms objective).
+    pub slow: AtomicBool,
+    /// The background worker stalls: its heartbeat stops.
+    pub stall_worker: AtomicBool,
+}
 
 /// How hard the built-in load generator pushes.
 #[derive(Clone, Copy, Debug)]
@@ -43,6 +72,7 @@ pub struct Service {
     stop: Arc<tokio::sync::Notify>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     load: tokio::task::JoinHandle<()>,
+    worker: tokio::task::JoinHandle<()>,
 }
 
 /// What the handlers share.
@@ -51,20 +81,29 @@ struct App {
     /// `/inventory/{item}` (a real HTTP request, so one trace spans both).
     base: String,
     client: reqwest::Client,
-    heartbeat: BoundMeter,
+    requests: BoundMeter,
     work_scale: f64,
+    controls: Arc<Controls>,
 }
 
 impl Service {
     /// Registers the service's instruments in `registry` (the server layer's HTTP metrics,
-    /// a meter and a gauge; `#[instrument]` records into the global registry), serves on a
-    /// free loopback port and starts the load generator.
-    pub async fn start(registry: &Registry, load: Load) -> Result<Service, Box<dyn std::error::Error + Send + Sync>> {
-        let heartbeat = registry
-            .meter("app.heartbeat")
+    /// a meter, the worker's heartbeat and a gauge; `#[instrument]` records into the global
+    /// registry), serves on a free loopback port and starts the load generator and the
+    /// background worker. `controls` are read on every request and worker tick.
+    pub async fn start(
+        registry: &Registry,
+        load: Load,
+        controls: Arc<Controls>,
+    ) -> Result<Service, Box<dyn std::error::Error + Send + Sync>> {
+        let requests = registry
+            .meter("app.requests")
             .description("Requests handled: count and 1/5/15-minute rates.")
             .build()?
             .bind(&[]);
+        // A liveness signal: the worker marks it on every tick; the generated alert fires
+        // when its rate drops under the floor, or when the job stops publishing it.
+        let heartbeat = registry.heartbeat(WORKER_HEARTBEAT).min_rate(WORKER_MIN_RATE).build()?;
         let started = std::time::Instant::now();
         registry
             .observable_gauge::<f64>("app.uptime")
@@ -82,8 +121,9 @@ impl Service {
         let app = Arc::new(App {
             base: format!("http://{addr}"),
             client: client.clone(),
-            heartbeat,
+            requests,
             work_scale: load.work_scale,
+            controls: Arc::clone(&controls),
         });
         let router = Router::new()
             .route("/users/{id}", get(user))
@@ -99,8 +139,17 @@ impl Service {
         let server = tokio::spawn(async move {
             axum::serve(listener, router).with_graceful_shutdown(async move { stopping.notified().await }).await
         });
-        let load = tokio::spawn(generate_load(client, format!("http://{addr}"), load.pace));
-        Ok(Service { addr, stop, server, load })
+        let load = tokio::spawn(generate_load(client, format!("http://{addr}"), load.pace, Arc::clone(&controls)));
+        let worker = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                if !controls.stall_worker.load(Ordering::Relaxed) {
+                    heartbeat.mark(1);
+                }
+            }
+        });
+        Ok(Service { addr, stop, server, load, worker })
     }
 
     /// Where the service listens.
@@ -112,6 +161,8 @@ impl Service {
     pub async fn stop(self) {
         self.load.abort();
         let _ = self.load.await;
+        self.worker.abort();
+        let _ = self.worker.await;
         // notify_one stores a permit, so the server stops even if it is not waiting yet.
         self.stop.notify_one();
         match tokio::time::timeout(Duration::from_secs(10), self.server).await {
@@ -159,7 +210,7 @@ impl RequestError {
 /// The response to a request, and a log record when it failed: the record is made inside
 /// the layer's server span, so it carries that span's trace and span ids.
 fn respond(app: &App, route: &str, result: Result<String, RequestError>) -> Response {
-    app.heartbeat.mark(1);
+    app.requests.mark(1);
     match result {
         Ok(body) => body.into_response(),
         Err(e) => failed(route, e.status(), &e),
@@ -190,7 +241,7 @@ async fn order(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn inventory(State(app): State<Arc<App>>, Path(item): Path<String>) -> Response {
-    let result = check_stock(&item, app.work_scale).await;
+    let result = check_stock(&item, app.work_scale, app.controls.errors.load(Ordering::Relaxed)).await;
     respond(&app, "/inventory/{item}", result)
 }
 
@@ -201,7 +252,7 @@ async fn checkout(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn not_found(State(app): State<Arc<App>>, uri: Uri) -> Response {
-    app.heartbeat.mark(1);
+    app.requests.mark(1);
     // The log may name the raw path; metrics never do (no http.route on this request).
     failed(uri.path(), StatusCode::NOT_FOUND, &RequestError::NotFound)
 }
@@ -229,13 +280,15 @@ async fn place_order(work_scale: f64) -> Result<String, RequestError> {
     Ok(format!("{{\"order\":{}}}", random() % 100_000))
 }
 
-#[instrument(err)]
-async fn check_stock(item: &str, work_scale: f64) -> Result<String, RequestError> {
+/// Only the injected fault fails it: an objective of 99% leaves no room for a simulated
+/// error rate, and the end-to-end test asserts that nothing fires in normal traffic.
+#[instrument(err, objective = INVENTORY)]
+async fn check_stock(item: &str, work_scale: f64, fail: bool) -> Result<String, RequestError> {
     query_database(0.01 * work_scale * jitter()).await;
     if !ITEMS.contains(&item) {
         return Err(RequestError::NotFound);
     }
-    if random() % 25 == 0 {
+    if fail {
         return Err(RequestError::Internal);
     }
     Ok(format!("{}", random() % 50))
@@ -244,7 +297,7 @@ async fn check_stock(item: &str, work_scale: f64) -> Result<String, RequestError
 /// Asks the inventory route of this same service over HTTP. `send_traced` makes a client
 /// span under this function's span and puts the context in the request's `traceparent`, so
 /// the inventory request's server span joins the checkout's trace.
-#[instrument(err, fields(item = item))]
+#[instrument(err, in_flight, objective = CHECKOUT, fields(item = item))]
 async fn reserve(app: &App, item: &str) -> Result<String, RequestError> {
     let response = app
         .client
@@ -258,6 +311,9 @@ async fn reserve(app: &App, item: &str) -> Result<String, RequestError> {
         return Err(RequestError::Downstream(format!("inventory answered {status}")));
     }
     tokio::time::sleep(Duration::from_secs_f64(0.04 * app.work_scale * jitter())).await;
+    if app.controls.slow.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
     Ok(format!("{{\"item\":\"{item}\",\"stock\":{stock}}}"))
 }
 
@@ -270,8 +326,11 @@ async fn query_database(seconds: f64) {
 /// mostly good requests, some unknown users (404), failing orders (500), checkouts that
 /// call the inventory, and random unmatched paths (404 without `http.route`). The first
 /// six requests are one of each kind, so even a short run shows every route and failure.
-async fn generate_load(client: reqwest::Client, base: String, pace: Duration) {
+async fn generate_load(client: reqwest::Client, base: String, pace: Duration, controls: Arc<Controls>) {
     for n in 0u64.. {
+        while controls.pause_load.load(Ordering::Relaxed) {
+            tokio::time::sleep(pace).await;
+        }
         let kind = if n < 6 { n } else { random() % 20 };
         let request = match kind {
             0 => client.get(format!("{base}/users/1")),
