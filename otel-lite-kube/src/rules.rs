@@ -50,7 +50,9 @@ pub struct BurnRateAlert {
 }
 
 /// The four alerts: 2% of a 30-day budget in 1h and 5% in 6h page; 10% in 1d and 10% in
-/// 3d open a ticket.
+/// 3d open a ticket. Each is generated for every percentile; for 90% the 14.4x alert would
+/// need more than 100% failed events and never fires (a budget that large is not meant to
+/// page within the hour).
 pub const BURN_RATE_ALERTS: [BurnRateAlert; 4] = [
     BurnRateAlert {
         alert: "ErrorBudgetBurnPage1h",

@@ -32,7 +32,10 @@ pub struct Spec {
     /// `5m` -> `5s`, `1h` -> `1m`, `3d` -> `1h12m`). Recording rule names keep the unscaled
     /// window (`...:ratio_rate5m`), so rules and dashboards read the same at any scale.
     /// 0 counts as 1; [`Spec::validate`] refuses values above 3600 (a `5m` window would be
-    /// shorter than 100 ms).
+    /// shorter than 100 ms). Prometheus's own durations (scrape interval, the 5-minute
+    /// lookback of instant selectors, the evaluation interval) are not scaled: a scaled
+    /// deployment needs a scrape and evaluation interval well below its shortest window.
+    /// [`render`](crate::render) expects a spec [`Spec::validate`] accepts.
     pub time_scale: u32,
 }
 
