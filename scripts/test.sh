@@ -12,7 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-say() { printf '\n==> %s\n' "$*"; }
+# Each step says when it starts (seconds since this script began), so a slow step shows.
+say() { printf '\n==> [%ss] %s\n' "$SECONDS" "$*"; }
 die() { printf 'scripts/test.sh: %s\n' "$*" >&2; exit 1; }
 
 install_debian_peers() {
