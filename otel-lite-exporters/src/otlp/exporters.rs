@@ -230,8 +230,8 @@ impl Common {
     }
 }
 
-/// Publishes an exporter's request counters as self-metrics (`otel_lite.otlp.*`, with a
-/// `signal` attribute).
+/// Publishes an exporter's request counters as self-metrics (`otel_lite.otlp.<what>.<signal>`,
+/// with a `signal` attribute).
 fn register(stats: &Arc<TransportStats>, signal: &'static str, registry: &Registry) -> Result<(), RegistrationError> {
     let scope = registry.scope("otel-lite").with_version(env!("CARGO_PKG_VERSION"));
     type Pick = fn(&TransportStats) -> u64;
@@ -253,7 +253,9 @@ fn register(stats: &Arc<TransportStats>, signal: &'static str, registry: &Regist
     ];
     for (name, description, pick) in counters {
         let stats = Arc::downgrade(stats);
-        // Several exporters share one instrument name: each adds its own series by `signal`.
+        // One instrument per signal (`otel_lite_otlp_failed_exports_traces_total`, ...): an
+        // observable keeps one callback, so the traces, metrics and logs exporters cannot
+        // share a name. The `signal` attribute repeats it for queries across the three.
         let result =
             scope.observable_counter::<u64>(format!("{name}.{signal}")).description(description).build(move |o| {
                 if let Some(s) = stats.upgrade() {
