@@ -7,17 +7,29 @@ pub const DURATION_BUCKETS: [f64; 14] =
 /// `http.request.method`: one of the specification's methods, else `_OTHER` (methods are
 /// open-ended, attribute values must not be).
 pub(crate) fn method_attribute(method: &http::Method) -> &'static str {
+    METHODS[method_index(method)]
+}
+
+/// The values of `http.request.method`, in the order of [`method_index`]; `_OTHER` last.
+pub(crate) const METHODS: [&str; 10] =
+    ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", OTHER_METHOD];
+
+/// The index in [`METHODS`] of `_OTHER`.
+pub(crate) const OTHER: usize = METHODS.len() - 1;
+
+/// `method`'s index in [`METHODS`] (of its `http.request.method`).
+pub(crate) fn method_index(method: &http::Method) -> usize {
     match *method {
-        http::Method::GET => "GET",
-        http::Method::HEAD => "HEAD",
-        http::Method::POST => "POST",
-        http::Method::PUT => "PUT",
-        http::Method::DELETE => "DELETE",
-        http::Method::CONNECT => "CONNECT",
-        http::Method::OPTIONS => "OPTIONS",
-        http::Method::TRACE => "TRACE",
-        http::Method::PATCH => "PATCH",
-        _ => OTHER_METHOD,
+        http::Method::GET => 0,
+        http::Method::HEAD => 1,
+        http::Method::POST => 2,
+        http::Method::PUT => 3,
+        http::Method::DELETE => 4,
+        http::Method::CONNECT => 5,
+        http::Method::OPTIONS => 6,
+        http::Method::TRACE => 7,
+        http::Method::PATCH => 8,
+        _ => OTHER,
     }
 }
 

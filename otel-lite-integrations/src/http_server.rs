@@ -71,9 +71,10 @@
 //! # Cost
 //!
 //! The instruments are made once, when the layer is built; each request looks its series
-//! up from attributes assembled on the stack. What a request allocates is its span (the
-//! span's attribute list, and its name when there is a route), the route's string and the
-//! `url.path` attribute.
+//! up from attributes assembled on the stack, hashed once per process (method, version,
+//! scheme) or once per route template: a layer keeps the templates it has seen (up to 256)
+//! with their `http.route` attribute and span names. What a request allocates is its span
+//! (the span's attribute list) and the `url.path` attribute.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -81,12 +82,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context as TaskContext, Poll};
-use std::time::Instant;
 
-use http::{Method, Request, Response, Version};
+use http::{Request, Response, Version};
 use http_body::Body;
 use otel_lite_core::global;
-use otel_lite_core::trace::{error_type, Context, Span, SpanKind, Status, Tracer, TracerProvider};
+use otel_lite_core::propagation::Extractor;
+use otel_lite_core::trace::{
+    clock_now, clock_seconds_since, error_type, Context, Span, SpanKind, Status, Tracer, TracerProvider,
+};
 use otel_lite_core::{Histogram, KeyValue, RegistrationError, Registry, SharedStr, UpDownCounter, Value};
 
 /// The instrumentation scope of the layer's instruments and spans.
@@ -146,7 +149,11 @@ struct Shared {
     tracer: TracerSource,
     server_address: bool,
     default_scheme: SharedStr,
+    /// `url.scheme` of the default scheme, hashed once.
+    default_scheme_attribute: KeyValue,
     route_from: Option<Arc<RouteFn>>,
+    /// The routes seen so far, with their attribute and span names made once.
+    routes: RouteCache,
 }
 
 enum TracerSource {
@@ -290,8 +297,10 @@ impl OtelLiteHttpLayerBuilder {
                 response_size,
                 tracer,
                 server_address: self.server_address,
+                default_scheme_attribute: KeyValue::new(SCHEME, self.default_scheme.clone()),
                 default_scheme: self.default_scheme,
                 route_from: self.route_from,
+                routes: RouteCache::new(),
             }),
         })
     }
@@ -355,46 +364,55 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let start = Instant::now();
+        // The span clock (the time-stamp counter where it is reliable): cheaper to read than
+        // `Instant`, which on a VM may be a call into the kernel.
+        let start = clock_now();
         let shared = &self.shared;
         let (head, body) = request.into_parts();
 
-        let (method, method_original) = known_method(&head.method);
+        let method = method_index(&head.method);
+        let statics = statics();
         let scheme = match head.uri.scheme_str() {
-            Some("http") => SharedStr::from_static("http"),
-            Some("https") => SharedStr::from_static("https"),
-            Some(other) => SharedStr::from(other.to_ascii_lowercase()),
-            None => shared.default_scheme.clone(),
+            Some("http") => Scheme::Http,
+            Some("https") => Scheme::Https,
+            Some(other) => Scheme::Other(KeyValue::new(SCHEME, other.to_ascii_lowercase())),
+            None => Scheme::Default,
         };
         let route = match &shared.route_from {
-            Some(route_from) => route_from(&head),
-            None => default_route(&head),
+            Some(route_from) => route_from(&head).map(|route| shared.routes.route(route.as_str(), || route.clone())),
+            None => default_route(&shared.routes, &head),
         };
-        let server = if shared.server_address { server_address(&head, scheme.as_str()) } else { None };
+        let server = if shared.server_address {
+            server_address(&head, scheme.as_str(shared)).map(|(address, port)| {
+                (KeyValue::new(SERVER_ADDRESS, address), KeyValue::new(SERVER_PORT, i64::from(port)))
+            })
+        } else {
+            None
+        };
         let request_size = content_length(&head.headers).or_else(|| body.size_hint().exact());
 
-        let parent = global::propagator().extract(Context::new(), &head.headers);
-        // `HTTP` stands for a method outside the known set, as the conventions ask, so that
-        // span names stay few too.
-        let name_method = if method == OTHER_METHOD { "HTTP" } else { method };
-        let name: SharedStr = match &route {
-            Some(route) => format!("{name_method} {}", route.as_str()).into(),
-            None => SharedStr::from_static(name_method),
+        let parent = global::propagator().extract(Context::new(), &Headers(&head.headers));
+        let name = match &route {
+            Some(route) => shared.routes.span_name(route, method),
+            // `HTTP` stands for a method outside the known set, as the conventions ask, so
+            // that span names stay few too.
+            None => SharedStr::from_static(if method == OTHER { "HTTP" } else { METHODS[method] }),
         };
+        let version = version_index(head.version);
         let mut span_attributes = Vec::with_capacity(9);
-        span_attributes.push(KeyValue::new(METHOD, method));
-        if let Some(original) = method_original {
-            span_attributes.push(KeyValue::new("http.request.method_original", original));
+        span_attributes.push(statics.methods[method].clone());
+        if method == OTHER {
+            span_attributes.push(KeyValue::new("http.request.method_original", head.method.as_str().to_owned()));
         }
-        span_attributes.push(KeyValue::new(SCHEME, scheme.clone()));
-        span_attributes.push(KeyValue::new("url.path", head.uri.path().to_owned()));
-        span_attributes.push(KeyValue::new(PROTOCOL_VERSION, protocol_version(head.version)));
+        span_attributes.push(scheme.attribute(shared).clone());
+        span_attributes.push(KeyValue::new("url.path", SharedStr::from(Arc::<str>::from(head.uri.path()))));
+        span_attributes.push(statics.versions[version].clone());
         if let Some(route) = &route {
-            span_attributes.push(KeyValue::new(ROUTE, route.clone()));
+            span_attributes.push(shared.routes.attribute(route).clone());
         }
         if let Some((address, port)) = &server {
-            span_attributes.push(KeyValue::new(SERVER_ADDRESS, address.clone()));
-            span_attributes.push(KeyValue::new(SERVER_PORT, i64::from(*port)));
+            span_attributes.push(address.clone());
+            span_attributes.push(port.clone());
         }
         let span = shared
             .tracer
@@ -405,13 +423,13 @@ where
             .attributes(span_attributes)
             .start();
 
-        shared.active.add(1, &[KeyValue::new(METHOD, method), KeyValue::new(SCHEME, scheme.clone())]);
+        shared.active.add(1, &[statics.methods[method].clone(), scheme.attribute(shared).clone()]);
         let state = RequestState {
             shared: Arc::clone(shared),
             start,
-            method,
+            method: method as u8,
+            version: version as u8,
             scheme,
-            version: protocol_version(head.version),
             route,
             server,
             request_size,
@@ -465,76 +483,113 @@ where
 
 /// One request in flight. Dropping it (completed or not) takes the request off
 /// `http.server.active_requests` and ends the span.
+///
+/// Small on purpose: it lives in the response future, which routers box and move. The
+/// method, version and route are indices into tables made once.
 struct RequestState {
     shared: Arc<Shared>,
-    start: Instant,
-    method: &'static str,
-    scheme: SharedStr,
-    version: &'static str,
-    route: Option<SharedStr>,
-    server: Option<(SharedStr, u16)>,
+    /// A [`clock_now`] reading.
+    start: u64,
+    /// Index into [`METHODS`].
+    method: u8,
+    /// Index into [`VERSIONS`].
+    version: u8,
+    scheme: Scheme,
+    route: Option<Route>,
+    server: Option<(KeyValue, KeyValue)>,
     request_size: Option<u64>,
     span: Span,
 }
 
 impl RequestState {
     fn finish<ResBody: Body, E: fmt::Debug>(mut self, result: &Result<Response<ResBody>, E>) {
-        let seconds = self.start.elapsed().as_secs_f64();
-        let mut attributes = Attributes::new();
-        attributes.push(KeyValue::new(METHOD, self.method));
-        attributes.push(KeyValue::new(SCHEME, self.scheme.clone()));
-        attributes.push(KeyValue::new(PROTOCOL_VERSION, self.version));
-        if let Some(route) = &self.route {
-            attributes.push(KeyValue::new(ROUTE, route.clone()));
-        }
-        if let Some((address, port)) = &self.server {
-            attributes.push(KeyValue::new(SERVER_ADDRESS, address.clone()));
-            attributes.push(KeyValue::new(SERVER_PORT, i64::from(*port)));
-        }
+        let seconds = clock_seconds_since(self.start);
+        let shared = &*self.shared;
+        let statics = statics();
+        let mut error_attribute = None;
         let mut response_size = None;
-        match result {
+        let code = match result {
             Ok(response) => {
                 let status = response.status();
                 let code = KeyValue::new(STATUS_CODE, i64::from(status.as_u16()));
                 self.span.set_attribute(code.clone());
-                attributes.push(code);
                 if status.is_server_error() {
                     let error = KeyValue::new(ERROR_TYPE, status.as_str().to_owned());
                     self.span.set_attribute(error.clone());
-                    attributes.push(error);
+                    error_attribute = Some(error);
                     // No description: the status code says it all.
                     self.span.set_status(Status::error(""));
                 }
                 response_size = content_length(response.headers()).or_else(|| response.body().size_hint().exact());
+                Some(code)
             }
             Err(error) => {
                 let kind = error_type(error);
                 let error = KeyValue::new(ERROR_TYPE, Value::from(cow_to_shared(kind.clone())));
                 self.span.set_attribute(error.clone());
-                attributes.push(error);
+                error_attribute = Some(error);
                 self.span.set_status(Status::error(kind));
+                None
             }
-        }
-        let attributes = attributes.as_slice();
+        };
+        let method = &statics.methods[usize::from(self.method)];
+        let version = &statics.versions[usize::from(self.version)];
+        let scheme = self.scheme.attribute(shared);
+        let route = self.route.as_ref().map(|route| shared.routes.attribute(route));
+        // In the order of their keys, which is the order the registry keeps a series'
+        // attributes in: its lookup then matches them in one pass. The usual sets (a
+        // response, no error, no server address) as arrays of their exact size.
+        let (exact5, exact4, mut buffer);
+        let attributes: &[KeyValue] = match (&error_attribute, code, route, &self.server) {
+            (None, Some(code), Some(route), None) => {
+                exact5 = [method.clone(), code, route.clone(), version.clone(), scheme.clone()];
+                &exact5
+            }
+            (None, Some(code), None, None) => {
+                exact4 = [method.clone(), code, version.clone(), scheme.clone()];
+                &exact4
+            }
+            (error, code, route, server) => {
+                buffer = Attributes::new();
+                if let Some(error) = error {
+                    buffer.push(error.clone());
+                }
+                buffer.push(method.clone());
+                if let Some(code) = code {
+                    buffer.push(code);
+                }
+                if let Some(route) = route {
+                    buffer.push(route.clone());
+                }
+                buffer.push(version.clone());
+                if let Some((address, port)) = server {
+                    buffer.push(address.clone());
+                    buffer.push(port.clone());
+                }
+                buffer.push(scheme.clone());
+                buffer.as_slice()
+            }
+        };
         let span_context = self.span.span_context();
         if span_context.is_sampled() {
-            self.shared.duration.record_with_exemplar(seconds, attributes, span_context);
+            shared.duration.record_with_exemplar(seconds, attributes, span_context);
         } else {
-            self.shared.duration.record(seconds, attributes);
+            shared.duration.record(seconds, attributes);
         }
         if let Some(size) = self.request_size {
-            self.shared.request_size.record(size as f64, attributes);
+            shared.request_size.record(size as f64, attributes);
         }
         if let Some(size) = response_size {
-            self.shared.response_size.record(size as f64, attributes);
+            shared.response_size.record(size as f64, attributes);
         }
     }
 }
 
 impl Drop for RequestState {
     fn drop(&mut self) {
-        let attributes = [KeyValue::new(METHOD, self.method), KeyValue::new(SCHEME, self.scheme.clone())];
-        self.shared.active.add(-1, &attributes);
+        let shared = &*self.shared;
+        let attributes = [statics().methods[usize::from(self.method)].clone(), self.scheme.attribute(shared).clone()];
+        shared.active.add(-1, &attributes);
     }
 }
 
@@ -546,7 +601,183 @@ const ERROR_TYPE: &str = "error.type";
 const PROTOCOL_VERSION: &str = "network.protocol.version";
 const SERVER_ADDRESS: &str = "server.address";
 const SERVER_PORT: &str = "server.port";
-use crate::http_semconv::{method_attribute, OTHER_METHOD};
+use crate::http_semconv::{method_index, METHODS, OTHER};
+
+/// The values of `network.protocol.version`, in the order of [`version_index`].
+const VERSIONS: [&str; 5] = ["0.9", "1.0", "1.1", "2", "3"];
+
+fn version_index(version: Version) -> usize {
+    match version {
+        Version::HTTP_09 => 0,
+        Version::HTTP_10 => 1,
+        Version::HTTP_2 => 3,
+        Version::HTTP_3 => 4,
+        _ => 2,
+    }
+}
+
+/// Attributes whose values are a closed set, made (and hashed) once per process.
+struct Statics {
+    methods: [KeyValue; METHODS.len()],
+    versions: [KeyValue; VERSIONS.len()],
+    http: KeyValue,
+    https: KeyValue,
+}
+
+fn statics() -> &'static Statics {
+    static STATICS: OnceLock<Statics> = OnceLock::new();
+    STATICS.get_or_init(|| Statics {
+        methods: METHODS.map(|m| KeyValue::new(METHOD, m)),
+        versions: VERSIONS.map(|v| KeyValue::new(PROTOCOL_VERSION, v)),
+        http: KeyValue::new(SCHEME, "http"),
+        https: KeyValue::new(SCHEME, "https"),
+    })
+}
+
+/// A request's `url.scheme`.
+enum Scheme {
+    Http,
+    Https,
+    /// None in the URI: the layer's default.
+    Default,
+    Other(KeyValue),
+}
+
+impl Scheme {
+    fn attribute<'a>(&'a self, shared: &'a Shared) -> &'a KeyValue {
+        match self {
+            Scheme::Http => &statics().http,
+            Scheme::Https => &statics().https,
+            Scheme::Default => &shared.default_scheme_attribute,
+            Scheme::Other(attribute) => attribute,
+        }
+    }
+
+    fn as_str<'a>(&'a self, shared: &'a Shared) -> &'a str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+            Scheme::Default => shared.default_scheme.as_str(),
+            Scheme::Other(attribute) => match attribute.value() {
+                Value::String(scheme) => scheme.as_str(),
+                _ => "",
+            },
+        }
+    }
+}
+
+/// A request's route template: a slot of the layer's [`RouteCache`], or, when that is full,
+/// its own attribute.
+enum Route {
+    Cached(u16),
+    Uncached(KeyValue),
+}
+
+/// How many route templates a layer keeps with their attribute and span names. An
+/// application has a fixed set; past this many (a `route_from` that gives raw paths, say)
+/// further ones are made per request, as if there were no cache.
+const ROUTE_CACHE_SLOTS: usize = 256;
+/// Longer templates are not cached (nor hashed).
+const MAX_CACHED_ROUTE_LEN: usize = 512;
+
+/// The route templates a layer has seen: an open-addressing table whose slots go from
+/// empty to a route once and never change, so lookups take no lock (a `OnceLock` read is
+/// one `Acquire` load). Two threads filling one slot are serialised by its `OnceLock`; the
+/// loser sees the winner's route and, if it is another, probes on. A route's probe sequence
+/// is fixed and slots are never emptied, so a route is found at the first slot of its
+/// sequence that holds it or was empty: it never takes two slots.
+struct RouteCache {
+    slots: Box<[OnceLock<Box<CachedRoute>>]>,
+}
+
+struct CachedRoute {
+    /// `http.route`.
+    attribute: KeyValue,
+    route: SharedStr,
+    /// The span names `{method} {route}`, by method index (`_OTHER`'s is `HTTP {route}`),
+    /// made on first use.
+    names: [OnceLock<SharedStr>; METHODS.len()],
+}
+
+impl RouteCache {
+    fn new() -> Self {
+        RouteCache { slots: (0..ROUTE_CACHE_SLOTS).map(|_| OnceLock::new()).collect() }
+    }
+
+    /// `route`'s slot, taken now if it has none; `make` gives the template as a string the
+    /// cache can keep (called at most once, and only for a route not cached).
+    fn route(&self, route: &str, make: impl FnOnce() -> SharedStr) -> Route {
+        let mut make = Some(make);
+        let mut owned = || make.take().map_or_else(|| SharedStr::from(Arc::<str>::from(route)), |make| make());
+        // Each pass that finds its slot taken by another route (a race with another thread)
+        // sees one more filled slot: at most as many passes as slots.
+        while let Some(slot) = self.slot(route) {
+            let entry = self.slots[slot].get_or_init(|| {
+                let route = owned();
+                Box::new(CachedRoute {
+                    attribute: KeyValue::new(ROUTE, route.clone()),
+                    route,
+                    names: Default::default(),
+                })
+            });
+            if entry.route.as_str() == route {
+                // `slot` < ROUTE_CACHE_SLOTS, which fits.
+                return Route::Cached(slot as u16);
+            }
+        }
+        Route::Uncached(KeyValue::new(ROUTE, owned()))
+    }
+
+    /// The slot holding `route`, or the empty one it would take; `None` when the table is
+    /// full or the route too long.
+    fn slot(&self, route: &str) -> Option<usize> {
+        if route.len() > MAX_CACHED_ROUTE_LEN {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = route_hash(route) as usize & mask;
+        for _ in 0..self.slots.len() {
+            match self.slots[i].get() {
+                Some(entry) if entry.route.as_str() != route => i = (i + 1) & mask,
+                _ => return Some(i),
+            }
+        }
+        None
+    }
+
+    fn entry(&self, slot: u16) -> &CachedRoute {
+        // A `Route::Cached` names a filled slot of this cache.
+        self.slots[usize::from(slot)].get().expect("a cached route's slot is filled")
+    }
+
+    /// The `http.route` attribute of `route`.
+    fn attribute<'a>(&'a self, route: &'a Route) -> &'a KeyValue {
+        match route {
+            Route::Cached(slot) => &self.entry(*slot).attribute,
+            Route::Uncached(attribute) => attribute,
+        }
+    }
+
+    /// The span name of a request with `route` and the method of index `method`.
+    fn span_name(&self, route: &Route, method: usize) -> SharedStr {
+        let name_method = if method == OTHER { "HTTP" } else { METHODS[method] };
+        match route {
+            Route::Cached(slot) => {
+                let entry = self.entry(*slot);
+                entry.names[method].get_or_init(|| format!("{name_method} {}", entry.route.as_str()).into()).clone()
+            }
+            Route::Uncached(attribute) => match attribute.value() {
+                Value::String(route) => format!("{name_method} {}", route.as_str()).into(),
+                other => format!("{name_method} {other}").into(),
+            },
+        }
+    }
+}
+
+/// FNV-1a: routes are short, and the table compares them whole anyway.
+fn route_hash(route: &str) -> u64 {
+    route.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
 
 /// The most attributes a metric point gets: method, scheme, version, route, address, port,
 /// status code, error type.
@@ -588,21 +819,44 @@ fn cow_to_shared(s: Cow<'static, str>) -> SharedStr {
     }
 }
 
-/// The method as the conventions name it, and the original when that is `_OTHER`.
-fn known_method(method: &Method) -> (&'static str, Option<String>) {
-    match method_attribute(method) {
-        OTHER_METHOD => (OTHER_METHOD, Some(method.as_str().to_owned())),
-        known => (known, None),
+/// The request headers as the propagator reads them: the header names of the W3C trace
+/// context and baggage are parsed once, not at each lookup (a `&str` key is parsed and
+/// lowercased before the map can hash it). Other names are looked up as given.
+struct Headers<'a>(&'a http::HeaderMap);
+
+impl Headers<'_> {
+    fn name(key: &str) -> Option<&'static http::HeaderName> {
+        static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+        static TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
+        static BAGGAGE: http::HeaderName = http::HeaderName::from_static("baggage");
+        match key {
+            "traceparent" => Some(&TRACEPARENT),
+            "tracestate" => Some(&TRACESTATE),
+            "baggage" => Some(&BAGGAGE),
+            _ => None,
+        }
     }
 }
 
-fn protocol_version(version: Version) -> &'static str {
-    match version {
-        Version::HTTP_09 => "0.9",
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_2 => "2",
-        Version::HTTP_3 => "3",
-        _ => "1.1",
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match Headers::name(key) {
+            Some(name) => self.0.get(name),
+            None => self.0.get(key),
+        }
+        .and_then(|v| v.to_str().ok())
+    }
+
+    fn get_all(&self, key: &str, each: &mut dyn FnMut(&str)) {
+        // As `HeaderMap`'s own `Extractor`: a value that is not visible ASCII is passed as
+        // empty, for the propagator to reject.
+        let values = match Headers::name(key) {
+            Some(name) => self.0.get_all(name),
+            None => self.0.get_all(key),
+        };
+        for v in values {
+            each(v.to_str().unwrap_or(""));
+        }
     }
 }
 
@@ -612,13 +866,14 @@ fn content_length(headers: &http::HeaderMap) -> Option<u64> {
 
 /// The route template when no [`OtelLiteHttpLayerBuilder::route_from`] is set.
 #[cfg(feature = "axum")]
-fn default_route(head: &http::request::Parts) -> Option<SharedStr> {
-    head.extensions.get::<axum::extract::MatchedPath>().map(|path| SharedStr::from(path.as_str().to_owned()))
+fn default_route(routes: &RouteCache, head: &http::request::Parts) -> Option<Route> {
+    let path = head.extensions.get::<axum::extract::MatchedPath>()?.as_str();
+    Some(routes.route(path, || SharedStr::from(Arc::<str>::from(path))))
 }
 
 /// The route template when no [`OtelLiteHttpLayerBuilder::route_from`] is set.
 #[cfg(not(feature = "axum"))]
-fn default_route(_head: &http::request::Parts) -> Option<SharedStr> {
+fn default_route(_routes: &RouteCache, _head: &http::request::Parts) -> Option<Route> {
     None
 }
 
@@ -643,13 +898,18 @@ fn server_address(head: &http::request::Parts, scheme: &str) -> Option<(SharedSt
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::Method;
 
     #[test]
     fn methods_outside_the_known_set_are_other() {
-        assert_eq!(known_method(&Method::GET), ("GET", None));
-        assert_eq!(known_method(&Method::PATCH), ("PATCH", None));
+        assert_eq!(METHODS[method_index(&Method::GET)], "GET");
+        assert_eq!(METHODS[method_index(&Method::PATCH)], "PATCH");
         let custom = Method::from_bytes(b"PURGE").expect("a valid token");
-        assert_eq!(known_method(&custom), ("_OTHER", Some("PURGE".to_owned())));
+        assert_eq!(METHODS[method_index(&custom)], "_OTHER");
+        for name in ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"] {
+            let method = Method::from_bytes(name.as_bytes()).expect("a valid token");
+            assert_eq!(METHODS[method_index(&method)], name);
+        }
     }
 
     #[test]

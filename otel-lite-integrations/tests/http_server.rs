@@ -383,3 +383,86 @@ async fn the_global_tracer_provider_is_picked_up_when_installed_later() {
     let spans = exporter.spans();
     assert!(spans.iter().any(|s| s.name() == "GET /global-tracer" && s.kind() == SpanKind::Server), "{spans:?}");
 }
+
+/// The layer keeps each route template's attribute and span names in a bounded cache that
+/// threads fill concurrently: 8 threads sending requests over more templates than the cache
+/// holds still give every template its own series with the exact count, and every span its
+/// `{method} {route}` name.
+#[test]
+fn many_routes_from_many_threads_are_all_counted_exactly() {
+    const THREADS: usize = 8;
+    const ROUTES: usize = 300; // more than the cache's 256 slots: some are never cached
+    const ROUNDS: usize = 3;
+
+    let registry = Registry::new();
+    let exporter = InMemorySpanExporter::default();
+    let provider = TracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+    let layer = OtelLiteHttpLayer::with_registry(&registry)
+        .tracer(provider.tracer("http"))
+        // `/r/7/x` has the template `/r/7/{x}`: one template per number.
+        .route_from(|head| {
+            let path = head.uri.path();
+            let (prefix, _) = path.rsplit_once('/')?;
+            Some(format!("{prefix}/{{x}}").into())
+        })
+        .build()
+        .expect("registers");
+    let service = tower::ServiceBuilder::new().layer(layer).service(tower::service_fn(|_: Request<Body>| async {
+        Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
+    }));
+
+    std::thread::scope(|scope| {
+        for thread in 0..THREADS {
+            let service = service.clone();
+            scope.spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+                runtime.block_on(async {
+                    for round in 0..ROUNDS {
+                        // Each thread walks the routes from its own starting point, so threads
+                        // race to cache the same templates.
+                        for i in 0..ROUTES {
+                            let route = (i + thread * 37 + round) % ROUTES;
+                            let method = if route % 2 == 0 { Method::GET } else { Method::POST };
+                            let request = Request::builder()
+                                .method(method)
+                                .uri(format!("/r/{route}/{thread}"))
+                                .body(Body::empty());
+                            let response = service.clone().oneshot(request.expect("valid")).await;
+                            assert_eq!(response.expect("infallible").status(), StatusCode::OK);
+                        }
+                    }
+                });
+            });
+        }
+    });
+
+    let points = histogram(&registry, "http.server.request.duration");
+    assert_eq!(points.len(), ROUTES, "one series per template");
+    for point in &points {
+        let Some(Value::String(route)) = point.attributes.get("http.route") else { panic!("a route: {point:?}") };
+        let number: usize = route.as_str()["/r/".len()..].trim_end_matches("/{x}").parse().expect("a number");
+        let method = if number % 2 == 0 { "GET" } else { "POST" };
+        assert_eq!(point.attributes.get("http.request.method"), Some(&string(method)));
+        assert_eq!(point.count, (THREADS * ROUNDS) as u64, "{}", route.as_str());
+    }
+    assert_eq!(active_requests(&registry), 0);
+
+    let spans = exporter.spans();
+    assert_eq!(spans.len(), THREADS * ROUNDS * ROUTES);
+    let mut names = std::collections::HashMap::<String, usize>::new();
+    for span in &spans {
+        let Some(Value::String(route)) = attr(span.attributes(), "http.route") else { panic!("a route") };
+        let method = if route.as_str().trim_start_matches("/r/").trim_end_matches("/{x}").parse::<usize>().expect("n")
+            % 2
+            == 0
+        {
+            "GET"
+        } else {
+            "POST"
+        };
+        assert_eq!(span.name(), format!("{method} {}", route.as_str()));
+        *names.entry(span.name().to_owned()).or_default() += 1;
+    }
+    assert_eq!(names.len(), ROUTES);
+    assert!(names.values().all(|&n| n == THREADS * ROUNDS));
+}
