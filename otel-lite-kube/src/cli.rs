@@ -23,6 +23,9 @@ OPTIONS:
     --metrics-path PATH     [default: /metrics]
     --selector k=v[,k=v]    the labels of its pods and Service
     --release NAME          the kube-prometheus-stack Helm release
+    --monitoring-namespace NS
+                            the namespace of that release (prometheus-adapter's
+                            Prometheus URL) [default: monitoring]
     --scrape-interval DUR   [default: 30s]
     --http-objective NAME:ROUTE:success=PCT
     --http-objective NAME:ROUTE:latency=SECONDS@PCT
@@ -102,13 +105,14 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
     let mut quickstart = false;
     let mut values: BTreeMap<&'static str, String> = BTreeMap::new();
     let mut objectives = Vec::new();
-    const VALUED: [&str; 10] = [
+    const VALUED: [&str; 11] = [
         "--service",
         "--namespace",
         "--port-name",
         "--metrics-path",
         "--selector",
         "--release",
+        "--monitoring-namespace",
         "--scrape-interval",
         "--time-scale",
         "--out",
@@ -142,6 +146,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
             metrics_path: "/metrics".into(),
             selector: BTreeMap::new(),
             release: required("--release")?,
+            monitoring_namespace: "monitoring".into(),
             scrape_interval: "30s".into(),
             http_objectives: Vec::new(),
             time_scale: 1,
@@ -157,6 +162,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
             "--port-name" => spec.port_name = value.clone(),
             "--metrics-path" => spec.metrics_path = value.clone(),
             "--release" => spec.release = value.clone(),
+            "--monitoring-namespace" => spec.monitoring_namespace = value.clone(),
             "--scrape-interval" => spec.scrape_interval = value.clone(),
             "--selector" => spec.selector = parse_selector(value)?,
             "--time-scale" => {

@@ -22,6 +22,10 @@ pub struct Spec {
     /// The kube-prometheus-stack Helm release: its Prometheus selects monitors and rules
     /// labelled `release: <release>`.
     pub release: String,
+    /// The namespace kube-prometheus-stack (its Prometheus) is installed in: the
+    /// prometheus-adapter values point at `http://<fullname>-prometheus.<this>.svc:9090`
+    /// ([`crate::adapter::prometheus_url`]). Default `monitoring`.
+    pub monitoring_namespace: String,
     /// How often Prometheus scrapes the endpoint (`30s`).
     pub scrape_interval: String,
     /// Objectives of HTTP routes (functions carry theirs in their labels).
@@ -97,6 +101,7 @@ impl Spec {
             ("port name", &self.port_name),
             ("metrics path", &self.metrics_path),
             ("release", &self.release),
+            ("monitoring namespace", &self.monitoring_namespace),
             ("scrape interval", &self.scrape_interval),
         ];
         for (field, value) in fields {
@@ -145,7 +150,7 @@ impl Spec {
 
     /// The quickstart (`examples/quickstart`) as deployed by `deploy/`: namespace `demo`,
     /// the kube-prometheus-stack release `my-observability` (chart 55.5.0 as the seed
-    /// notes install it), a `/checkout` objective.
+    /// notes install it) in namespace `monitoring`, a `/checkout` objective.
     pub fn quickstart() -> Spec {
         Spec {
             service: "quickstart".into(),
@@ -154,6 +159,7 @@ impl Spec {
             metrics_path: "/metrics".into(),
             selector: BTreeMap::from([("app.kubernetes.io/name".to_string(), "quickstart".to_string())]),
             release: "my-observability".into(),
+            monitoring_namespace: "monitoring".into(),
             scrape_interval: "30s".into(),
             http_objectives: vec![RouteObjective {
                 name: "checkout-http".into(),

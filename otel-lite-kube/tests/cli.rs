@@ -43,6 +43,20 @@ fn a_full_command_line_becomes_a_spec() {
 }
 
 #[test]
+fn the_monitoring_namespace_defaults_to_monitoring_and_can_be_set() {
+    let Ok(Command::Render { spec, .. }) = parse_with(&[]) else { panic!("did not parse") };
+    assert_eq!(spec.monitoring_namespace, "monitoring");
+    let Ok(Command::Render { spec, .. }) = parse_with(&["--monitoring-namespace", "observability"]) else {
+        panic!("did not parse")
+    };
+    assert_eq!(spec.monitoring_namespace, "observability");
+    assert_eq!(
+        otel_lite_kube::adapter::adapter_values(&spec)["prometheus"]["url"],
+        "http://kps-kube-prometheus-stack-prometheus.observability.svc"
+    );
+}
+
+#[test]
 fn bad_input_is_named() {
     assert_eq!(parse_with(&["--http-objective", "a:/a:success=98"]), Err(CliError::UnknownPercentile("98".into())));
     assert_eq!(

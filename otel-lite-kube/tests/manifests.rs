@@ -115,6 +115,9 @@ fn autoscaler_targets_the_deployment_on_adapter_metrics() {
 fn adapter_rules_map_namespace_and_pod_and_substitute() {
     let spec = Spec::quickstart();
     let values = adapter::adapter_values(&spec);
+    assert_eq!(values["prometheus"]["url"], "http://my-observability-kube-prom-prometheus.monitoring.svc");
+    assert_eq!(values["prometheus"]["port"], 9090);
+    assert_eq!(values["rules"]["default"], false, "the chart's default rules would serve the series again");
     for rule in values["rules"]["custom"].as_array().expect("rules.custom") {
         assert_eq!(rule["resources"]["overrides"]["namespace"]["resource"], "namespace");
         assert_eq!(rule["resources"]["overrides"]["pod"]["resource"], "pod");
