@@ -10,9 +10,14 @@ use crate::spec::Spec;
 /// labels (the objects belong to the app) and `release`, which kube-prometheus-stack's
 /// Prometheus selects monitors and rules by.
 pub fn metadata(spec: &Spec, name: &str) -> Value {
-    let mut labels: Map<String, Value> =
-        spec.selector.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect();
-    labels.insert("release".into(), spec.release.as_str().into());
+    let mut meta = app_metadata(spec, name);
+    meta["labels"]["release"] = spec.release.as_str().into();
+    meta
+}
+
+/// Metadata without `release`: for objects no Prometheus selects (the autoscaler).
+fn app_metadata(spec: &Spec, name: &str) -> Value {
+    let labels: Map<String, Value> = spec.selector.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect();
     json!({ "name": name, "namespace": spec.namespace, "labels": labels })
 }
 
@@ -70,7 +75,8 @@ pub const HPA_ACTIVE_REQUESTS: &str = "20";
 /// An example `autoscaling/v2` HorizontalPodAutoscaler for the Deployment named like the
 /// service, on two Pods metrics served by prometheus-adapter: requests per second and
 /// requests in flight. One object with two metrics (the HPA scales to the larger
-/// recommendation): two HPAs on one Deployment would fight.
+/// recommendation): two HPAs on one Deployment would fight. Its labels are the app's,
+/// without `release` (no Prometheus selects an HPA).
 pub fn horizontal_pod_autoscaler(spec: &Spec) -> Value {
     let pods_metric = |name: &str, target: &str| {
         json!({
@@ -84,7 +90,7 @@ pub fn horizontal_pod_autoscaler(spec: &Spec) -> Value {
     json!({
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": metadata(spec, &spec.service),
+        "metadata": app_metadata(spec, &spec.service),
         "spec": {
             "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": spec.service },
             "minReplicas": 2,

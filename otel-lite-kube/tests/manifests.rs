@@ -14,8 +14,14 @@ fn assert_object(value: &Value, api_version: &str, kind: &str) {
     assert_eq!(value["kind"], kind);
     assert_eq!(value["metadata"]["namespace"], spec.namespace.as_str());
     assert!(value["metadata"]["name"].as_str().is_some_and(|n| !n.is_empty()), "{kind} has no name");
-    // kube-prometheus-stack's Prometheus selects monitors and rules by `release`.
-    assert_eq!(value["metadata"]["labels"]["release"], spec.release.as_str(), "{kind}");
+    if kind == "HorizontalPodAutoscaler" {
+        // Nothing selects an HPA by release.
+        assert!(value["metadata"]["labels"].get("release").is_none(), "{kind}");
+        assert_eq!(value["metadata"]["labels"]["app.kubernetes.io/name"], "quickstart", "{kind}");
+    } else {
+        // kube-prometheus-stack's Prometheus selects monitors and rules by `release`.
+        assert_eq!(value["metadata"]["labels"]["release"], spec.release.as_str(), "{kind}");
+    }
 }
 
 #[test]
