@@ -40,10 +40,15 @@ pub const SPANS_FAILED: &str = "otel_lite_spans_failed_total";
 pub const LOGS_FAILED: &str = "otel_lite_logs_failed_total";
 /// Span exports that did not finish within their interval.
 pub const SPANS_EXPORT_OVERRUNS: &str = "otel_lite_spans_export_overruns_total";
-/// Failed OTLP export requests.
-pub const OTLP_FAILED_EXPORTS: &str = "otel_lite_otlp_failed_exports_total";
-/// Items an OTLP receiver rejected (partial success).
-pub const OTLP_REJECTED_ITEMS: &str = "otel_lite_otlp_rejected_items_total";
+/// The signals an OTLP exporter publishes its counters for: one instrument per signal,
+/// `<base>_<signal>_total`, each with a [`SIGNAL`] label (see [`otlp_counter`]).
+pub const OTLP_SIGNALS: [&str; 3] = ["traces", "metrics", "logs"];
+/// Base of the per-signal counters of OTLP exports that failed after retries.
+pub const OTLP_FAILED_EXPORTS: &str = "otel_lite_otlp_failed_exports";
+/// Base of the per-signal counters of items in OTLP exports that failed after retries.
+pub const OTLP_FAILED_ITEMS: &str = "otel_lite_otlp_failed_items";
+/// Base of the per-signal counters of items an OTLP receiver rejected (partial success).
+pub const OTLP_REJECTED_ITEMS: &str = "otel_lite_otlp_rejected_items";
 /// Measurements recorded into the overflow series (cardinality limit reached).
 pub const METRIC_OVERFLOW_RECORDS: &str = "otel_lite_metric_overflow_records_total";
 /// Series evicted to stay within the cardinality limit.
@@ -78,6 +83,12 @@ pub const HTTP_ROUTE: &str = "http_route";
 pub const HTTP_REQUEST_METHOD: &str = "http_request_method";
 /// Label: the HTTP status code.
 pub const HTTP_RESPONSE_STATUS_CODE: &str = "http_response_status_code";
+/// Label: why a call or request failed. The HTTP server layer sets it on a 5xx answer (to
+/// the status code, `"500"`) and on an error of the service (its type name; such a call
+/// has no [`HTTP_RESPONSE_STATUS_CODE`]): a request failed exactly when it is not empty.
+pub const ERROR_TYPE: &str = "error_type";
+/// Label: the OTLP signal (`traces`, `metrics`, `logs`) of an exporter's self-metrics.
+pub const SIGNAL: &str = "signal";
 /// Label: a heartbeat's name.
 pub const HEARTBEAT: &str = "heartbeat";
 /// Label added by Prometheus: the scrape job (the monitors set it to the service name).
@@ -98,8 +109,9 @@ pub const FUNCTION_ERRORS_RATIO: &str = "job_function:function_calls_errors:rati
 pub const FUNCTION_DURATION_QUANTILE_PREFIX: &str = "job_function:function_calls_duration_seconds:";
 /// Recording rule: requests per second by route and method (5m window).
 pub const HTTP_REQUESTS_RATE: &str = "job_route_method:http_server_requests:rate5m";
-/// Recording rule: share of 5xx answers by route (5m window).
-pub const HTTP_5XX_RATIO: &str = "job_route:http_server_requests_5xx:ratio_rate5m";
+/// Recording rule: share of failed requests by route (5m window): 5xx answers and errors of
+/// the service (every request with an [`ERROR_TYPE`]).
+pub const HTTP_ERRORS_RATIO: &str = "job_route:http_server_requests_errors:ratio_rate5m";
 /// Recording rule prefix: request duration quantile by route; append `p50_rate5m` etc.
 pub const HTTP_DURATION_QUANTILE_PREFIX: &str = "job_route:http_server_request_duration_seconds:";
 
@@ -113,9 +125,33 @@ pub mod custom_metrics {
     pub const FUNCTION_CALLS_PER_SECOND: &str = "function_calls_per_second";
 }
 
+/// The series name of one signal's OTLP counter: `otel_lite_otlp_failed_exports_traces_total`
+/// for [`OTLP_FAILED_EXPORTS`] and `traces`.
+pub fn otlp_counter(base: &str, signal: &str) -> String {
+    format!("{base}_{signal}_total")
+}
+
+/// A `__name__` regex matching exactly the [`OTLP_SIGNALS`] counters of `base`:
+/// `otel_lite_otlp_failed_exports_(traces|metrics|logs)_total`.
+pub fn otlp_name_regex(base: &str) -> String {
+    format!("{base}_({})_total", OTLP_SIGNALS.join("|"))
+}
+
 #[cfg(test)]
 mod tests {
     use otel_lite_core::metrics::objective;
+
+    #[test]
+    fn otlp_counters_are_named_per_signal() {
+        assert_eq!(
+            super::otlp_counter(super::OTLP_FAILED_EXPORTS, "traces"),
+            "otel_lite_otlp_failed_exports_traces_total"
+        );
+        assert_eq!(
+            super::otlp_name_regex(super::OTLP_REJECTED_ITEMS),
+            "otel_lite_otlp_rejected_items_(traces|metrics|logs)_total"
+        );
+    }
 
     #[test]
     fn objective_labels_are_the_core_keys_as_prometheus_writes_them() {

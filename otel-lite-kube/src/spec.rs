@@ -44,14 +44,15 @@ pub struct Spec {
 }
 
 /// An objective for one HTTP route of the server layer's `http.server.request.duration`
-/// histogram. A request fails when its status is 5xx.
+/// histogram. A request fails when the server layer gave it an `error_type`: a 5xx answer
+/// or an error of the service (which has no status code).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RouteObjective {
     /// The objective's name (`objective_name` of the recording rules and alerts).
     pub name: String,
     /// The route template (`http_route` label), e.g. `/checkout`.
     pub route: String,
-    /// The promised share of requests answered without a 5xx.
+    /// The promised share of requests that do not fail (no 5xx, no error of the service).
     pub success_rate: Option<ObjectivePercentile>,
     /// The promised share of requests faster than the threshold.
     pub latency: Option<(ObjectiveLatency, ObjectivePercentile)>,

@@ -11,7 +11,7 @@
 mod kube_support;
 
 use otel_lite_core::metrics::{ObjectiveLatency, ObjectivePercentile};
-use otel_lite_kube::rules::{self, BurnRateAlert, BURN_RATE_ALERTS, SELF_METRIC_ALERTS};
+use otel_lite_kube::rules::{self, BurnRateAlert, SelfCounter, BURN_RATE_ALERTS, SELF_METRIC_ALERTS};
 use otel_lite_kube::Spec;
 use serde_json::{json, Value};
 
@@ -27,7 +27,7 @@ const BURN_EVAL: &str = "4620s";
 /// scaled `for` durations are 2 s to 180 s, all met after at most 4 steps); evaluating
 /// every second would take promtool minutes per scenario.
 const BURN_EVERY: &str = "60s";
-const SLO_GROUPS: [&str; 2] = ["slo-error-ratios", "slo-burn-rate"];
+const SLO_GROUPS: [&str; 3] = ["slo-error-ratios", "slo-error-ratios-long", "slo-burn-rate"];
 /// Calls per second in the burn-rate scenarios.
 const CALLS_PER_SECOND: f64 = 1000.0;
 
@@ -177,14 +177,23 @@ impl Objective {
                     out.push((format!("{h}_count{{{fun}}}"), linear(all)));
                 }
                 Objective::HttpSuccess => {
+                    // As the server layer records them: a 5xx has error_type = its status
+                    // code; an error of the service has error_type and no status code.
+                    // Half the failures each: counting only one kind never fires.
                     let route = format!(r#"{base}, http_request_method="POST", http_route="/checkout""#);
                     let c = "http_server_request_duration_seconds_count";
-                    out.push((format!(r#"{c}{{{route}, http_response_status_code="200"}}"#), linear(good)));
-                    out.push((format!(r#"{c}{{{route}, http_response_status_code="503"}}"#), linear(bad)));
+                    // A 404 is the client's: a good event.
+                    out.push((format!(r#"{c}{{{route}, http_response_status_code="200"}}"#), linear(good * 0.9)));
+                    out.push((format!(r#"{c}{{{route}, http_response_status_code="404"}}"#), linear(good * 0.1)));
+                    out.push((
+                        format!(r#"{c}{{{route}, http_response_status_code="503", error_type="503"}}"#),
+                        linear(bad / 2.0),
+                    ));
+                    out.push((format!(r#"{c}{{{route}, error_type="std::io::Error"}}"#), linear(bad / 2.0)));
                     // Another route failing every request: not this objective's.
                     out.push((
                         format!(
-                            r#"{c}{{{base}, http_request_method="GET", http_route="/inventory", http_response_status_code="500"}}"#
+                            r#"{c}{{{base}, http_request_method="GET", http_route="/inventory", error_type="hyper::Error"}}"#
                         ),
                         linear(all),
                     ));
@@ -210,6 +219,7 @@ impl Objective {
             ("job", "quickstart".to_string()),
             ("namespace", "demo".to_string()),
             ("severity", alert.severity.to_string()),
+            ("slo_alert", alert.slo_alert.to_string()),
             ("objective_percentile", self.percentile().label().to_string()),
         ];
         let (kind, name, threshold) = match self {
@@ -289,8 +299,31 @@ fn function_latency_objective_burn_rate_alerts_read_the_threshold_bucket() {
 }
 
 #[test]
-fn http_route_objective_alerts_on_5xx() {
+fn http_route_objective_alerts_on_5xx_and_service_errors() {
     run("burn-http-success", rules_under_test(&SLO_GROUPS, ""), BURN_EVERY, burn_rate_cases(Objective::HttpSuccess));
+}
+
+/// The route RED error ratio counts every request with an `error_type`: 5xx answers and
+/// errors of the service without a status code; a 4xx is not a failure.
+#[test]
+fn http_route_error_ratio_counts_5xx_and_service_errors() {
+    let c = "http_server_request_duration_seconds_count";
+    let route = format!(r#"{SERVICE_LABELS}, instance="a", http_request_method="GET", http_route="/items/{{id}}""#);
+    let case = Case {
+        series: vec![
+            (format!(r#"{c}{{{route}, http_response_status_code="200"}}"#), "0+40x120".into()),
+            (format!(r#"{c}{{{route}, http_response_status_code="404"}}"#), "0+10x120".into()),
+            (format!(r#"{c}{{{route}, http_response_status_code="500", error_type="500"}}"#), "0+25x120".into()),
+            (format!(r#"{c}{{{route}, error_type="std::io::Error"}}"#), "0+25x120".into()),
+        ],
+        // (25 + 25) / 100: exactly one half.
+        checks: vec![(
+            "round(job_route:http_server_requests_errors:ratio_rate5m * 100) / 50".into(),
+            "60s".into(),
+            vec![r#"{job="quickstart", namespace="demo", http_route="/items/{id}"}"#.into()],
+        )],
+    };
+    run("http-red-errors", rules_under_test(&["http-red"], ""), "1s", vec![case]);
 }
 
 #[test]
@@ -391,7 +424,7 @@ fn heartbeat_that_disappears_from_the_job_alerts_but_not_in_a_rolling_update() {
             ("job", "quickstart".into()),
             ("namespace", "demo".into()),
             ("heartbeat", "worker".into()),
-            ("severity", "page".into()),
+            ("severity", "critical".into()),
         ],
     );
     // Scaled: the 1 h memory is 60 s, `for` 5 s.
@@ -409,26 +442,51 @@ fn heartbeat_that_disappears_from_the_job_alerts_but_not_in_a_rolling_update() {
     run("heartbeat-missing", rules_under_test(&["heartbeats"], ""), "1s", vec![gone, rolling]);
 }
 
-/// Each self-metric alert fires while its counter increases and not while it is flat.
+/// Each self-metric alert fires while its counter increases and not while it is flat. The
+/// OTLP counters are the exporter's, one per signal (`otel_lite_otlp_failed_exports_traces_total`
+/// with `signal="traces"`, ...): each signal's alert carries its signal.
 #[test]
 fn self_metric_alerts_fire_when_their_counter_increases() {
     let mut cases = Vec::new();
     for (alert, counter, _) in SELF_METRIC_ALERTS {
-        let series = format!(r#"{counter}{{{SERVICE_LABELS}, instance="a", otel_scope_name="otel-lite"}}"#);
-        let labels = [
-            ("job", "quickstart".to_string()),
-            ("namespace", "demo".to_string()),
-            ("instance", "a".to_string()),
-            ("severity", "warning".to_string()),
-        ];
-        cases.push(Case {
-            series: vec![(series.clone(), "0+1x600".into())],
-            checks: vec![(alerts_named(alert), "300s".into(), vec![firing(alert, &labels)])],
-        });
-        cases.push(Case {
-            series: vec![(series, "5x600".into())],
-            checks: vec![(alerts_named(alert), "300s".into(), vec![])],
-        });
+        for (name, signal) in counter.series() {
+            let signal_label = signal.map(|s| format!(r#", signal="{s}""#)).unwrap_or_default();
+            let series =
+                format!(r#"{name}{{{SERVICE_LABELS}, instance="a", otel_scope_name="otel-lite"{signal_label}}}"#);
+            let mut labels = vec![
+                ("job", "quickstart".to_string()),
+                ("namespace", "demo".to_string()),
+                ("instance", "a".to_string()),
+                ("severity", "warning".to_string()),
+            ];
+            if let Some(s) = signal {
+                labels.push(("signal", s.to_string()));
+            }
+            cases.push(Case {
+                series: vec![(series.clone(), "0+1x600".into())],
+                checks: vec![(alerts_named(alert), "300s".into(), vec![firing(alert, &labels)])],
+            });
+            cases.push(Case {
+                series: vec![(series, "5x600".into())],
+                checks: vec![(alerts_named(alert), "300s".into(), vec![])],
+            });
+        }
     }
+    // Another OTLP counter of the same signals increasing (items that failed) is not an
+    // export failure or a rejection.
+    let decoys: Vec<(String, String)> = ["traces", "metrics", "logs"]
+        .iter()
+        .map(|s| {
+            (
+                format!(r#"otel_lite_otlp_failed_items_{s}_total{{{SERVICE_LABELS}, instance="a", signal="{s}"}}"#),
+                "0+1x600".to_string(),
+            )
+        })
+        .collect();
+    let otlp_alerts = SELF_METRIC_ALERTS.iter().filter(|(_, c, _)| matches!(c, SelfCounter::PerSignal(_)));
+    cases.push(Case {
+        series: decoys,
+        checks: otlp_alerts.map(|(alert, _, _)| (alerts_named(alert), "300s".into(), vec![])).collect(),
+    });
     run("self-metrics", rules_under_test(&["otel-lite"], ""), "1s", cases);
 }
