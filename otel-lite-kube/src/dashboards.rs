@@ -7,10 +7,15 @@
 //! | uid suffix | dashboard |
 //! |---|---|
 //! | `-fn` | RED per `#[instrument]`ed function: calls by result, error ratio, p50/p90/p99 with exemplars, errors by type, calls in flight (the gauge where enabled, the mean from the time spent everywhere) |
-//! | `-http` | HTTP server routes (rate by route and status class, 5xx ratio, latency, active requests, body sizes) and client calls |
+//! | `-http` | HTTP server routes (rate by route and status class, error ratio, latency, active requests, body sizes) and client calls |
 //! | `-slo` | objectives: success ratio and latency compliance over the range, error budget remaining, 1h/6h burn rates, per function objective and per [`RouteObjective`] |
 //! | `-proc` | process (CPU, memory, threads, file descriptors against their limit, uptime, restarts), `build_info`, heartbeats against their floors |
 //! | `-self` | otel-lite's own health: exported/dropped/failed spans and log records, export overruns, overflowed and evicted series, OTLP failures |
+//!
+//! A request failed when the HTTP server layer gave it an `error_type`: on a 5xx answer
+//! (the status code as text) and on an error of the service, which has no status code. The
+//! error ratios select `error_type!=""`; the status-class panel shows such errors as their
+//! own class, `error`.
 //!
 //! Every query selects `namespace=~"$namespace", job=~"$job", instance=~"$instance"`; the
 //! three variables default to "All" = `.*`, which also matches series without the label
@@ -32,10 +37,14 @@ use std::collections::BTreeMap;
 use otel_lite_core::metrics::{ObjectiveLatency, ObjectivePercentile};
 use serde_json::{json, Value};
 
+use crate::names;
 use crate::spec::{RouteObjective, Spec};
 
 /// The Grafana dashboard schema version the JSON follows.
 pub const SCHEMA_VERSION: u64 = 39;
+
+/// The matcher of failed HTTP server requests: 5xx answers and errors of the service.
+const FAILED_REQUEST: &str = r#"error_type!="""#;
 
 /// The `allValue` of the `namespace`, `job` and `instance` variables: matches any value,
 /// including an absent label.
@@ -78,7 +87,10 @@ fn json_text(dashboard: &Dashboard) -> String {
 /// (pretty, stable). The sidecar of kube-prometheus-stack watches every namespace only
 /// with `grafana.sidecar.dashboards.searchNamespace: ALL`; otherwise apply the ConfigMaps
 /// in Grafana's namespace. The `grafana_folder` annotation places them in an `otel-lite`
-/// folder where the sidecar's `folderAnnotation` is set to it.
+/// folder only where the sidecar is told to read it: kube-prometheus-stack's defaults do
+/// not, they need `grafana.sidecar.dashboards.folderAnnotation: grafana_folder` and
+/// `grafana.sidecar.dashboards.provider.foldersFromFilesStructure: true`; without them
+/// the dashboards land in the General folder.
 pub fn configmaps(spec: &Spec, dashboards: &[Dashboard]) -> Vec<Value> {
     dashboards
         .iter()
@@ -551,31 +563,26 @@ fn query_var(name: &str, label: &str, query: String, all_value: &str, default: O
     })
 }
 
-/// `datasource`, then `namespace`, `job` and `instance` from `target_info` (every otel-lite
-/// process exposes it), chained: jobs of the selected namespaces, instances of the selected
-/// jobs. `namespace` and `job` default to the spec's (Grafana falls back to the first
-/// option, "All", where they do not exist).
+/// `datasource`, then `namespace`, `job` and `instance` from `up` (Prometheus writes it for
+/// every scrape target, whatever the exporter's options; `target_info` can be turned off),
+/// chained: jobs of the selected namespaces, instances of the selected jobs. `namespace`
+/// and `job` default to the spec's (Grafana falls back to the first option, "All", where
+/// they do not exist).
 fn common_vars(spec: &Spec) -> Vec<Value> {
     vec![
         datasource_var(),
-        query_var(
-            "namespace",
-            "Namespace",
-            "label_values(target_info, namespace)".into(),
-            ALL_ANY,
-            Some(&spec.namespace),
-        ),
+        query_var("namespace", "Namespace", "label_values(up, namespace)".into(), ALL_ANY, Some(&spec.namespace)),
         query_var(
             "job",
             "Job",
-            r#"label_values(target_info{namespace=~"$namespace"}, job)"#.into(),
+            r#"label_values(up{namespace=~"$namespace"}, job)"#.into(),
             ALL_ANY,
             Some(&spec.service),
         ),
         query_var(
             "instance",
             "Instance",
-            r#"label_values(target_info{namespace=~"$namespace", job=~"$job"}, instance)"#.into(),
+            r#"label_values(up{namespace=~"$namespace", job=~"$job"}, instance)"#.into(),
             ALL_ANY,
             None,
         ),
@@ -788,7 +795,8 @@ fn http(spec: &Spec) -> Dashboard {
         format!("sum by (le{by}) (rate(http_server_request_duration_seconds_bucket{}[$__rate_interval]))", sel(r))
     };
     let unmatched = |expr: String| format!(r#"label_replace({expr}, "http_route", "(unmatched)", "http_route", "")"#);
-    let five = r#"http_response_status_code=~"5..""#;
+    // 5xx answers and errors of the service (no status code): see the module docs.
+    let failed = FAILED_REQUEST;
 
     let mut b = Board::new();
     b.add(
@@ -797,11 +805,11 @@ fn http(spec: &Spec) -> Dashboard {
             .target(q(requests("", ""), "req/s")),
     );
     b.add(
-        Panel::stat("5xx ratio", "percentunit", 6)
-            .desc("Share of requests answered with a 5xx status.")
+        Panel::stat("Error ratio", "percentunit", 6)
+            .desc("Share of requests that failed: answered with a 5xx, or an error of the service (error_type set).")
             .decimals(2)
             .steps("green", &ERROR_STEPS)
-            .target(q(format!("(({}) or vector(0)) / {}", requests(five, ""), requests("", "")), "5xx")),
+            .target(q(format!("(({}) or vector(0)) / {}", requests(failed, ""), requests("", "")), "errors")),
     );
     b.add(
         Panel::stat("Latency p99", "s", 6)
@@ -819,7 +827,7 @@ fn http(spec: &Spec) -> Dashboard {
             .min(0.0)
             .target(q(unmatched(requests("", " by (http_route)")), "{{http_route}}")),
     );
-    let classes: Vec<String> = (1..=5)
+    let mut classes: Vec<String> = (1..=5)
         .map(|c| {
             format!(
                 r#"label_replace({}, "status_class", "{c}xx", "", "")"#,
@@ -827,23 +835,27 @@ fn http(spec: &Spec) -> Dashboard {
             )
         })
         .collect();
+    classes.push(format!(
+        r#"label_replace({}, "status_class", "error", "", "")"#,
+        requests(&format!(r#"{failed}, http_response_status_code="""#), "")
+    ));
     b.add(
         Panel::timeseries("Requests by status class", "reqps", 12)
-            .desc("Requests per second by status class (1xx … 5xx).")
+            .desc("Requests per second by status class (1xx … 5xx), and error: the service failed without an answer.")
             .min(0.0)
             .target(q(classes.join(" or "), "{{status_class}}")),
     );
     let by_route = " by (http_route)";
     b.add(
-        Panel::timeseries("5xx ratio by route", "percentunit", 12)
-            .desc("Share of 5xx answers per route; 0 for routes without any.")
+        Panel::timeseries("Error ratio by route", "percentunit", 12)
+            .desc("Share of failed requests (5xx or an error of the service) per route; 0 for routes without any.")
             .min(0.0)
             .steps("green", &ERROR_STEPS)
             .threshold_lines()
             .target(q(
                 unmatched(format!(
                     "(({}) or (0 * {})) / {}",
-                    requests(five, by_route),
+                    requests(failed, by_route),
                     requests("", by_route),
                     requests("", by_route)
                 )),
@@ -1132,9 +1144,8 @@ fn route_objective(b: &mut Board, o: &RouteObjective, w1h: &str, w6h: &str) {
         let s = if extra.is_empty() { sel(&route) } else { sel(&format!("{route}, {extra}")) };
         format!("sum(rate(http_server_request_duration_seconds_count{s}[{window}]))")
     };
-    let error_ratio = |window: &str| {
-        format!("((({}) or vector(0)) / {})", count(r#"http_response_status_code=~"5..""#, window), count("", window))
-    };
+    let error_ratio =
+        |window: &str| format!("((({}) or vector(0)) / {})", count(FAILED_REQUEST, window), count("", window));
     let name = format!("{} ({})", o.name, o.route);
     let mut burn = Panel::timeseries(format!("{name}: burn rate ({w1h}, {w6h})"), "short", 24)
         .height(6)
@@ -1146,13 +1157,16 @@ fn route_objective(b: &mut Board, o: &RouteObjective, w1h: &str, w6h: &str) {
         let a = allowed(p);
         b.add(
             Panel::stat(format!("{name}: availability over the range"), "percentunit", 6)
-                .desc(&format!("Share of requests without a 5xx; the objective is {}%.", p.label()))
+                .desc(&format!(
+                    "Share of requests that did not fail (no 5xx, no error of the service); the objective is {}%.",
+                    p.label()
+                ))
                 .decimals(3)
                 .target(q(format!("1 - {}", error_ratio("$__range")), "availability").instant()),
         );
         b.add(
             Panel::stat(format!("{name}: availability budget remaining"), "percentunit", 6)
-                .desc("1 - (5xx ratio over the range) / (1 - objective).")
+                .desc("1 - (error ratio over the range) / (1 - objective).")
                 .decimals(1)
                 .steps("red", &BUDGET_STEPS)
                 .target(q(format!("1 - {} / {a}", error_ratio("$__range")), "budget").instant()),
@@ -1318,7 +1332,8 @@ fn self_metrics(spec: &Spec) -> Dashboard {
     // absence means zero, hence `or vector(0)`.
     let rate = |metric: &str| format!("sum(rate({metric}{s}[$__rate_interval])) or vector(0)");
     let in_range = |metric: &str| format!("sum(increase({metric}{s}[$__range])) or vector(0)");
-    let otlp = |what: &str| sel(&format!(r#"__name__=~"otel_lite_otlp_{what}(_[a-z]+)?_total""#));
+    // One counter per signal (`..._traces_total`, ...), each with a `signal` label.
+    let otlp = |base: &str| sel(&format!(r#"__name__=~"{}""#, names::otlp_name_regex(base)));
 
     let mut b = Board::new();
     let problems = [
@@ -1342,7 +1357,10 @@ fn self_metrics(spec: &Spec) -> Dashboard {
         Panel::stat("OTLP failed exports (range)", "short", 6)
             .desc("OTLP exports that failed after retries, all signals.")
             .steps("green", &[(1.0, "red")])
-            .target(q(format!("sum(increase({}[$__range])) or vector(0)", otlp("failed_exports")), "count").instant()),
+            .target(
+                q(format!("sum(increase({}[$__range])) or vector(0)", otlp(names::OTLP_FAILED_EXPORTS)), "count")
+                    .instant(),
+            ),
     );
     for signal in ["spans", "logs"] {
         let title = if signal == "spans" { "Spans" } else { "Log records" };
@@ -1374,11 +1392,11 @@ fn self_metrics(spec: &Spec) -> Dashboard {
             .desc("OTLP exports failed after retries and the items in them, by signal (none without OTLP).")
             .min(0.0)
             .target(q(
-                format!("sum by (signal) (rate({}[$__rate_interval])) or vector(0)", otlp("failed_exports")),
+                format!("sum by (signal) (rate({}[$__rate_interval])) or vector(0)", otlp(names::OTLP_FAILED_EXPORTS)),
                 "{{signal}} exports",
             ))
             .target(q(
-                format!("sum by (signal) (rate({}[$__rate_interval])) or vector(0)", otlp("failed_items")),
+                format!("sum by (signal) (rate({}[$__rate_interval])) or vector(0)", otlp(names::OTLP_FAILED_ITEMS)),
                 "{{signal}} items",
             )),
     );

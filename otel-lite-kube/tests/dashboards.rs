@@ -278,7 +278,10 @@ fn namespace_job_and_instance_are_chained_and_all_matches_absent_labels() {
             assert_eq!(v["allValue"], ".*", "{name}: All must match series without the label");
             assert!(v["query"].as_str().expect("query").starts_with("label_values("), "{name}");
         }
-        assert_eq!(variable(&d, "namespace")["query"], "label_values(target_info, namespace)");
+        // From `up`: every scrape target has it, target_info can be turned off.
+        assert_eq!(variable(&d, "namespace")["query"], "label_values(up, namespace)");
+        assert!(variable(&d, "job")["query"].as_str().expect("q").starts_with("label_values(up{"));
+        assert!(variable(&d, "instance")["query"].as_str().expect("q").starts_with("label_values(up{"));
         assert!(variable(&d, "job")["query"].as_str().expect("q").contains(r#"namespace=~"$namespace""#));
         let instance = variable(&d, "instance")["query"].as_str().expect("q").to_string();
         assert!(instance.contains(r#"namespace=~"$namespace""#) && instance.contains(r#"job=~"$job""#));
@@ -339,6 +342,32 @@ fn http_dashboard_has_a_route_variable_and_uses_it() {
         r#"http_response_status_code=~"5..""#,
     ] {
         assert!(all.contains(metric), "{metric}");
+    }
+}
+
+/// A failed request is one with an `error_type` (a 5xx, or an error of the service without
+/// a status code): the error ratios select that, and the status classes show the service
+/// errors as their own class.
+#[test]
+fn http_error_ratios_count_5xx_and_service_errors() {
+    let failed = r#"error_type!="""#;
+    for spec in specs() {
+        let ds = dashboards(&spec);
+        for (title, e) in exprs(&ds[1]).into_iter().filter(|(t, _)| t.contains("Error ratio")) {
+            assert!(e.contains(failed) && !e.contains("5.."), "{title}: {e}");
+        }
+        let classes = data_panels(&ds[1]).find(|p| p["title"] == "Requests by status class").expect("classes");
+        let e = targets(classes)[0]["expr"].as_str().expect("expr");
+        assert!(
+            e.contains(r#"error_type!="", http_response_status_code="""#) && e.contains(r#""status_class", "error""#)
+        );
+        assert!(e.contains(r#"http_response_status_code=~"5..""#));
+        // Route objectives: availability from error_type.
+        for o in spec.http_objectives.iter().filter(|o| o.success_rate.is_some()) {
+            let availability = format!("{} ({}): availability over the range", o.name, o.route);
+            let (_, e) = exprs(&ds[2]).into_iter().find(|(t, _)| *t == availability).expect("availability");
+            assert!(e.contains(failed) && !e.contains("5.."), "{e}");
+        }
     }
 }
 
@@ -412,7 +441,9 @@ fn process_and_self_dashboards_cover_their_series() {
         "otel_lite_spans_export_overruns_total",
         "otel_lite_metric_overflow_records_total",
         "otel_lite_metric_evicted_series_total",
-        "otel_lite_otlp_failed_exports",
+        // The exporter's per-signal counters, exactly (as the alerts select them).
+        r#"__name__=~"otel_lite_otlp_failed_exports_(traces|metrics|logs)_total""#,
+        r#"__name__=~"otel_lite_otlp_failed_items_(traces|metrics|logs)_total""#,
     ] {
         assert!(own.contains(m), "self dashboard lacks {m}");
     }
