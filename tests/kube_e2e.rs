@@ -275,12 +275,12 @@ fn end_to_end() {
         let firing = webhook.firing();
         let objectives: BTreeSet<String> = firing
             .iter()
-            .filter(|a| label(a, "severity") == "page")
+            .filter(|a| label(a, "severity") == "critical")
             .map(|a| label(a, "objective_name").to_string())
             .collect();
         ["checkout", "inventory", "checkout-http"].iter().all(|o| objectives.contains(*o)).then_some(firing)
     });
-    for alert in page.iter().filter(|a| label(a, "severity") == "page") {
+    for alert in page.iter().filter(|a| label(a, "severity") == "critical") {
         assert_eq!(label(alert, "job"), "quickstart", "{alert}");
         assert_eq!(label(alert, "namespace"), "demo", "{alert}");
         assert!(!alert["annotations"]["summary"].as_str().unwrap_or("").is_empty(), "{alert}");
@@ -288,7 +288,7 @@ fn end_to_end() {
     }
     let checkout = page
         .iter()
-        .find(|a| label(a, "objective_name") == "checkout" && label(a, "severity") == "page")
+        .find(|a| label(a, "objective_name") == "checkout" && label(a, "severity") == "critical")
         .expect("the checkout page alert");
     assert_eq!(label(checkout, "objective_percentile"), "99.9", "{checkout}");
     println!(
