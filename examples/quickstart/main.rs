@@ -107,7 +107,8 @@ pub(crate) fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             }
             None => println!("otel-lite quickstart: no Prometheus endpoint (OTEL_METRICS_EXPORTER leaves it out)"),
         }
-        println!("type e, l or h + Enter to toggle injected errors, latency or a stalled worker; Ctrl-C stops");
+        println!("type e, l, h or p + Enter to toggle injected errors, injected latency, a stalled worker or the load");
+        println!("press Ctrl-C to stop");
         read_fault_toggles(controls);
 
         match std::env::var("QUICKSTART_SECONDS").ok().and_then(|s| s.parse::<u64>().ok()) {
