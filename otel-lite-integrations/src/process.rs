@@ -536,6 +536,48 @@ mod sys {
             );
         }
 
+        /// The parsers against mutations of this process's own `/proc` files (bytes
+        /// replaced, inserted, removed, truncated anywhere, multi-byte characters included):
+        /// they answer `None` or a value, never panic, and a file left intact parses as
+        /// before. A bounded, seeded stand-in for a fuzz target: these files come from the
+        /// kernel, the one outside part being the command name in `stat`.
+        #[test]
+        fn mutated_proc_files_never_panic() {
+            let read = |path: &str| std::fs::read_to_string(path).expect("readable /proc file");
+            let (stat, status, limits) =
+                (read("/proc/self/stat"), read("/proc/self/status"), read("/proc/self/limits"));
+            assert!(parse_cpu_ticks(&stat).is_some() && parse_start_ticks(&stat).is_some());
+            assert!(parse_memory(&status).rss_bytes.is_some() && parse_max_fds(&limits).is_some());
+            let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+            let mut next = move |bound: usize| {
+                // xorshift64*: deterministic, so a failure reproduces.
+                state ^= state >> 12;
+                state ^= state << 25;
+                state ^= state >> 27;
+                (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as usize % bound.max(1)
+            };
+            let alphabet: Vec<char> = " ()\t\n:kB0123456789-+éx\u{0}".chars().collect();
+            for _ in 0..3_000 {
+                for original in [&stat, &status, &limits] {
+                    let mut chars: Vec<char> = original.chars().collect();
+                    for _ in 0..1 + next(4) {
+                        let at = next(chars.len() + 1);
+                        match next(4) {
+                            0 if at < chars.len() => chars[at] = alphabet[next(alphabet.len())],
+                            1 => chars.insert(at, alphabet[next(alphabet.len())]),
+                            2 if at < chars.len() => {
+                                chars.remove(at);
+                            }
+                            _ => chars.truncate(at),
+                        }
+                    }
+                    let text: String = chars.into_iter().collect();
+                    let _ = (parse_cpu_ticks(&text), parse_start_ticks(&text), parse_max_fds(&text));
+                    let _ = parse_memory(&text);
+                }
+            }
+        }
+
         #[test]
         fn clock_ticks() {
             assert!(ticks_per_second() > 0.0);
