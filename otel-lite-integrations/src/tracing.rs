@@ -54,7 +54,7 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use otel_lite_core::global;
 use otel_lite_core::logs::{AnyValue, LogRecord, LoggerProvider, Severity};
@@ -366,8 +366,13 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: LayerContext<'_, S>) {
-        let Some(context) = self.context_of(id, &ctx) else { return };
-        let guard = context.attach();
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        let Some(state) = extensions.get_mut::<OtelSpan>() else { return };
+        // The span's context is made current as a clone built in place, not cloned out and
+        // then moved in.
+        let guard = state.started(self.tracer.get()).enter();
+        drop(extensions);
         let _ = ENTERED.try_with(|entered| entered.borrow_mut().push((self.instance, id.into_u64(), guard)));
     }
 
@@ -404,7 +409,11 @@ where
         if loggers.is_none() && in_span.is_none() {
             return;
         }
-        let mut fields = EventFields::default();
+        // Room for every field and what is added after (level and target on a span event;
+        // the location on a log record), made at the first attribute: the list is allocated
+        // at most once.
+        let extra = if loggers.is_some() { 4 } else { 2 };
+        let mut fields = EventFields { capacity: event.metadata().fields().len() + extra, ..EventFields::default() };
         event.record(&mut fields);
         // Records that `tracing-log` made from `log` records carry their own target, file
         // and line; everything else has a static call site.
@@ -450,7 +459,7 @@ where
                 attributes.push(KeyValue::new("exception.type", kind));
             }
             if body.is_none() {
-                body = Some(error.message.clone());
+                body = Some(shared_str(&error.message));
             }
             attributes.push(KeyValue::new("exception.message", error.message));
         }
@@ -466,7 +475,7 @@ where
             observed_unix_nanos: 0,
             severity_number: severity.number(),
             severity_text: Some(severity.text().into()),
-            body: body.map(AnyValue::from),
+            body: body.map(AnyValue::String),
             attributes,
             dropped_attributes: 0,
             trace_id,
@@ -507,7 +516,7 @@ impl<S> OtelLiteLayer<S> {
         if level == Level::ERROR {
             let message = match (&fields.error, &fields.message) {
                 (Some(error), _) => error.message.clone(),
-                (None, Some(message)) => message.clone(),
+                (None, Some(message)) => message.as_str().to_owned(),
                 (None, None) => site.name.to_owned(),
             };
             if let Some(kind) = fields.error.as_ref().and_then(|e| e.kind.clone()) {
@@ -520,7 +529,8 @@ impl<S> OtelLiteLayer<S> {
             span.set_status(Status::error(message));
         } else {
             let name = match &fields.message {
-                Some(message) => SharedStr::from(message.clone()),
+                // The event's name and the log record's body share the one string.
+                Some(message) => message.clone(),
                 None => SharedStr::from(site.name),
             };
             span.add_event(name, attributes);
@@ -641,6 +651,38 @@ fn u64_value(value: u64) -> Value {
     }
 }
 
+/// `s` as a shared string: one allocation of its exact size (`to_owned().into()` would
+/// allocate a `String`, then the shared copy, and free the first).
+fn shared_str(s: &str) -> SharedStr {
+    SharedStr::from(Arc::<str>::from(s))
+}
+
+/// `value`'s `Debug` text as a shared string, formatted into a buffer the thread reuses:
+/// one allocation of the text's exact size, where `format!` then a conversion would make a
+/// growing `String` and a copy.
+fn debug_str(value: &dyn fmt::Debug) -> SharedStr {
+    thread_local! {
+        static BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
+    }
+    let formatted = BUFFER.try_with(|buffer| {
+        // Taken while a `Debug` that formats another field (of an event it emits itself)
+        // runs: that one formats without the buffer.
+        let mut buffer = buffer.try_borrow_mut().ok()?;
+        buffer.clear();
+        fmt::write(&mut *buffer, format_args!("{value:?}")).ok()?;
+        let text = shared_str(&buffer);
+        // A rare huge text does not stay pinned in every thread that formatted one.
+        if buffer.capacity() > 4096 {
+            *buffer = String::new();
+        }
+        Some(text)
+    });
+    match formatted {
+        Ok(Some(text)) => text,
+        _ => SharedStr::from(format!("{value:?}")),
+    }
+}
+
 /// A span's fields: attributes, and what the `otel.*` fields set instead.
 #[derive(Default)]
 struct SpanFields {
@@ -729,13 +771,13 @@ macro_rules! typed_field_values {
 impl field::Visit for SpanFields {
     typed_field_values!();
     fn record_str(&mut self, field: &field::Field, value: &str) {
-        self.record_value(field, Value::String(value.to_owned().into()));
+        self.record_value(field, Value::String(shared_str(value)));
     }
     fn record_error(&mut self, field: &field::Field, value: &(dyn std::error::Error + 'static)) {
         self.record_value(field, Value::String(value.to_string().into()));
     }
     fn record_debug(&mut self, field: &field::Field, value: &dyn fmt::Debug) {
-        self.record_value(field, Value::String(format!("{value:?}").into()));
+        self.record_value(field, Value::String(debug_str(value)));
     }
 }
 
@@ -744,9 +786,11 @@ impl field::Visit for SpanFields {
 /// carries them.
 #[derive(Default)]
 struct EventFields {
-    message: Option<String>,
+    message: Option<SharedStr>,
     error: Option<ErrorField>,
     attributes: Vec<KeyValue>,
+    /// The capacity `attributes` gets at its first attribute.
+    capacity: usize,
 }
 
 /// The error an event carries: a field recorded as an error, or a field named `error`
@@ -763,6 +807,9 @@ impl EventFields {
         if name.starts_with("log.") {
             return;
         }
+        if self.attributes.capacity() == 0 {
+            self.attributes.reserve_exact(self.capacity);
+        }
         self.attributes.push(KeyValue::new(name, value));
     }
 }
@@ -771,11 +818,11 @@ impl field::Visit for EventFields {
     typed_field_values!();
     fn record_str(&mut self, field: &field::Field, value: &str) {
         if field.name() == "message" {
-            self.message = Some(value.to_owned());
+            self.message = Some(shared_str(value));
         } else if field.name() == "error" && self.error.is_none() {
             self.error = Some(ErrorField { kind: None, message: value.to_owned() });
         } else {
-            self.record_value(field, Value::String(value.to_owned().into()));
+            self.record_value(field, Value::String(shared_str(value)));
         }
     }
     fn record_error(&mut self, field: &field::Field, value: &(dyn std::error::Error + 'static)) {
@@ -788,11 +835,11 @@ impl field::Visit for EventFields {
     }
     fn record_debug(&mut self, field: &field::Field, value: &dyn fmt::Debug) {
         if field.name() == "message" {
-            self.message = Some(format!("{value:?}"));
+            self.message = Some(debug_str(value));
         } else if field.name() == "error" && self.error.is_none() {
             self.error = Some(ErrorField { kind: None, message: format!("{value:?}") });
         } else {
-            self.record_value(field, Value::String(format!("{value:?}").into()));
+            self.record_value(field, Value::String(debug_str(value)));
         }
     }
 }
