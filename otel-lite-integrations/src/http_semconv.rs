@@ -6,6 +6,7 @@ pub const DURATION_BUCKETS: [f64; 14] =
 
 /// `http.request.method`: one of the specification's methods, else `_OTHER` (methods are
 /// open-ended, attribute values must not be).
+#[cfg(feature = "reqwest")]
 pub(crate) fn method_attribute(method: &http::Method) -> &'static str {
     METHODS[method_index(method)]
 }
