@@ -59,32 +59,15 @@ cargo test --workspace --all-features --locked
 say "OTLP without the otlp-grpc feature (a grpc protocol setting falls back to HTTP)"
 cargo test -p otel-lite-exporters --no-default-features --features otlp --lib --locked
 
-say "loom models (otel-lite-core)"
-# A separate target dir: the loom cfg rebuilds everything and must not evict the main cache.
-LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" RUSTFLAGS="--cfg otel_lite_loom" \
-  CARGO_TARGET_DIR=target/loom cargo test -p otel-lite-core --release --locked --test loom --test loom_stripe_budget --test loom_eviction
-
 # Nightly for miri and cargo-fuzz; installed here when missing.
 ensure_nightly() {
   rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal \
     || die "could not install the nightly toolchain (miri and cargo-fuzz need it)"
 }
 
-say "miri: unit tests of every module with unsafe code (otel-lite-core)"
-ensure_nightly
-rustup component list --toolchain nightly --installed | grep -q '^miri' \
-  || rustup component add miri rust-src --toolchain nightly || die "could not add miri to the nightly toolchain"
-# The clock's tests read the wall clock: isolation off. Every test of these modules runs;
-# `#[cfg_attr(miri, ignore = "...")]` marks, with its reason, what miri cannot run.
-MIRIFLAGS="-Zmiri-strict-provenance -Zmiri-disable-isolation" CARGO_TARGET_DIR=target/miri \
-  cargo +nightly miri test -p otel-lite-core --lib --locked -- \
-  pipeline:: trace::future:: metrics::exemplar:: metrics::series:: metrics::cell:: clock:: epoch:: attributes::
-
-if [ "${FUZZ:-0}" = 1 ]; then
-  seconds="${FUZZ_SECONDS:-60}"
-  say "fuzzing each target for ${seconds} s (fuzz/; crashes are written to fuzz/artifacts/)"
-  ensure_nightly
-  command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked || die "could not install cargo-fuzz"
+# Each fuzz target for $1 seconds; crashes are written to fuzz/artifacts/.
+fuzz_all() {
+  local seconds="$1" target scratch log
   for target in propagation env receiver_replies exposition; do
     # New inputs go to a scratch directory: the committed seeds stay as they are.
     scratch="$(mktemp -d)"
@@ -98,6 +81,47 @@ if [ "${FUZZ:-0}" = 1 ]; then
     grep -E '^Done [1-9]' "$log" || { tail -n 20 "$log"; die "fuzz target $target reported no runs"; }
     rm -rf "$scratch" "$log"
   done
+}
+
+fuzz_pid=""
+if [ "${FUZZ:-0}" = 1 ]; then
+  seconds="${FUZZ_SECONDS:-60}"
+  ensure_nightly
+  command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked || die "could not install cargo-fuzz"
+  # In the background, next to loom and miri: miri interprets on one core and libFuzzer
+  # runs on one, so the fuzz build fills the other. Its output is shown when it ends.
+  say "fuzzing each target for ${seconds} s, in the background (fuzz/; crashes go to fuzz/artifacts/)"
+  fuzz_log="$(mktemp)"
+  fuzz_all "$seconds" >"$fuzz_log" 2>&1 &
+  fuzz_pid=$!
+  # If a later step fails, the fuzzing stops with it.
+  trap 'pkill -P "$fuzz_pid" 2>/dev/null || true; kill "$fuzz_pid" 2>/dev/null || true' EXIT
+fi
+
+say "loom models (otel-lite-core)"
+# A separate target dir: the loom cfg rebuilds everything and must not evict the main cache.
+LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" RUSTFLAGS="--cfg otel_lite_loom" \
+  CARGO_TARGET_DIR=target/loom cargo test -p otel-lite-core --release --locked --test loom --test loom_stripe_budget --test loom_eviction
+
+say "miri: unit tests of every module with unsafe code (otel-lite-core)"
+ensure_nightly
+rustup component list --toolchain nightly --installed | grep -q '^miri' \
+  || rustup component add miri rust-src --toolchain nightly || die "could not add miri to the nightly toolchain"
+# The clock's tests read the wall clock: isolation off. Every test of these modules runs;
+# `#[cfg_attr(miri, ignore = "...")]` marks, with its reason, what miri cannot run.
+MIRIFLAGS="-Zmiri-strict-provenance -Zmiri-disable-isolation" CARGO_TARGET_DIR=target/miri \
+  cargo +nightly miri test -p otel-lite-core --lib --locked -- \
+  pipeline:: trace::future:: metrics::exemplar:: metrics::series:: metrics::cell:: clock:: epoch:: attributes::
+
+if [ -n "$fuzz_pid" ]; then
+  say "fuzzing: waiting for the background run"
+  if ! wait "$fuzz_pid"; then
+    cat "$fuzz_log"
+    die "fuzzing failed"
+  fi
+  trap - EXIT
+  cat "$fuzz_log"
+  rm -f "$fuzz_log"
 fi
 
 say "all tests passed"
