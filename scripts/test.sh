@@ -53,12 +53,6 @@ install_debian_peers
 install_python_peers
 for bin in prometheus promtool; do command -v "$bin" >/dev/null || die "$bin is still missing"; done
 
-say "cargo test (workspace, all features)"
-cargo test --workspace --all-features --locked
-
-say "OTLP without the otlp-grpc feature (a grpc protocol setting falls back to HTTP)"
-cargo test -p otel-lite-exporters --no-default-features --features otlp --lib --locked
-
 # Nightly for miri and cargo-fuzz; installed here when missing.
 ensure_nightly() {
   rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal \
@@ -83,13 +77,21 @@ fuzz_all() {
   done
 }
 
+# The toolchain is complete before the background fuzzing starts using it.
+ensure_nightly
+rustup component list --toolchain nightly --installed | grep -q '^miri' \
+  || rustup component add miri rust-src --toolchain nightly || die "could not add miri to the nightly toolchain"
+
+say "cargo test (workspace, all features): building"
+cargo test --workspace --all-features --locked --no-run
+
 fuzz_pid=""
 if [ "${FUZZ:-0}" = 1 ]; then
   seconds="${FUZZ_SECONDS:-60}"
-  ensure_nightly
   command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked || die "could not install cargo-fuzz"
-  # In the background, next to loom and miri: miri interprets on one core and libFuzzer
-  # runs on one, so the fuzz build fills the other. Its output is shown when it ends.
+  # In the background from here on: the tests mostly wait on peers and sleeps, and miri
+  # interprets on one core, so the fuzz build fills the idle one. Its output is shown
+  # when it ends.
   say "fuzzing each target for ${seconds} s, in the background (fuzz/; crashes go to fuzz/artifacts/)"
   fuzz_log="$(mktemp)"
   fuzz_all "$seconds" >"$fuzz_log" 2>&1 &
@@ -98,15 +100,18 @@ if [ "${FUZZ:-0}" = 1 ]; then
   trap 'pkill -P "$fuzz_pid" 2>/dev/null || true; kill "$fuzz_pid" 2>/dev/null || true' EXIT
 fi
 
+say "cargo test (workspace, all features)"
+cargo test --workspace --all-features --locked
+
+say "OTLP without the otlp-grpc feature (a grpc protocol setting falls back to HTTP)"
+cargo test -p otel-lite-exporters --no-default-features --features otlp --lib --locked
+
 say "loom models (otel-lite-core)"
 # A separate target dir: the loom cfg rebuilds everything and must not evict the main cache.
 LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" RUSTFLAGS="--cfg otel_lite_loom" \
   CARGO_TARGET_DIR=target/loom cargo test -p otel-lite-core --release --locked --test loom --test loom_stripe_budget --test loom_eviction
 
 say "miri: unit tests of every module with unsafe code (otel-lite-core)"
-ensure_nightly
-rustup component list --toolchain nightly --installed | grep -q '^miri' \
-  || rustup component add miri rust-src --toolchain nightly || die "could not add miri to the nightly toolchain"
 # The clock's tests read the wall clock: isolation off. Every test of these modules runs;
 # `#[cfg_attr(miri, ignore = "...")]` marks, with its reason, what miri cannot run.
 MIRIFLAGS="-Zmiri-strict-provenance -Zmiri-disable-isolation" CARGO_TARGET_DIR=target/miri \
