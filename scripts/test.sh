@@ -12,6 +12,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A fresh build of every test, example and peer comparison is large. Incremental state
+# (nothing to reuse on a fresh machine) and full debug info more than double it; line
+# tables keep file:line in backtraces. CI once ran out of disk without these.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}"
+
 # Each step says when it starts (seconds since this script began), so a slow step shows.
 say() { printf '\n==> [%ss] %s\n' "$SECONDS" "$*"; }
 die() { printf 'scripts/test.sh: %s\n' "$*" >&2; exit 1; }
@@ -130,3 +136,4 @@ if [ -n "$fuzz_pid" ]; then
 fi
 
 say "all tests passed"
+df -h . | tail -n 1
