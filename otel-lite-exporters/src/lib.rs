@@ -7,6 +7,7 @@
 //! | `otlp` | `otlp` | OTLP/HTTP (protobuf, JSON) for traces, metrics and logs |
 //! | `otlp-grpc` | `otlp` | OTLP/gRPC too (tonic) |
 //! | `otlp-tls` | `otlp` | `https://` endpoints (rustls) |
+//! | `live` | `live` | the live page's data: metric snapshots, trace reservoir, JSON |
 
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
@@ -16,3 +17,7 @@ pub mod stdout;
 
 #[cfg(feature = "otlp")]
 pub mod otlp;
+
+/// The live page's data: snapshot ring, trace reservoir, span and log tees.
+#[cfg(feature = "live")]
+pub mod live;
