@@ -161,3 +161,21 @@ fn eviction_frees_slots_under_a_small_cardinality_limit() {
     assert_eq!(exported, recorded, "records lost or counted twice");
     assert!(evicted >= 80, "{evicted} evictions, fewer than the 80 sets: slots were not reused");
 }
+
+/// Code that caches bound handles (the HTTP layer) asks each instrument whether it evicts:
+/// the registry's default and each builder's override are reported, for every kind.
+#[test]
+fn instruments_report_whether_they_evict() {
+    let plain = Registry::new();
+    let evicting = Registry::builder().evict_idle_series(Duration::from_secs(60)).build();
+    for (registry, expected) in [(&plain, false), (&evicting, true)] {
+        assert_eq!(registry.counter::<u64>("c").build().unwrap().evicts_idle_series(), expected);
+        assert_eq!(registry.up_down_counter::<i64>("u").build().unwrap().evicts_idle_series(), expected);
+        assert_eq!(registry.gauge::<f64>("g").build().unwrap().evicts_idle_series(), expected);
+        assert_eq!(registry.histogram("h").build().unwrap().evicts_idle_series(), expected);
+        assert_eq!(registry.exponential_histogram("e").build().unwrap().evicts_idle_series(), expected);
+        assert_eq!(registry.meter("m").build().unwrap().evicts_idle_series(), expected);
+    }
+    let overridden = plain.histogram("h2").evict_idle_series(Duration::from_secs(1)).build().unwrap();
+    assert!(overridden.evicts_idle_series());
+}

@@ -206,6 +206,14 @@ macro_rules! sum_instrument {
             pub fn bind(&self, attributes: &[KeyValue]) -> $bound<T> {
                 $bound { core: Arc::clone(&self.core), series: self.core.series.bind(attributes, T::new_cell) }
             }
+
+            /// Whether this instrument evicts idle series (`RegistryBuilder::evict_idle_series`
+            /// or the instrument builder's). A bound handle keeps its series from eviction, so code
+            /// that caches bound handles for attribute sets it does not control should not cache
+            /// them when this is `true`.
+            pub fn evicts_idle_series(&self) -> bool {
+                self.core.series.evicts_idle()
+            }
         }
 
         impl<T: $trait + PartialOrd + Default> $bound<T> {

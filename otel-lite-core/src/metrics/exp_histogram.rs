@@ -219,6 +219,14 @@ impl ExponentialHistogram {
         );
     }
 
+    /// Whether this instrument evicts idle series (`RegistryBuilder::evict_idle_series`
+    /// or the instrument builder's). A bound handle keeps its series from eviction, so code
+    /// that caches bound handles for attribute sets it does not control should not cache
+    /// them when this is `true`.
+    pub fn evicts_idle_series(&self) -> bool {
+        self.core.series.evicts_idle()
+    }
+
     /// A handle for one attribute set.
     pub fn bind(&self, attributes: &[KeyValue]) -> BoundExponentialHistogram {
         let core = &*self.core;

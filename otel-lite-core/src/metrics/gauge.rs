@@ -193,6 +193,14 @@ impl<T: GaugeValue> Gauge<T> {
         self.core.series.record(attributes, GaugeCell::new, |data| add(&self.core, data, delta));
     }
 
+    /// Whether this instrument evicts idle series (`RegistryBuilder::evict_idle_series`
+    /// or the instrument builder's). A bound handle keeps its series from eviction, so code
+    /// that caches bound handles for attribute sets it does not control should not cache
+    /// them when this is `true`.
+    pub fn evicts_idle_series(&self) -> bool {
+        self.core.series.evicts_idle()
+    }
+
     /// A handle for one attribute set.
     pub fn bind(&self, attributes: &[KeyValue]) -> BoundGauge<T> {
         BoundGauge { core: Arc::clone(&self.core), series: self.core.series.bind(attributes, GaugeCell::new) }

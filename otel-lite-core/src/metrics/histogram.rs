@@ -133,6 +133,14 @@ impl Histogram {
         }
     }
 
+    /// Whether this instrument evicts idle series (`RegistryBuilder::evict_idle_series`
+    /// or the instrument builder's). A bound handle keeps its series from eviction, so code
+    /// that caches bound handles for attribute sets it does not control should not cache
+    /// them when this is `true`.
+    pub fn evicts_idle_series(&self) -> bool {
+        self.core.series.evicts_idle()
+    }
+
     /// The bucket boundaries.
     pub fn boundaries(&self) -> &[f64] {
         &self.core.config.boundaries

@@ -209,6 +209,11 @@ impl<D> SeriesMap<D> {
         }
     }
 
+    /// Whether idle series are evicted (a bound series never is).
+    pub(crate) fn evicts_idle(&self) -> bool {
+        self.eviction.is_some()
+    }
+
     /// Records into the series for `attrs` (created with `make` the first time it is
     /// seen): `f` gets its data.
     #[inline]
