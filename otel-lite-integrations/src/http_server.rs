@@ -86,6 +86,7 @@ use std::task::{Context as TaskContext, Poll};
 use http::{Request, Response, Version};
 use http_body::Body;
 use otel_lite_core::global;
+use otel_lite_core::metrics::{BoundHistogram, BoundUpDownCounter};
 use otel_lite_core::propagation::Extractor;
 use otel_lite_core::trace::{
     clock_now, clock_seconds_since, error_type, Context, Span, SpanKind, Status, Tracer, TracerProvider,
@@ -154,6 +155,12 @@ struct Shared {
     route_from: Option<Arc<RouteFn>>,
     /// The routes seen so far, with their attribute and span names made once.
     routes: RouteCache,
+    /// Whether metric points may be recorded through bound handles kept by the layer:
+    /// only when no instrument evicts idle series, since a bound handle keeps its series
+    /// from eviction.
+    bind: bool,
+    /// `http.server.active_requests` bound per method and scheme (see [`active_slot`]).
+    active_bound: [OnceLock<BoundUpDownCounter<i64>>; METHODS.len() * 3],
 }
 
 enum TracerSource {
@@ -285,6 +292,8 @@ impl OtelLiteHttpLayerBuilder {
             .description("Size of HTTP server response bodies.")
             .buckets(BODY_SIZE_BUCKETS)
             .build()?;
+        let bind = ![&duration, &request_size, &response_size].iter().any(|h| h.evicts_idle_series())
+            && !active.evicts_idle_series();
         let tracer = match self.tracer {
             Some(tracer) => TracerSource::Fixed(tracer),
             None => TracerSource::Global { installed: OnceLock::new(), noop: TracerProvider::noop().tracer(SCOPE) },
@@ -301,6 +310,8 @@ impl OtelLiteHttpLayerBuilder {
                 default_scheme: self.default_scheme,
                 route_from: self.route_from,
                 routes: RouteCache::new(),
+                bind,
+                active_bound: Default::default(),
             }),
         })
     }
@@ -423,7 +434,7 @@ where
             .attributes(span_attributes)
             .start();
 
-        shared.active.add(1, &[statics.methods[method].clone(), scheme.attribute(shared).clone()]);
+        shared.add_active(method, &scheme, 1);
         let state = RequestState {
             shared: Arc::clone(shared),
             start,
@@ -508,9 +519,11 @@ impl RequestState {
         let statics = statics();
         let mut error_attribute = None;
         let mut response_size = None;
+        let mut status_code = 0;
         let code = match result {
             Ok(response) => {
                 let status = response.status();
+                status_code = status.as_u16();
                 let code = KeyValue::new(STATUS_CODE, i64::from(status.as_u16()));
                 self.span.set_attribute(code.clone());
                 if status.is_server_error() {
@@ -571,26 +584,76 @@ impl RequestState {
             }
         };
         let span_context = self.span.span_context();
-        if span_context.is_sampled() {
-            shared.duration.record_with_exemplar(seconds, attributes, span_context);
-        } else {
-            shared.duration.record(seconds, attributes);
-        }
-        if let Some(size) = self.request_size {
-            shared.request_size.record(size as f64, attributes);
-        }
-        if let Some(size) = response_size {
-            shared.response_size.record(size as f64, attributes);
+        // The usual request (a cached route, a response that is not an error, no server
+        // address) records through the route's bound handles: no series lookup.
+        let bound = match (&self.route, &error_attribute, &self.server, self.scheme.index()) {
+            (Some(Route::Cached(slot)), None, None, Some(scheme)) if shared.bind && status_code != 0 => {
+                let key = point_key(status_code, self.method, self.version, scheme);
+                shared.routes.entry(*slot).points(key)
+            }
+            _ => None,
+        };
+        match bound {
+            Some(points) => {
+                let bind = |histogram: &Histogram| histogram.bind(attributes);
+                let duration = points.duration.get_or_init(|| bind(&shared.duration));
+                if span_context.is_sampled() {
+                    duration.record_with_exemplar(seconds, span_context);
+                } else {
+                    duration.record(seconds);
+                }
+                if let Some(size) = self.request_size {
+                    points.request_size.get_or_init(|| bind(&shared.request_size)).record(size as f64);
+                }
+                if let Some(size) = response_size {
+                    points.response_size.get_or_init(|| bind(&shared.response_size)).record(size as f64);
+                }
+            }
+            None => {
+                if span_context.is_sampled() {
+                    shared.duration.record_with_exemplar(seconds, attributes, span_context);
+                } else {
+                    shared.duration.record(seconds, attributes);
+                }
+                if let Some(size) = self.request_size {
+                    shared.request_size.record(size as f64, attributes);
+                }
+                if let Some(size) = response_size {
+                    shared.response_size.record(size as f64, attributes);
+                }
+            }
         }
     }
 }
 
+/// A request's metric point on a cached route, as one number: status code (100 to 999, 10
+/// bits), method index (4 bits), version index (3 bits), scheme index (2 bits).
+fn point_key(status: u16, method: u8, version: u8, scheme: usize) -> u32 {
+    u32::from(status) | u32::from(method) << 10 | u32::from(version) << 14 | (scheme as u32) << 17
+}
+
 impl Drop for RequestState {
     fn drop(&mut self) {
-        let shared = &*self.shared;
-        let attributes = [statics().methods[usize::from(self.method)].clone(), self.scheme.attribute(shared).clone()];
-        shared.active.add(-1, &attributes);
+        self.shared.add_active(usize::from(self.method), &self.scheme, -1);
     }
+}
+
+impl Shared {
+    /// Adds `delta` to `http.server.active_requests` for a request with this method and
+    /// scheme: through a bound handle where the layer keeps one.
+    fn add_active(&self, method: usize, scheme: &Scheme, delta: i64) {
+        let attributes = || [statics().methods[method].clone(), scheme.attribute(self).clone()];
+        match active_slot(method, scheme).filter(|_| self.bind) {
+            Some(slot) => self.active_bound[slot].get_or_init(|| self.active.bind(&attributes())).add(delta),
+            None => self.active.add(delta, &attributes()),
+        }
+    }
+}
+
+/// The slot of `Shared::active_bound` for a method and scheme; `None` for a scheme outside
+/// the fixed three.
+fn active_slot(method: usize, scheme: &Scheme) -> Option<usize> {
+    scheme.index().map(|scheme| method * 3 + scheme)
 }
 
 const METHOD: &str = "http.request.method";
@@ -644,6 +707,16 @@ enum Scheme {
 }
 
 impl Scheme {
+    /// 0, 1 or 2 for the schemes whose attribute is fixed per layer; `None` for others.
+    fn index(&self) -> Option<usize> {
+        match self {
+            Scheme::Http => Some(0),
+            Scheme::Https => Some(1),
+            Scheme::Default => Some(2),
+            Scheme::Other(_) => None,
+        }
+    }
+
     fn attribute<'a>(&'a self, shared: &'a Shared) -> &'a KeyValue {
         match self {
             Scheme::Http => &statics().http,
@@ -697,6 +770,46 @@ struct CachedRoute {
     /// The span names `{method} {route}`, by method index (`_OTHER`'s is `HTTP {route}`),
     /// made on first use.
     names: [OnceLock<SharedStr>; METHODS.len()],
+    /// Bound handles of the route's metric points, by [`point_key`]: an open-addressing
+    /// table like the routes' own. A route sees few methods and status codes; past
+    /// [`POINT_SLOTS`] of them, further points are recorded by lookup.
+    points: [OnceLock<Box<BoundPoints>>; POINT_SLOTS],
+}
+
+/// How many metric points (method, status code, version, scheme) a cached route keeps
+/// bound handles for.
+const POINT_SLOTS: usize = 16;
+
+/// The bound handles of one metric point of a cached route, each bound at its first
+/// record: binding makes the series, and a body size that is never recorded must not
+/// show as an empty histogram.
+struct BoundPoints {
+    key: u32,
+    duration: OnceLock<BoundHistogram>,
+    request_size: OnceLock<BoundHistogram>,
+    response_size: OnceLock<BoundHistogram>,
+}
+
+impl CachedRoute {
+    /// The bound handles of the point `key`, a slot taken now if it has none; `None` when
+    /// every slot holds another point. Lock-free as [`RouteCache::route`], for the same
+    /// reasons: slots are filled once and never emptied, and a key's probe sequence is fixed.
+    fn points(&self, key: u32) -> Option<&BoundPoints> {
+        // Fibonacci hashing: status codes differ in their low bits, methods in higher ones.
+        let start = (key.wrapping_mul(0x9E37_79B9) >> 28) as usize;
+        (0..POINT_SLOTS).find_map(|probe| {
+            let slot = &self.points[(start + probe) % POINT_SLOTS];
+            let entry = slot.get_or_init(|| {
+                Box::new(BoundPoints {
+                    key,
+                    duration: OnceLock::new(),
+                    request_size: OnceLock::new(),
+                    response_size: OnceLock::new(),
+                })
+            });
+            (entry.key == key).then_some(&**entry)
+        })
+    }
 }
 
 impl RouteCache {
@@ -718,6 +831,7 @@ impl RouteCache {
                     attribute: KeyValue::new(ROUTE, route.clone()),
                     route,
                     names: Default::default(),
+                    points: Default::default(),
                 })
             });
             if entry.route.as_str() == route {

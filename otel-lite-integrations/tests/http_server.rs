@@ -466,3 +466,83 @@ fn many_routes_from_many_threads_are_all_counted_exactly() {
     assert_eq!(names.len(), ROUTES);
     assert!(names.values().all(|&n| n == THREADS * ROUNDS));
 }
+
+/// The layer records the usual requests of a cached route through bound handles, one set
+/// per (method, status code, version, scheme), of which a route keeps 16: 8 threads sending
+/// 40 status codes on one route (so most points are recorded by lookup past the first 16)
+/// still count every request in its own series, and a request body of unknown size makes
+/// no request-size series even where the point is bound.
+#[test]
+fn more_points_per_route_than_it_binds_are_all_counted_exactly() {
+    const THREADS: usize = 8;
+    const ROUNDS: usize = 5;
+    let codes: Vec<u16> = (200..=226).chain(400..=412).collect();
+
+    let registry = Registry::new();
+    let layer = OtelLiteHttpLayer::with_registry(&registry)
+        .tracer(TracerProvider::noop().tracer("http"))
+        .route_from(|_| Some("/s/{code}".into()))
+        .build()
+        .expect("registers");
+    let service =
+        tower::ServiceBuilder::new().layer(layer).service(tower::service_fn(|request: Request<Body>| async move {
+            let code: u16 = request.uri().path().trim_start_matches("/s/").parse().expect("a code");
+            let mut response = Response::new(Body::from("abc"));
+            *response.status_mut() = StatusCode::from_u16(code).expect("valid");
+            Ok::<_, std::convert::Infallible>(response)
+        }));
+
+    std::thread::scope(|scope| {
+        for thread in 0..THREADS {
+            let (service, codes) = (service.clone(), &codes);
+            scope.spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+                runtime.block_on(async {
+                    for round in 0..ROUNDS {
+                        for i in 0..codes.len() {
+                            let code = codes[(i + thread * 7 + round) % codes.len()];
+                            // `map_frame` forwards no size hint: a body of unknown size,
+                            // whose size is not recorded.
+                            let body =
+                                Body::new(http_body_util::Full::new(axum::body::Bytes::from("x")).map_frame(|f| f));
+                            let request = Request::post(format!("/s/{code}")).body(body).expect("valid");
+                            let response = service.clone().oneshot(request).await.expect("infallible");
+                            assert_eq!(response.status().as_u16(), code);
+                        }
+                    }
+                });
+            });
+        }
+    });
+
+    let durations = histogram(&registry, "http.server.request.duration");
+    let response_sizes = histogram(&registry, "http.server.response.body.size");
+    assert_eq!((durations.len(), response_sizes.len()), (codes.len(), codes.len()), "one series per status code");
+    for point in durations.iter().chain(&response_sizes) {
+        assert_eq!(point.count, (THREADS * ROUNDS) as u64, "{:?}", point.attributes);
+        assert_eq!(point.attributes.get("http.route"), Some(&string("/s/{code}")));
+        assert!(point.attributes.get("error.type").is_none(), "no 5xx here");
+    }
+    assert!(response_sizes.iter().all(|p| p.sum == 3.0 * (THREADS * ROUNDS) as f64));
+    assert!(histogram(&registry, "http.server.request.body.size").is_empty(), "no request size was known");
+    assert_eq!(active_requests(&registry), 0);
+}
+
+/// A bound handle keeps its series from eviction, so with eviction on the layer records by
+/// lookup: a route's series go once idle, like any other instrument's.
+#[tokio::test]
+async fn with_idle_series_eviction_a_routes_series_are_evicted() {
+    let registry = Registry::builder().evict_idle_series(std::time::Duration::ZERO).build();
+    let layer = OtelLiteHttpLayer::with_registry(&registry)
+        .tracer(TracerProvider::noop().tracer("http"))
+        .build()
+        .expect("registers");
+    let app: Router = Router::new().route("/users/{id}", get(|| async { "user" })).layer(layer);
+    assert_eq!(get_path(&app, "/users/1").await, StatusCode::OK);
+    assert_eq!(histogram(&registry, "http.server.request.duration").len(), 1, "recorded since the last collection");
+    // Idle from now on: evicted at the next collection, gone from snapshots soon after.
+    let gone = (0..100).any(|_| {
+        histogram(&registry, "http.server.request.duration").is_empty() && active_points(&registry).is_empty()
+    });
+    assert!(gone, "the idle route's series and the idle active-requests series are evicted");
+}
