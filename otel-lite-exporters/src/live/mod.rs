@@ -6,5 +6,7 @@
 //! reservoir a fixed number of traces, spans and bytes, and JSON output has a size budget.
 
 pub mod json;
+pub mod ring;
 
 pub use json::JsonWriter;
+pub use ring::{SeriesKey, SeriesKind, SnapshotRing};
