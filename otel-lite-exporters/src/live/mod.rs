@@ -5,8 +5,90 @@
 //! Everything here is bounded: the ring keeps a fixed number of series and samples, the
 //! reservoir a fixed number of traces, spans and bytes, and JSON output has a size budget.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use otel_lite_core::logs::{LogExporter, LogRecord};
+use otel_lite_core::trace::{ExportError, SpanData, SpanExporter};
+use otel_lite_core::Resource;
+
 pub mod json;
+pub mod reservoir;
 pub mod ring;
 
 pub use json::JsonWriter;
+pub use reservoir::{KeptTrace, LiveLog, ReservoirConfig, ReservoirStats, TraceLists, TraceReservoir, TraceSummary};
 pub use ring::{SeriesKey, SeriesKind, SnapshotRing};
+
+/// A span exporter that shows every batch to a [`TraceReservoir`], then hands it to the
+/// exporter it wraps.
+///
+/// It wraps an exporter the provider already has rather than being added as another one:
+/// each extra exporter gets its own processor, and the recording thread would copy every
+/// span for it. Here the copy happens on the wrapped exporter's worker thread.
+#[derive(Debug)]
+pub struct LiveSpanTee<E> {
+    inner: E,
+    reservoir: Arc<TraceReservoir>,
+}
+
+impl<E> LiveSpanTee<E> {
+    /// Wraps `inner`, feeding `reservoir`.
+    pub fn new(inner: E, reservoir: Arc<TraceReservoir>) -> Self {
+        LiveSpanTee { inner, reservoir }
+    }
+}
+
+impl<E: SpanExporter> SpanExporter for LiveSpanTee<E> {
+    fn export(&mut self, batch: &mut Vec<SpanData>) -> Result<(), ExportError> {
+        // Before the inner exporter, which may drain the batch.
+        self.reservoir.observe(batch, otel_lite_core::now_unix_nanos());
+        self.inner.export(batch)
+    }
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource)
+    }
+    fn set_export_timeout(&mut self, timeout: Duration) {
+        self.inner.set_export_timeout(timeout)
+    }
+    fn force_flush(&mut self) -> Result<(), ExportError> {
+        self.inner.force_flush()
+    }
+    fn shutdown(&mut self) -> Result<(), ExportError> {
+        self.inner.shutdown()
+    }
+}
+
+/// A log exporter that shows every batch's records with a trace id to a
+/// [`TraceReservoir`], then hands the batch to the exporter it wraps.
+#[derive(Debug)]
+pub struct LiveLogTee<E> {
+    inner: E,
+    reservoir: Arc<TraceReservoir>,
+}
+
+impl<E> LiveLogTee<E> {
+    /// Wraps `inner`, feeding `reservoir`.
+    pub fn new(inner: E, reservoir: Arc<TraceReservoir>) -> Self {
+        LiveLogTee { inner, reservoir }
+    }
+}
+
+impl<E: LogExporter> LogExporter for LiveLogTee<E> {
+    fn export(&mut self, batch: Vec<LogRecord>) -> Result<(), ExportError> {
+        self.reservoir.observe_logs(&batch);
+        self.inner.export(batch)
+    }
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource)
+    }
+    fn set_export_timeout(&mut self, timeout: Duration) {
+        self.inner.set_export_timeout(timeout)
+    }
+    fn force_flush(&mut self) -> Result<(), ExportError> {
+        self.inner.force_flush()
+    }
+    fn shutdown(&mut self) -> Result<(), ExportError> {
+        self.inner.shutdown()
+    }
+}
