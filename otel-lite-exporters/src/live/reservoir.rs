@@ -428,6 +428,7 @@ impl<S: SpanLike> State<S> {
             self.observe_one(span, now_ns);
         }
         self.settle(now_ns);
+        self.compact_order();
     }
 
     fn observe_one(&mut self, span: S, now_ns: u64) {
@@ -438,6 +439,14 @@ impl<S: SpanLike> State<S> {
         }
         let local_root = !span.parent_span_id().is_valid();
         let bytes = span.approx_bytes();
+        if local_root && !self.pending.contains_key(&id) {
+            // A trace of one span (or whose children were evicted): decided at once,
+            // without passing through the pending bookkeeping.
+            let group =
+                Pending { spans: vec![span], bytes, dropped: 0, last_ns: now_ns, entered_remotely: false, seq: 0 };
+            self.decide(id, group, now_ns);
+            return;
+        }
         let group = match self.pending.get_mut(&id) {
             Some(g) => g,
             None => {
@@ -493,7 +502,12 @@ impl<S: SpanLike> State<S> {
                 self.stats.pending_evicted += 1;
             }
         }
-        // Decided groups leave stale entries behind; drop them before they pile up.
+        self.compact_order();
+    }
+
+    /// Decided groups leave stale entries in `pending_order`; they are dropped before they
+    /// outnumber the live ones.
+    fn compact_order(&mut self) {
         if self.pending_order.len() > 2 * self.pending.len() + 64 {
             let pending = &self.pending;
             self.pending_order.retain(|(id, seq)| pending.get(id).is_some_and(|g| g.seq == *seq));
@@ -628,10 +642,10 @@ impl<S: SpanLike> State<S> {
             return;
         }
         if let Some(t) = self.kept.remove(&id) {
-            self.kept_bytes -= t.bytes;
+            self.kept_bytes = self.kept_bytes.saturating_sub(t.bytes);
         }
         if let Some(logs) = self.kept_logs.remove(&id) {
-            self.kept_bytes -= logs.iter().map(LiveLog::approx_bytes).sum::<usize>();
+            self.kept_bytes = self.kept_bytes.saturating_sub(logs.iter().map(LiveLog::approx_bytes).sum::<usize>());
         }
     }
 
@@ -1068,12 +1082,15 @@ mod tests {
         s.observe((1..=3).map(|t| Fake { bytes: 400, ..child(t) }), T0);
         assert_eq!(s.bytes().0, 800);
         assert!(!s.pending.contains_key(&tid(1)));
-        // Stale order entries do not grow without bound.
+        // Stale order entries do not grow without bound, in one batch or many.
         let mut s = state();
         for i in 0..10_000 {
             s.observe([child(i), root(i, 1)], T0);
+            s.observe([root(20_000 + i, 1)], T0);
         }
+        s.observe((30_000..40_000).flat_map(|i| [child(i), root(i, 1)]), T0);
         assert!(s.pending_order.len() <= 64, "{}", s.pending_order.len());
+        assert_eq!(s.kept.len(), 32 + 16, "the first 32 (ties keep their place) and the last 16");
     }
 
     #[test]

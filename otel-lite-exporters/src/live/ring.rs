@@ -72,6 +72,13 @@ pub struct SeriesKey {
     pub detail: SharedStr,
 }
 
+impl SeriesKey {
+    /// The key of a series of `kind`.
+    pub fn new(kind: SeriesKind, name: impl Into<SharedStr>, detail: impl Into<SharedStr>) -> Self {
+        SeriesKey { kind, name: name.into(), detail: detail.into() }
+    }
+}
+
 /// A cumulative point of a function or route, kept for the last minute.
 #[derive(Clone, Debug, PartialEq)]
 struct CumPoint {
@@ -283,6 +290,10 @@ impl SnapshotRing {
     /// Writes the metric sections of the overview into the open object of `w`:
     /// `functions`, `routes`, `heartbeats`, `meters`, `values`, `health` and
     /// `untracked_series`. `is_kept` tells whether an exemplar's trace can be opened.
+    ///
+    /// Each row has its latest values and a `spark` object of arrays, oldest first and
+    /// ending at the latest push (a series younger than the ring has fewer samples; a push
+    /// that missed the series is `null`, as is a value without data).
     pub fn write_json(&self, w: &mut JsonWriter, is_kept: &dyn Fn(TraceId) -> bool) {
         for (section, kind) in [
             ("functions", SeriesKind::Function),
