@@ -59,6 +59,23 @@ impl<E: SpanExporter> SpanExporter for LiveSpanTee<E> {
     }
 }
 
+/// An exporter that drops every batch: what a tee wraps when the live page is the only
+/// consumer of spans or logs.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Discard;
+
+impl SpanExporter for Discard {
+    fn export(&mut self, _batch: &mut Vec<SpanData>) -> Result<(), ExportError> {
+        Ok(())
+    }
+}
+
+impl LogExporter for Discard {
+    fn export(&mut self, _batch: Vec<LogRecord>) -> Result<(), ExportError> {
+        Ok(())
+    }
+}
+
 /// A log exporter that shows every batch's records with a trace id to a
 /// [`TraceReservoir`], then hands the batch to the exporter it wraps.
 #[derive(Debug)]

@@ -233,7 +233,16 @@ fn write_any(out: &mut String, v: &AnyValue, max: usize) {
         return;
     }
     match v {
-        AnyValue::String(s) => out.push_str(s.as_str()),
+        AnyValue::String(s) => {
+            // Only what can be kept: a body may be megabytes long.
+            let room = max - out.len();
+            let s = s.as_str();
+            let mut end = s.len().min(room + 4);
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            out.push_str(&s[..end]);
+        }
         AnyValue::Bool(b) => {
             let _ = write!(out, "{b}");
         }
@@ -1265,5 +1274,25 @@ mod tests {
         assert_eq!(trace_logs[0].span_id, trace.spans()[0].span_id());
         assert_eq!(trace_logs[0].attrs, [("card".into(), "visa".to_string())]);
         assert_eq!(ids(&reservoir.lists().failed), [trace_id]);
+    }
+
+    #[test]
+    fn a_tee_around_discard_still_keeps_traces() {
+        use crate::live::{Discard, LiveSpanTee};
+        use otel_lite_core::trace::{BatchConfig, TracerProvider};
+
+        let reservoir = Arc::new(TraceReservoir::default());
+        let provider = TracerProvider::builder()
+            .with_batch_exporter(LiveSpanTee::new(Discard, reservoir.clone()), BatchConfig::default())
+            .build();
+        let tracer = provider.tracer("test");
+        let trace_id = tracer.in_span("root", |root| {
+            drop(tracer.start("child"));
+            root.span_context().trace_id()
+        });
+        assert!(provider.force_flush());
+        let (trace, _) = reservoir.trace(trace_id).expect("kept");
+        assert_eq!(trace.spans().len(), 2);
+        assert_eq!(ids(&reservoir.lists().recent), [trace_id]);
     }
 }

@@ -963,6 +963,37 @@ mod tests {
     }
 
     #[test]
+    fn exemplars_are_the_newest_three_one_per_trace() {
+        let ex = |trace: u8, t: u64| Exemplar {
+            value: f64::from(trace),
+            time_unix_nanos: t,
+            trace_id: TraceId::from_bytes([trace; 16]),
+            span_id: SpanId::from_bytes([trace; 8]),
+        };
+        let mut metrics = function(1, 0, [1, 0, 0, 0], T0);
+        if let MetricData::Histogram(points) = &mut metrics[1].data {
+            // One per bucket, as the registry keeps them; traces 2 and 4 appear twice.
+            points[0].exemplars = vec![ex(1, 10), ex(2, 50), ex(3, 20), ex(4, 40)];
+            let mut other = points[0].clone();
+            other.attributes = attrs(&[("function", "f"), ("module", "m"), ("objective.name", "o")]);
+            other.exemplars = vec![ex(2, 45), ex(4, 60), ex(5, 5)];
+            points.push(other);
+        }
+        let mut ring = SnapshotRing::new();
+        ring.push(&snapshot(metrics), T0);
+        let traces: Vec<u8> = ring
+            .get(&f_key())
+            .map(|h| h.exemplars().iter().map(|e| e.trace_id.to_bytes()[0]).collect())
+            .unwrap_or_default();
+        assert_eq!(traces, [4, 2, 3]);
+        assert_eq!(
+            ring.get(&f_key()).map(SeriesHistory::count),
+            Some(1),
+            "the calls counter counts, not the histogram"
+        );
+    }
+
+    #[test]
     fn the_overview_stops_at_its_budget() {
         let mut ring = SnapshotRing::new();
         for i in 0..3 {
