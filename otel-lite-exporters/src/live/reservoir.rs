@@ -97,6 +97,17 @@ pub struct ReservoirStats {
     pub logs_dropped: u64,
 }
 
+impl ReservoirStats {
+    /// Writes the counts into the open object of `w`, under their field names.
+    pub fn write_json(&self, w: &mut JsonWriter) {
+        w.key("traces_decided").u64(self.traces_decided);
+        w.key("pending_evicted").u64(self.pending_evicted);
+        w.key("spans_dropped").u64(self.spans_dropped);
+        w.key("kept_evicted").u64(self.kept_evicted);
+        w.key("logs_dropped").u64(self.logs_dropped);
+    }
+}
+
 /// What the reservoir needs of a span; [`SpanData`] has it, and so do the tests' fakes
 /// (core gives no way to choose a real span's end time).
 pub(crate) trait SpanLike: Clone {
@@ -1210,9 +1221,13 @@ mod tests {
             }],
             ..TraceLists::default()
         };
+        let stats = ReservoirStats { spans_dropped: 3, ..ReservoirStats::default() };
         let mut w = JsonWriter::with_budget(1 << 16);
         w.begin_object();
         lists.write_json(&mut w);
+        w.key("reservoir").begin_object();
+        stats.write_json(&mut w);
+        w.end_object();
         w.end_object();
         let text = w.finish();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
@@ -1223,6 +1238,8 @@ mod tests {
             (Some("GET </script>"), Some(7), Some(3))
         );
         assert_eq!(v["traces"]["recent"].as_array().map(Vec::len), Some(0));
+        assert_eq!(v["reservoir"]["spans_dropped"], 3);
+        assert_eq!(v["reservoir"].as_object().map(|o| o.len()), Some(5));
         assert!(r.lists().recent.is_empty());
     }
 
