@@ -17,7 +17,8 @@ use otel_lite_core::{AttributeSet, SharedStr, Value};
 
 use super::json::JsonWriter;
 
-/// Series kept at most; later ones are refused and counted ([`SnapshotRing::untracked_series`]).
+/// Series kept at most; later ones are refused and counted ([`SnapshotRing::untracked_series`]),
+/// functions and routes first, then heartbeats, health, meters and values.
 pub const MAX_SERIES: usize = 256;
 /// Samples kept per series: 10 minutes at the 5 s interval.
 pub const SAMPLES: usize = 120;
@@ -236,10 +237,28 @@ impl SnapshotRing {
         let pushes = self.pushes;
         self.series.retain(|k, h| found.contains_key(k) || pushes - h.last_seen < SAMPLES as u64);
         let mut untracked = 0;
-        for (key, acc) in found.list {
+        let mut list = found.list;
+        // Stable: registration order within a kind.
+        list.sort_by_key(|(k, _)| priority(k.kind));
+        for (key, acc) in list {
             if !self.series.contains_key(&key) && self.series.len() >= MAX_SERIES {
-                untracked += 1;
-                continue;
+                // What the page is for comes first: a new function displaces a gauge, say,
+                // which is then refused (and counted) like any series beyond the cap.
+                let victim = self
+                    .series
+                    .keys()
+                    .filter(|k| priority(k.kind) > priority(key.kind))
+                    .max_by_key(|k| priority(k.kind))
+                    .cloned();
+                match victim {
+                    Some(v) => {
+                        self.series.remove(&v);
+                    }
+                    None => {
+                        untracked += 1;
+                        continue;
+                    }
+                }
             }
             let h = self.series.entry(key.clone()).or_insert_with(|| SeriesHistory::new(acc.start_ns));
             h.last_seen = self.pushes;
@@ -312,6 +331,18 @@ impl SnapshotRing {
             w.end_array();
         }
         w.key("untracked_series").u64(self.untracked as u64);
+    }
+}
+
+/// Which series the ring keeps first when it is full (lower first).
+fn priority(kind: SeriesKind) -> u8 {
+    match kind {
+        SeriesKind::Function => 0,
+        SeriesKind::Route => 1,
+        SeriesKind::Heartbeat => 2,
+        SeriesKind::Health => 3,
+        SeriesKind::Meter => 4,
+        SeriesKind::Value => 5,
     }
 }
 
@@ -830,6 +861,21 @@ mod tests {
         ring.push(&snapshot(vec![gauge("g", 10, 1.0)]), T0 + 5 * S);
         assert_eq!(ring.untracked_series(), 0);
         assert_eq!(ring.series().count(), MAX_SERIES, "the others are kept until they age out");
+    }
+
+    #[test]
+    fn functions_displace_values_when_the_ring_is_full() {
+        let mut ring = SnapshotRing::new();
+        ring.push(&snapshot(vec![gauge("g", MAX_SERIES, 1.0)]), T0);
+        assert_eq!(ring.untracked_series(), 0);
+        // A function registered after the gauges still gets a place, in the same push.
+        let mut metrics = vec![gauge("g", MAX_SERIES, 1.0)];
+        metrics.extend(function(1, 0, [1, 0, 0, 0], T0));
+        ring.push(&snapshot(metrics), T0 + 5 * S);
+        assert!(ring.get(&f_key()).is_some());
+        assert_eq!(ring.series().count(), MAX_SERIES);
+        assert_eq!(ring.untracked_series(), 1, "one gauge gave its place");
+        assert_eq!(ring.series().filter(|(k, _)| k.kind == SeriesKind::Value).count(), MAX_SERIES - 1);
     }
 
     #[test]
