@@ -15,10 +15,13 @@ use otel_lite_core::Resource;
 pub mod json;
 pub mod reservoir;
 pub mod ring;
+pub(crate) mod routes;
+mod view;
 
 pub use json::JsonWriter;
 pub use reservoir::{KeptTrace, LiveLog, ReservoirConfig, ReservoirStats, TraceLists, TraceReservoir, TraceSummary};
 pub use ring::{SeriesKey, SeriesKind, SnapshotRing};
+pub use view::{LiveConfig, LiveView, MAX_DOCUMENT_BYTES};
 
 /// A span exporter that shows every batch to a [`TraceReservoir`], then hands it to the
 /// exporter it wraps.

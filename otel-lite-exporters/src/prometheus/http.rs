@@ -127,6 +127,8 @@ pub struct ServerBuilder {
     host: String,
     port: u16,
     options: EncodeOptions,
+    #[cfg(feature = "live")]
+    live: Option<crate::live::LiveView>,
 }
 
 impl ServerBuilder {
@@ -167,6 +169,15 @@ impl ServerBuilder {
         self
     }
 
+    /// Also serves the live page of `view` at `/live` (see [`crate::live`]), and samples
+    /// its registry every [`LiveConfig::sample_interval`](crate::live::LiveConfig) on the
+    /// endpoint's thread.
+    #[cfg(feature = "live")]
+    pub fn live(mut self, view: crate::live::LiveView) -> Self {
+        self.live = Some(view);
+        self
+    }
+
     /// Binds the address and starts serving on a background thread.
     pub fn start(self) -> Result<PrometheusServer, ServeError> {
         let host = self.host.trim_start_matches('[').trim_end_matches(']');
@@ -180,7 +191,13 @@ impl ServerBuilder {
                 source: io::Error::new(io::ErrorKind::NotFound, "no addresses"),
             })?;
         let listener = TcpListener::bind(addr).map_err(|source| ServeError::Bind { address: addr, source })?;
-        PrometheusServer::serve(Endpoint { registry: self.registry, options: self.options }, listener)
+        let endpoint = Endpoint {
+            registry: self.registry,
+            options: self.options,
+            #[cfg(feature = "live")]
+            live: self.live,
+        };
+        PrometheusServer::serve(endpoint, listener)
     }
 }
 
@@ -196,12 +213,25 @@ pub struct PrometheusServer {
 impl PrometheusServer {
     /// A builder serving `registry`, on `localhost:9464` unless told otherwise.
     pub fn builder(registry: Registry) -> ServerBuilder {
-        ServerBuilder { registry, host: DEFAULT_HOST.into(), port: DEFAULT_PORT, options: EncodeOptions::default() }
+        ServerBuilder {
+            registry,
+            host: DEFAULT_HOST.into(),
+            port: DEFAULT_PORT,
+            options: EncodeOptions::default(),
+            #[cfg(feature = "live")]
+            live: None,
+        }
     }
 
     /// Serves `registry` on an already bound listener.
     pub fn from_listener(registry: Registry, listener: TcpListener) -> Result<Self, ServeError> {
-        Self::serve(Endpoint { registry, options: EncodeOptions::default() }, listener)
+        let endpoint = Endpoint {
+            registry,
+            options: EncodeOptions::default(),
+            #[cfg(feature = "live")]
+            live: None,
+        };
+        Self::serve(endpoint, listener)
     }
 
     fn serve(endpoint: Endpoint, listener: TcpListener) -> Result<Self, ServeError> {
@@ -251,6 +281,8 @@ impl Drop for PrometheusServer {
 struct Endpoint {
     registry: Registry,
     options: EncodeOptions,
+    #[cfg(feature = "live")]
+    live: Option<crate::live::LiveView>,
 }
 
 async fn accept_loop(endpoint: Endpoint, listener: TcpListener, stopped: oneshot::Receiver<()>) {
@@ -261,20 +293,39 @@ async fn accept_loop(endpoint: Endpoint, listener: TcpListener, stopped: oneshot
             return;
         }
     };
+    #[cfg(feature = "live")]
+    let sampler = endpoint.live.clone().map(|view| tokio::spawn(sample_loop(view)));
     let server = tokio::spawn(serve(Arc::new(endpoint), listener));
     // Resolves on `shutdown` (or when the handle is dropped): stop accepting.
     let _ = stopped.await;
+    #[cfg(feature = "live")]
+    if let Some(sampler) = sampler {
+        sampler.abort();
+    }
     server.abort();
     // The task was aborted (or ended on its own); either way it is finished.
     let _ = server.await;
+}
+
+/// Samples the live view's registry on a timer, the first sample at once. A collection
+/// runs the registry's observable callbacks, as a scrape does; one every few seconds, on
+/// this thread, leaves the application's threads alone.
+#[cfg(feature = "live")]
+async fn sample_loop(view: crate::live::LiveView) {
+    let mut interval = tokio::time::interval(view.config().sample_interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        view.sample();
+    }
 }
 
 async fn serve(endpoint: Arc<Endpoint>, listener: tokio::net::TcpListener) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { return };
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and similar: back off instead of spinning.
                 eprintln!("otel-lite: metrics endpoint accept failed: {e}");
@@ -284,9 +335,10 @@ async fn serve(endpoint: Arc<Endpoint>, listener: tokio::net::TcpListener) {
         };
         let endpoint = Arc::clone(&endpoint);
         tokio::spawn(async move {
+            let peer_is_loopback = peer.ip().to_canonical().is_loopback();
             let service = hyper::service::service_fn(move |req| {
                 let endpoint = Arc::clone(&endpoint);
-                async move { Ok::<_, Infallible>(respond(&endpoint, &req)) }
+                async move { Ok::<_, Infallible>(respond(&endpoint, &req, peer_is_loopback)) }
             });
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(MAX_HEAD_BYTES);
@@ -298,15 +350,31 @@ async fn serve(endpoint: Arc<Endpoint>, listener: tokio::net::TcpListener) {
     }
 }
 
-fn respond(endpoint: &Endpoint, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+/// `peer_is_loopback`: whether the connection comes from this machine (the live page is
+/// only for it, unless configured otherwise).
+fn respond(endpoint: &Endpoint, req: &Request<Incoming>, peer_is_loopback: bool) -> Response<Full<Bytes>> {
     let path = req.uri().path();
-    if path != "/metrics" && path != "/" {
-        return plain(StatusCode::NOT_FOUND, "not found; metrics are at /metrics\n");
+    #[cfg(feature = "live")]
+    let live = endpoint.live.as_ref().filter(|_| crate::live::routes::is_live_path(path));
+    #[cfg(not(feature = "live"))]
+    let (live, _) = (None::<()>, peer_is_loopback);
+    if path != "/metrics" && path != "/" && live.is_none() {
+        return not_found();
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are allowed\n");
         r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
+    }
+    #[cfg(feature = "live")]
+    if let Some(view) = live {
+        let request = crate::live::routes::LiveRequest {
+            path,
+            host: req.headers().get(hyper::header::HOST).and_then(|v| v.to_str().ok()),
+            peer_is_loopback,
+            head: req.method() == Method::HEAD,
+        };
+        return crate::live::routes::respond(view, request).unwrap_or_else(not_found);
     }
     if path == "/" {
         return plain(StatusCode::OK, "otel-lite metrics endpoint: GET /metrics\n");
@@ -350,6 +418,10 @@ fn gzip(data: &[u8]) -> io::Result<Vec<u8>> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 4), flate2::Compression::fast());
     encoder.write_all(data)?;
     encoder.finish()
+}
+
+fn not_found() -> Response<Full<Bytes>> {
+    plain(StatusCode::NOT_FOUND, "not found; metrics are at /metrics\n")
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {

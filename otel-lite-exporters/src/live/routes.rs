@@ -1,0 +1,185 @@
+//! The live page's paths on the metrics endpoint: `/live` (the page), `/live/api/overview`
+//! and `/live/api/trace/{32 hex digits}`.
+//!
+//! Read-only and bounded: GET and HEAD only (the endpoint checks), no query string read, a
+//! fixed path grammar, documents capped at [`MAX_DOCUMENT_BYTES`](super::view::MAX_DOCUMENT_BYTES).
+//! The page is for the person at the machine: a peer that is not on loopback gets the
+//! endpoint's ordinary 404 unless [`LiveConfig::allow_remote`](super::LiveConfig) is set,
+//! and a `Host` that is not an IP address or `localhost` gets it too, so that a web page
+//! elsewhere cannot read the page through DNS rebinding.
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::Response;
+use otel_lite_core::trace::TraceId;
+
+use super::view::LiveView;
+
+/// The page: one file, its script and style marked with `__NONCE__`, replaced per response.
+const PAGE: &str = include_str!("page.html");
+const NONCE_MARK: &str = "__NONCE__";
+const TRACE_PREFIX: &str = "/live/api/trace/";
+
+/// What one request to the endpoint asks of the live page.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LiveRequest<'a> {
+    /// The URI's path.
+    pub(crate) path: &'a str,
+    /// The `Host` header, if readable.
+    pub(crate) host: Option<&'a str>,
+    /// Whether the peer's address is a loopback address.
+    pub(crate) peer_is_loopback: bool,
+    /// A HEAD request: the headers of the GET response, no body.
+    pub(crate) head: bool,
+}
+
+/// Whether `path` is one of the live page's (so that the endpoint routes it here).
+pub(crate) fn is_live_path(path: &str) -> bool {
+    path == "/live" || path.starts_with("/live/")
+}
+
+/// The response to a live path, or `None` for the endpoint's ordinary 404: an unknown
+/// path, a peer or `Host` the page is not for, or a trace the reservoir does not hold.
+pub(crate) fn respond(view: &LiveView, request: LiveRequest<'_>) -> Option<Response<Full<Bytes>>> {
+    if !request.peer_is_loopback && !view.config().allow_remote {
+        return None;
+    }
+    if !request.host.is_some_and(host_is_local_name) && !view.config().allow_remote {
+        return None;
+    }
+    let response = match request.path {
+        "/live" | "/live/" => page(),
+        "/live/api/overview" => json(view.overview_json()),
+        path => {
+            let id = parse_trace_id(path.strip_prefix(TRACE_PREFIX)?)?;
+            json(view.trace_json(id)?)
+        }
+    };
+    Some(if request.head { without_body(response) } else { response })
+}
+
+/// A `Host` that names this machine without DNS: an IP literal (v4, or v6 in brackets) or
+/// `localhost`, with an optional port.
+fn host_is_local_name(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        // `[::1]:9464`: the address is what the brackets hold.
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, port)) if port.is_empty() || valid_port(port) => {
+                return v6.parse::<std::net::Ipv6Addr>().is_ok();
+            }
+            _ => return false,
+        },
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if valid_port(port) => name,
+            Some(_) => return false,
+            None => host,
+        },
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
+fn valid_port(port: &str) -> bool {
+    port.strip_prefix(':').unwrap_or(port).parse::<u16>().is_ok()
+}
+
+/// Exactly 32 lowercase hex digits, not all zero; anything else is no trace. The length
+/// is checked first, so a long path is never copied into the parse error.
+fn parse_trace_id(s: &str) -> Option<TraceId> {
+    (s.len() == 32).then(|| TraceId::from_hex(s).ok()).flatten()
+}
+
+fn page() -> Response<Full<Bytes>> {
+    // 128 random bits, fresh per response (a trace id is exactly that, from the SDK's
+    // generator).
+    let nonce = TraceId::random().to_string();
+    let body = PAGE.replace(NONCE_MARK, &nonce);
+    let csp = format!(
+        "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; connect-src 'self'; \
+         img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    );
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    if let Ok(csp) = HeaderValue::from_str(&csp) {
+        headers.insert("content-security-policy", csp);
+    }
+    common_headers(&mut response);
+    response
+}
+
+fn json(body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    common_headers(&mut response);
+    response
+}
+
+fn common_headers(response: &mut Response<Full<Bytes>>) {
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+}
+
+fn without_body(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    *response.body_mut() = Full::new(Bytes::new());
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(path: &'static str, peer_is_loopback: bool, host: Option<&'static str>) -> LiveRequest<'static> {
+        LiveRequest { path, host, peer_is_loopback, head: false }
+    }
+
+    /// The page is for the machine's own user: a remote peer gets the endpoint's 404 (the
+    /// caller's `None`), unless the configuration opens it to every peer.
+    #[test]
+    fn remote_peers_get_nothing_unless_allowed() {
+        let registry = otel_lite_core::Registry::new();
+        let closed = LiveView::new(registry.clone(), super::super::LiveConfig::default());
+        let open = LiveView::new(registry, super::super::LiveConfig::default().allow_remote(true));
+        for path in ["/live", "/live/api/overview"] {
+            assert!(respond(&closed, request(path, true, Some("127.0.0.1:9464"))).is_some(), "{path}");
+            assert!(respond(&closed, request(path, false, Some("127.0.0.1:9464"))).is_none(), "{path}");
+            assert!(respond(&closed, request(path, true, None)).is_none(), "{path}: no Host");
+            assert!(respond(&open, request(path, false, Some("service.prod:9464"))).is_some(), "{path}");
+        }
+        let head = LiveRequest { head: true, ..request("/live", true, Some("localhost")) };
+        let response = respond(&closed, head).expect("served");
+        assert_eq!(hyper::body::Body::size_hint(response.body()).exact(), Some(0));
+    }
+
+    #[test]
+    fn hosts_that_name_this_machine_without_dns() {
+        for host in ["localhost", "LOCALHOST:9464", "127.0.0.1", "127.0.0.1:9464", "[::1]", "[::1]:9464", "10.0.0.7:80"]
+        {
+            assert!(host_is_local_name(host), "{host}");
+        }
+        for host in
+            ["", "example.com", "localhost.evil.com", "127.0.0.1.nip.io:80", "[::1", "[::1]x", "localhost:x", "a:b:c"]
+        {
+            assert!(!host_is_local_name(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn trace_ids_are_32_lowercase_hex_digits_and_not_zero() {
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(parse_trace_id(id).map(|t| t.to_string()), Some(id.to_owned()));
+        for bad in [
+            "",
+            "4BF92F3577B34DA6A3CE929D0E0E4736",
+            &id[1..],
+            &format!("{id}0"),
+            &"0".repeat(32),
+            "+bf92f3577b34da6a3ce929d0e0e4736",
+        ] {
+            assert_eq!(parse_trace_id(bad), None, "{bad}");
+        }
+    }
+}
