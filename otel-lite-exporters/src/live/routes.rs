@@ -154,6 +154,33 @@ mod tests {
         assert_eq!(hyper::body::Body::size_hint(response.body()).exact(), Some(0));
     }
 
+    /// The page builds its DOM from text and checked attributes only, loads nothing from
+    /// elsewhere, and stays small; its policy allows exactly its one script and one style.
+    #[test]
+    fn the_page_is_small_self_contained_and_never_parses_strings_as_html() {
+        for forbidden in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+            "new Function",
+            "http://",
+            "https://",
+        ] {
+            assert!(!PAGE.contains(forbidden), "the page uses {forbidden}");
+        }
+        assert!(
+            !PAGE.contains(" style=") && !PAGE.contains(" onclick="),
+            "inline styles and handlers break the policy"
+        );
+        assert_eq!(PAGE.matches("<script").count(), 1);
+        assert_eq!(PAGE.matches("<style").count(), 1);
+        assert_eq!(PAGE.matches(NONCE_MARK).count(), 2, "the script's and the style's nonce");
+        assert!(PAGE.contains(r#"<link rel="icon" href="data:,">"#), "no favicon request");
+        assert!(PAGE.len() < 32 * 1024, "{} bytes", PAGE.len());
+    }
+
     #[test]
     fn hosts_that_name_this_machine_without_dns() {
         for host in ["localhost", "LOCALHOST:9464", "127.0.0.1", "127.0.0.1:9464", "[::1]", "[::1]:9464", "10.0.0.7:80"]
