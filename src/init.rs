@@ -42,6 +42,20 @@ pub enum Exporter {
     Console,
 }
 
+/// Whether and for whom the live page is served ([`Config::live`]).
+#[cfg(feature = "live")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LiveMode {
+    /// Not served: `/live` is a 404, and nothing is sampled or kept.
+    Off,
+    /// Served to peers on loopback (the default).
+    Loopback,
+    /// Served to any peer that reaches the endpoint. The page shows span attributes and
+    /// log records: only where the network around the endpoint is trusted.
+    Remote,
+}
+
 /// Everything `init` sets up, resolved from the environment (or built in code).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -103,6 +117,16 @@ pub struct Config {
     /// [`build_info!`](crate::build_info)), else a build of the resource's
     /// `service.version` when `OTEL_RESOURCE_ATTRIBUTES` gives one.
     pub build_info: Option<crate::metrics::BuildInfo>,
+    /// The live page on the Prometheus endpoint (feature `live`), from `OTEL_LITE_LIVE`:
+    /// `on` (default: for loopback peers only), `remote` (for any peer that reaches the
+    /// endpoint) or `off`. It needs the Prometheus exporter; with it on, spans and log
+    /// records are recorded for the page even when no exporter takes them.
+    #[cfg(feature = "live")]
+    pub live: LiveMode,
+    /// The live page's settings (sampling interval, reservoir sizes); `OTEL_LITE_LIVE`
+    /// decides whether remote peers may open it.
+    #[cfg(feature = "live")]
+    pub live_config: crate::live::LiveConfig,
     /// The `OTEL_EXPORTER_OTLP_*` variables, for the OTLP exporters.
     #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     env: Vec<(String, String)>,
@@ -203,6 +227,17 @@ impl Config {
                     warn("OTEL_LITE_PROCESS_METRICS", &v, reason);
                     Some(ProcessMetricNames::Semconv)
                 }
+            }
+        };
+        #[cfg(feature = "live")]
+        let live = match get("OTEL_LITE_LIVE").map(|v| v.trim().to_ascii_lowercase()) {
+            None => LiveMode::Loopback,
+            Some(v) if v.is_empty() || v == "on" || v == "true" => LiveMode::Loopback,
+            Some(v) if v == "off" || v == "false" => LiveMode::Off,
+            Some(v) if v == "remote" => LiveMode::Remote,
+            Some(v) => {
+                warn("OTEL_LITE_LIVE", &v, "expected on, off or remote; using on (loopback only)".into());
+                LiveMode::Loopback
             }
         };
         let (resource, resource_warnings) = Resource::from_env_reporting(&get);
@@ -411,6 +446,10 @@ impl Config {
             #[cfg(feature = "process")]
             process_metrics,
             build_info,
+            #[cfg(feature = "live")]
+            live,
+            #[cfg(feature = "live")]
+            live_config: crate::live::LiveConfig::default(),
             env,
             additions: Additions::default(),
         }
@@ -487,6 +526,19 @@ impl Config {
             );
         }
         let registry = global::registry().clone();
+        // The live page: served by the Prometheus endpoint, so only with it.
+        #[cfg(feature = "live")]
+        let live = (self.live != LiveMode::Off && self.metrics.contains(&Exporter::Prometheus)).then(|| {
+            let config = self.live_config.clone().allow_remote(self.live == LiveMode::Remote);
+            crate::live::LiveView::new(registry.clone(), config)
+        });
+        // The first span and log exporters get a tee that shows their batches to the page
+        // (on their worker threads); see `add_span_exporter`.
+        #[cfg(feature = "live")]
+        let (mut span_tee, mut log_tee) = (live.clone(), live.clone());
+        #[cfg(not(feature = "live"))]
+        #[allow(unused_mut, unused_variables)] // used by the exporters compiled in
+        let (mut span_tee, mut log_tee) = (NoTee, NoTee);
 
         // Traces.
         let mut tracing = TracerProvider::builder()
@@ -500,20 +552,27 @@ impl Config {
                     let exporter = crate::otlp::OtlpSpanExporter::new(self.otlp_config(crate::otlp::Signal::Traces))
                         .map_err(|source| InitError::Otlp { signal: crate::otlp::Signal::Traces, source })?;
                     exporter.register_self_metrics(&registry).map_err(InitError::SelfMetrics)?;
-                    tracing = tracing.with_batch_exporter(exporter, self.span_batch.clone());
+                    tracing = add_span_exporter(tracing, exporter, &self.span_batch, &mut span_tee);
                 }
                 #[cfg(feature = "stdout")]
                 Exporter::Console => {
-                    tracing =
-                        tracing.with_batch_exporter(crate::stdout::StdoutSpanExporter::new(), self.span_batch.clone());
+                    let exporter = crate::stdout::StdoutSpanExporter::new();
+                    tracing = add_span_exporter(tracing, exporter, &self.span_batch, &mut span_tee);
                 }
                 other => eprintln!("otel-lite: trace exporter {other:?} is not compiled in (enable its cargo feature)"),
             }
         }
         let added = self.additions.span_exporters.lock().map(|mut e| std::mem::take(&mut *e)).unwrap_or_default();
-        let traces_on = !self.traces.is_empty() || !added.is_empty();
+        #[allow(unused_mut)] // the live page's tee may turn traces on
+        let mut traces_on = !self.traces.is_empty() || !added.is_empty();
         for exporter in added {
-            tracing = tracing.with_batch_exporter(exporter, self.span_batch.clone());
+            tracing = add_span_exporter(tracing, exporter, &self.span_batch, &mut span_tee);
+        }
+        // The page alone: its spans go nowhere else.
+        #[cfg(feature = "live")]
+        if let Some(view) = span_tee.take() {
+            tracing = tracing.with_batch_exporter(view.span_tee(crate::live::Discard), self.span_batch.clone());
+            traces_on = true;
         }
         // With no trace exporter, traces stay off: no provider is installed, so spans cost
         // nothing (`#[instrument]` keeps its metrics; incoming contexts still propagate).
@@ -538,18 +597,25 @@ impl Config {
                     let exporter = crate::otlp::OtlpLogExporter::new(self.otlp_config(crate::otlp::Signal::Logs))
                         .map_err(|source| InitError::Otlp { signal: crate::otlp::Signal::Logs, source })?;
                     exporter.register_self_metrics(&registry).map_err(InitError::SelfMetrics)?;
-                    logging = logging.with_batch_exporter(exporter, self.log_batch.clone());
+                    logging = add_log_exporter(logging, exporter, &self.log_batch, &mut log_tee);
                 }
                 #[cfg(feature = "stdout")]
                 Exporter::Console => {
-                    logging =
-                        logging.with_batch_exporter(crate::stdout::StdoutLogExporter::new(), self.log_batch.clone());
+                    let exporter = crate::stdout::StdoutLogExporter::new();
+                    logging = add_log_exporter(logging, exporter, &self.log_batch, &mut log_tee);
                 }
                 other => eprintln!("otel-lite: log exporter {other:?} is not compiled in (enable its cargo feature)"),
             }
         }
+        #[allow(unused_mut)]
+        let mut logs_on = !self.logs.is_empty();
+        #[cfg(feature = "live")]
+        if let Some(view) = log_tee.take() {
+            logging = logging.with_batch_exporter(view.log_tee(crate::live::Discard), self.log_batch.clone());
+            logs_on = true;
+        }
         // Likewise, logs stay off without an exporter.
-        if !self.logs.is_empty() {
+        if logs_on {
             let logger_provider = logging.build();
             registry.register_pipeline_health(&logger_provider).map_err(InitError::SelfMetrics)?;
             // Only fails if one was installed by hand before; keep that one.
@@ -564,9 +630,17 @@ impl Config {
                 Exporter::Prometheus => {
                     let server = crate::prometheus::PrometheusServer::builder(registry.clone())
                         .host(self.prometheus_host.clone())
-                        .port(self.prometheus_port)
-                        .start()
-                        .map_err(InitError::Prometheus)?;
+                        .port(self.prometheus_port);
+                    #[cfg(feature = "live")]
+                    let server = match &live {
+                        Some(view) => server.live(view.clone()),
+                        None => server,
+                    };
+                    let server = server.start().map_err(InitError::Prometheus)?;
+                    #[cfg(feature = "live")]
+                    {
+                        telemetry.live = live.is_some();
+                    }
                     telemetry.prometheus = Some(server);
                 }
                 #[cfg(feature = "otlp")]
@@ -643,6 +717,49 @@ impl Config {
 /// Routes the `metrics`, `log` and `tracing` crates (those whose feature is on) into the
 /// global registry and providers. One of them already taken by the application is kept,
 /// with a warning: the crates allow one per process, and taking it over is not possible.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+/// The live page's tee for the next exporter, taken by the first one; without the `live`
+/// feature there is none.
+#[cfg(feature = "live")]
+type Tee = Option<crate::live::LiveView>;
+#[cfg(not(feature = "live"))]
+type Tee = NoTee;
+
+/// No live page (the `live` feature is off).
+#[cfg(not(feature = "live"))]
+struct NoTee;
+
+/// Adds a batched span exporter; the first one added while the live page is on goes
+/// through its tee, so the page sees what that exporter exports, on its worker thread.
+/// One exporter is enough: every exporter gets every span.
+fn add_span_exporter(
+    builder: otel_lite_core::trace::TracerProviderBuilder,
+    exporter: impl SpanExporter,
+    batch: &BatchConfig,
+    _tee: &mut Tee,
+) -> otel_lite_core::trace::TracerProviderBuilder {
+    #[cfg(feature = "live")]
+    if let Some(view) = _tee.take() {
+        return builder.with_batch_exporter(view.span_tee(exporter), batch.clone());
+    }
+    builder.with_batch_exporter(exporter, batch.clone())
+}
+
+/// [`add_span_exporter`] for log exporters.
+#[cfg(any(feature = "otlp", feature = "stdout"))]
+fn add_log_exporter(
+    builder: otel_lite_core::logs::LoggerProviderBuilder,
+    exporter: impl otel_lite_core::logs::LogExporter,
+    batch: &BatchConfig,
+    _tee: &mut Tee,
+) -> otel_lite_core::logs::LoggerProviderBuilder {
+    #[cfg(feature = "live")]
+    if let Some(view) = _tee.take() {
+        return builder.with_batch_exporter(view.log_tee(exporter), batch.clone());
+    }
+    builder.with_batch_exporter(exporter, batch.clone())
+}
+
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
 fn install_bridges(registry: &otel_lite_core::Registry) {
     #[cfg(feature = "metrics")]
@@ -765,6 +882,9 @@ pub struct Telemetry {
     logger_provider: Option<LoggerProvider>,
     #[cfg(feature = "prometheus")]
     prometheus: Option<crate::prometheus::PrometheusServer>,
+    /// Whether the Prometheus endpoint serves the live page.
+    #[cfg(feature = "live")]
+    live: bool,
     /// The OTLP and console metric readers.
     readers: Vec<otel_lite_core::metrics::PeriodicReader>,
     /// The process metrics' registration, kept for the life of the telemetry.
@@ -787,6 +907,20 @@ impl Telemetry {
     #[cfg(feature = "prometheus")]
     pub fn prometheus_addr(&self) -> Option<std::net::SocketAddr> {
         self.prometheus.as_ref().map(|s| s.local_addr())
+    }
+
+    /// The live page's address (`http://127.0.0.1:9464/live`), if it is served. An
+    /// endpoint bound to every interface is given by its loopback address, the one the
+    /// page answers by default.
+    #[cfg(feature = "live")]
+    pub fn live_url(&self) -> Option<String> {
+        let addr = self.prometheus_addr().filter(|_| self.live)?;
+        let ip = match addr.ip() {
+            std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+            ip => ip,
+        };
+        Some(format!("http://{}/live", std::net::SocketAddr::new(ip, addr.port())))
     }
 
     /// Flushes every pipeline and stops its threads.
@@ -835,6 +969,7 @@ impl Drop for Telemetry {
 /// | variable | default | meaning |
 /// |---|---|---|
 /// | `OTEL_SDK_DISABLED` | `false` | `true`: install nothing |
+/// | `OTEL_LITE_LIVE` | `on` | the live page at `/live` on the Prometheus endpoint (feature `live`): `on` for loopback peers, `remote` for any peer, `off`; when on, spans and log records are recorded for the page even without an exporter |
 /// | `OTEL_LITE_PROCESS_METRICS` | `semconv` | process metrics (feature `process`): `semconv` names, the classic `prometheus` names (`process_cpu_seconds_total`, ...), `both`, or `none` |
 /// | `OTEL_SERVICE_NAME` | `unknown_service:<exe>` | `service.name` of the resource; wins over `OTEL_RESOURCE_ATTRIBUTES` |
 /// | `OTEL_RESOURCE_ATTRIBUTES` | empty | `key=value,...`, percent-decoded; a malformed entry discards the whole value (one warning) |
@@ -947,6 +1082,20 @@ mod tests {
         let c = config(&[("OTEL_LITE_PROCESS_METRICS", "classic")]);
         assert_eq!(c.process_metrics, Some(ProcessMetricNames::Semconv));
         assert!(warned(&c, "OTEL_LITE_PROCESS_METRICS"));
+    }
+
+    #[cfg(feature = "live")]
+    #[test]
+    fn the_live_page_is_on_for_loopback_unless_the_variable_says_otherwise() {
+        assert_eq!(config(&[]).live, LiveMode::Loopback);
+        let mode = |v: &str| config(&[("OTEL_LITE_LIVE", v)]).live;
+        assert_eq!(mode("ON"), LiveMode::Loopback);
+        assert_eq!(mode(" off "), LiveMode::Off);
+        assert_eq!(mode("false"), LiveMode::Off);
+        assert_eq!(mode("remote"), LiveMode::Remote);
+        let c = config(&[("OTEL_LITE_LIVE", "everyone")]);
+        assert_eq!(c.live, LiveMode::Loopback, "an unknown value does not open the page to the network");
+        assert!(warned(&c, "OTEL_LITE_LIVE"));
     }
 
     #[test]

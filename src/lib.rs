@@ -55,6 +55,9 @@ pub use otel_lite_macros::instrument;
 #[cfg(feature = "tokio")]
 pub mod task;
 
+/// The live page on the Prometheus endpoint (feature `live`; [`Config::live`]).
+#[cfg(feature = "live")]
+pub use otel_lite_exporters::live;
 #[cfg(feature = "otlp")]
 pub use otel_lite_exporters::otlp;
 #[cfg(feature = "prometheus")]
@@ -76,6 +79,8 @@ pub use otel_lite_exporters::stdout;
 pub use otel_lite_integrations as integrations;
 
 mod init;
+#[cfg(feature = "live")]
+pub use init::LiveMode;
 pub use init::{init, Config, EnvWarning, Exporter, InitError, Telemetry, SHUTDOWN_TIMEOUT};
 
 /// The README's examples, compiled and run as doctests.

@@ -107,6 +107,13 @@ pub(crate) fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             }
             None => println!("otel-lite quickstart: no Prometheus endpoint (OTEL_METRICS_EXPORTER leaves it out)"),
         }
+        #[cfg(feature = "live")]
+        match telemetry.live_url() {
+            Some(url) => println!("open in a browser: {url}   (live page: rates, latency, failed and slow traces)"),
+            None => println!("no live page (OTEL_LITE_LIVE=off, or no Prometheus endpoint)"),
+        }
+        #[cfg(not(feature = "live"))]
+        println!("for the live page in a browser: cargo run --example quickstart --features live");
         println!("type e, l, h or p + Enter to toggle injected errors, injected latency, a stalled worker or the load");
         println!("press Ctrl-C to stop");
         read_fault_toggles(controls);

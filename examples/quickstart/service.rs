@@ -282,7 +282,7 @@ async fn place_order(work_scale: f64) -> Result<String, RequestError> {
 
 /// Only the injected fault fails it: an objective of 99% leaves no room for a simulated
 /// error rate, and the end-to-end test asserts that nothing fires in normal traffic.
-#[instrument(err, objective = INVENTORY)]
+#[instrument(err, objective = INVENTORY, fields(item))]
 async fn check_stock(item: &str, work_scale: f64, fail: bool) -> Result<String, RequestError> {
     query_database(0.01 * work_scale * jitter()).await;
     if !ITEMS.contains(&item) {
