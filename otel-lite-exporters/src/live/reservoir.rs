@@ -27,6 +27,119 @@ const MAX_BODY_BYTES: usize = 1024;
 const MAX_LOG_ATTRS: usize = 16;
 /// Longest log attribute value kept, in bytes.
 const MAX_LOG_ATTR_BYTES: usize = 256;
+/// Which traces the reservoir takes in: all, while the spans offered stay within the budget
+/// per second; above it, those whose trace id's low 64 bits (random, per W3C) fall under a
+/// threshold, so that every span of a trace gets the same answer. The rate is the larger
+/// of the last second's and this second's so far: a burst is sampled within its first
+/// second, and a second of quiet restores everything.
+#[derive(Clone, Debug)]
+struct Admission {
+    budget: u64,
+    second: u64,
+    this_second: u64,
+    last_second: u64,
+    threshold: u64,
+}
+
+impl Admission {
+    fn new(budget: u64) -> Self {
+        Admission { budget, second: 0, this_second: 0, last_second: 0, threshold: u64::MAX }
+    }
+
+    /// Counts `offered` spans at `now_ns` and gives the threshold for them (`u64::MAX`:
+    /// take all).
+    fn threshold(&mut self, offered: usize, now_ns: u64) -> u64 {
+        let second = now_ns / 1_000_000_000;
+        if second != self.second {
+            self.last_second = if second == self.second + 1 { self.this_second } else { 0 };
+            self.this_second = 0;
+            self.second = second;
+        }
+        self.this_second = self.this_second.saturating_add(offered as u64);
+        let rate = self.last_second.max(self.this_second);
+        self.threshold = if rate <= self.budget {
+            u64::MAX
+        } else {
+            // budget / rate of the id space; below u64::MAX since budget < rate.
+            (u128::from(u64::MAX) * u128::from(self.budget) / u128::from(rate)) as u64
+        };
+        self.threshold
+    }
+
+    /// The threshold of the latest batch of spans.
+    fn current(&self) -> u64 {
+        self.threshold
+    }
+
+    fn admits(id: TraceId, threshold: u64) -> bool {
+        let bytes = id.to_bytes();
+        let mut low = [0u8; 8];
+        low.copy_from_slice(&bytes[8..]);
+        threshold == u64::MAX || u64::from_be_bytes(low) <= threshold
+    }
+}
+
+/// A map keyed by trace id, hashed by [`IdHashing`].
+type IdMap<V> = HashMap<TraceId, V, IdHashing>;
+
+/// Hashes trace ids with a keyed multiply-fold: std's SipHash was 45% of `observe`'s time
+/// (several lookups per span). Keyed per reservoir from std's random keys, because trace ids
+/// that arrive from other processes are the sender's to choose: unkeyed, crafted ids could
+/// all land in one bucket.
+#[derive(Clone, Debug)]
+struct IdHashing {
+    seed: u64,
+    key: u64,
+}
+
+impl IdHashing {
+    fn new() -> Self {
+        use std::hash::BuildHasher;
+        let random = std::hash::RandomState::new();
+        // An odd multiplier keeps every bit of the input in play.
+        IdHashing {
+            seed: random.hash_one(0x243f_6a88_85a3_08d3_u64),
+            key: random.hash_one(0x1319_8a2e_0370_7344_u64) | 1,
+        }
+    }
+}
+
+impl std::hash::BuildHasher for IdHashing {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher { state: self.seed, key: self.key }
+    }
+}
+
+/// See [`IdHashing`].
+struct IdHasher {
+    state: u64,
+    key: u64,
+}
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.state = fold(self.state ^ u64::from_le_bytes(word), self.key);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.state = fold(self.state ^ n as u64, self.key);
+    }
+    fn finish(&self) -> u64 {
+        self.state
+    }
+}
+
+/// The 128-bit product's halves, xored: every input bit reaches the high bits hashbrown
+/// uses for its control bytes.
+fn fold(a: u64, b: u64) -> u64 {
+    let product = u128::from(a) * u128::from(b);
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
 /// A span's or record's bookkeeping beyond its strings, for the byte estimates.
 const SPAN_OVERHEAD: usize = 256;
 
@@ -60,6 +173,11 @@ pub struct ReservoirConfig {
     pub unclaimed_logs: usize,
     /// Log records kept per trace (default 64).
     pub logs_per_trace: usize,
+    /// Spans per second the reservoir takes in (default 20,000). Above it, whole traces
+    /// are sampled by trace id, so that the exporter's worker, which feeds the reservoir,
+    /// spends a bounded time on it (about 150 ns a span) and keeps up with the spans it
+    /// exports; the page then shows a sample of the traces.
+    pub max_spans_per_second: u64,
 }
 
 impl Default for ReservoirConfig {
@@ -77,6 +195,7 @@ impl Default for ReservoirConfig {
             settle: Duration::from_secs(10),
             unclaimed_logs: 2048,
             logs_per_trace: 64,
+            max_spans_per_second: 20_000,
         }
     }
 }
@@ -95,6 +214,9 @@ pub struct ReservoirStats {
     pub kept_evicted: u64,
     /// Log records dropped: unclaimed ones pushed out of their ring, or beyond a trace's limit.
     pub logs_dropped: u64,
+    /// Spans not taken in because their trace was not sampled (above
+    /// [`ReservoirConfig::max_spans_per_second`]).
+    pub spans_sampled_out: u64,
 }
 
 impl ReservoirStats {
@@ -105,6 +227,7 @@ impl ReservoirStats {
         w.key("spans_dropped").u64(self.spans_dropped);
         w.key("kept_evicted").u64(self.kept_evicted);
         w.key("logs_dropped").u64(self.logs_dropped);
+        w.key("spans_sampled_out").u64(self.spans_sampled_out);
     }
 }
 
@@ -404,40 +527,44 @@ struct SlowEntry {
 /// The reservoir's state, generic over the span type so tests can use fake spans.
 pub(crate) struct State<S> {
     cfg: ReservoirConfig,
-    pending: HashMap<TraceId, Pending<S>>,
+    pending: IdMap<Pending<S>>,
     pending_order: VecDeque<(TraceId, u64)>,
     pending_spans: usize,
     pending_bytes: usize,
     seq: u64,
-    kept: HashMap<TraceId, Arc<KeptTrace<S>>>,
-    kept_logs: HashMap<TraceId, Vec<LiveLog>>,
+    kept: IdMap<Arc<KeptTrace<S>>>,
+    kept_logs: IdMap<Vec<LiveLog>>,
     kept_bytes: usize,
     failed: VecDeque<TraceId>,
     slowest: Vec<SlowEntry>,
     recent: VecDeque<TraceId>,
     unclaimed: VecDeque<(TraceId, LiveLog)>,
     /// Unclaimed records per trace, so a promotion without logs skips the ring.
-    unclaimed_by_trace: HashMap<TraceId, u32>,
+    unclaimed_by_trace: IdMap<u32>,
+    admission: Admission,
     stats: ReservoirStats,
 }
 
 impl<S: SpanLike> State<S> {
     pub(crate) fn new(cfg: ReservoirConfig) -> Self {
+        let ids = IdHashing::new();
+        let admission = Admission::new(cfg.max_spans_per_second);
         State {
             cfg,
-            pending: HashMap::new(),
+            pending: IdMap::with_hasher(ids.clone()),
             pending_order: VecDeque::new(),
             pending_spans: 0,
             pending_bytes: 0,
             seq: 0,
-            kept: HashMap::new(),
-            kept_logs: HashMap::new(),
+            kept: IdMap::with_hasher(ids.clone()),
+            kept_logs: IdMap::with_hasher(ids.clone()),
             kept_bytes: 0,
             failed: VecDeque::new(),
             slowest: Vec::new(),
             recent: VecDeque::new(),
             unclaimed: VecDeque::new(),
-            unclaimed_by_trace: HashMap::new(),
+            unclaimed_by_trace: IdMap::with_hasher(ids),
+            admission,
             stats: ReservoirStats::default(),
         }
     }
@@ -825,12 +952,29 @@ impl TraceReservoir {
 
     /// Takes in an exported batch (copies of its spans) at `now_ns`, ns since the Unix epoch.
     pub fn observe(&self, spans: &[SpanData], now_ns: u64) {
-        self.lock().observe(spans.iter().cloned(), now_ns);
+        let mut state = self.lock();
+        let threshold = state.admission.threshold(spans.len(), now_ns);
+        if threshold == u64::MAX {
+            state.observe(spans.iter().cloned(), now_ns);
+        } else {
+            // Only the sampled traces' spans are copied.
+            let mut sampled_out = 0;
+            let admitted = spans.iter().filter(|s| {
+                let admit = Admission::admits(s.trace_id(), threshold);
+                sampled_out += u64::from(!admit);
+                admit
+            });
+            state.observe(admitted.cloned(), now_ns);
+            state.stats.spans_sampled_out += sampled_out;
+        }
     }
 
     /// Takes in exported log records; those without a trace id are skipped.
     pub fn observe_logs(&self, records: &[LogRecord]) {
-        let mut copies = records.iter().filter(|r| r.trace_id.is_valid()).peekable();
+        // Records of traces the span side does not sample are of no use to the page.
+        let threshold = self.lock().admission.current();
+        let mut copies =
+            records.iter().filter(|r| r.trace_id.is_valid() && Admission::admits(r.trace_id, threshold)).peekable();
         if copies.peek().is_none() {
             return;
         }
@@ -904,6 +1048,69 @@ fn duration_ns(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Within the budget every trace is taken; a second at ten times the budget takes about
+    /// a tenth of the traces, by trace id; the next second stays sampled (the rate is the
+    /// last second's); a quiet second after that takes everything again.
+    #[test]
+    fn above_the_budget_traces_are_sampled_by_id() {
+        let mut admission = Admission::new(1_000);
+        assert_eq!(admission.threshold(1_000, 5 * S), u64::MAX);
+        let threshold = admission.threshold(9_000, 5 * S + MS);
+        let ids: Vec<TraceId> = (0..20_000u128)
+            .map(|n| TraceId::from_bytes(n.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835).to_be_bytes()))
+            .collect();
+        let share = ids.iter().filter(|id| Admission::admits(**id, threshold)).count() as f64 / ids.len() as f64;
+        assert!((0.08..0.12).contains(&share), "{share}");
+        assert_ne!(admission.threshold(10, 6 * S), u64::MAX, "last second's rate still counts");
+        assert_eq!(admission.current(), admission.threshold(0, 6 * S + MS));
+        assert_eq!(admission.threshold(10, 8 * S), u64::MAX, "after a quiet second");
+    }
+
+    /// Real spans above the budget: about budget/offered of the traces are taken, each
+    /// with all of its spans, and the rest are counted as sampled out.
+    #[test]
+    fn a_sampled_batch_keeps_whole_traces() {
+        use otel_lite_core::trace::{InMemorySpanExporter, TracerProvider};
+        let exported = InMemorySpanExporter::default();
+        let provider = TracerProvider::builder().with_simple_exporter(exported.clone()).build();
+        let tracer = provider.tracer("test");
+        for _ in 0..200 {
+            let root = tracer.start("root");
+            let _entered = root.enter();
+            for _ in 0..4 {
+                drop(tracer.start("child"));
+            }
+        }
+        let batch = exported.spans();
+        assert_eq!(batch.len(), 1000);
+        let config = ReservoirConfig { max_spans_per_second: 250, recent: 1000, ..ReservoirConfig::default() };
+        let reservoir = TraceReservoir::new(config);
+        reservoir.observe(&batch, T0);
+        let lists = reservoir.lists();
+        let kept = lists.recent.len();
+        assert!((20..=80).contains(&kept), "about a quarter of 200 traces: {kept}");
+        for summary in &lists.recent {
+            assert_eq!(summary.spans, 5, "whole traces");
+        }
+        assert_eq!(reservoir.stats().spans_sampled_out, 1000 - 5 * kept as u64);
+    }
+
+    /// Trace ids hash apart within a reservoir, including ids that differ in one bit of
+    /// either half, and differently in two reservoirs (the keys are random).
+    #[test]
+    fn trace_ids_hash_by_keyed_folds() {
+        use std::hash::BuildHasher;
+        let (a, b) = (IdHashing::new(), IdHashing::new());
+        let base = 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128;
+        let ids: Vec<TraceId> = (0..128).map(|bit| TraceId::from_bytes((base ^ (1 << bit)).to_be_bytes())).collect();
+        let hashes: std::collections::HashSet<u64> = ids.iter().map(|id| a.hash_one(id)).collect();
+        assert_eq!(hashes.len(), ids.len());
+        assert!(ids.iter().filter(|id| a.hash_one(id) == b.hash_one(id)).count() <= 1);
+        // Hashbrown takes its control byte from the top 7 bits: they vary too.
+        let tops: std::collections::HashSet<u64> = ids.iter().map(|id| a.hash_one(id) >> 57).collect();
+        assert!(tops.len() > 32, "{} distinct top bytes", tops.len());
+    }
 
     const MS: u64 = 1_000_000;
     const S: u64 = 1_000 * MS;
@@ -1239,7 +1446,7 @@ mod tests {
         );
         assert_eq!(v["traces"]["recent"].as_array().map(Vec::len), Some(0));
         assert_eq!(v["reservoir"]["spans_dropped"], 3);
-        assert_eq!(v["reservoir"].as_object().map(|o| o.len()), Some(5));
+        assert_eq!(v["reservoir"].as_object().map(|o| o.len()), Some(6));
         assert!(r.lists().recent.is_empty());
     }
 
