@@ -92,8 +92,11 @@ fn recording_thread(c: &mut Criterion) {
     for (name, (traces, logs)) in &cases {
         traces.force_flush();
         logs.force_flush();
-        let stats = traces.stats();
-        eprintln!("{name}: spans {} exported, {} dropped", stats.exported, stats.dropped);
+        let (spans, records) = (traces.stats(), logs.stats());
+        eprintln!(
+            "{name}: spans {} exported, {} dropped; log records {} exported, {} dropped",
+            spans.exported, spans.dropped, records.exported, records.dropped
+        );
     }
 }
 

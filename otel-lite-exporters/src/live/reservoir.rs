@@ -178,6 +178,9 @@ pub struct ReservoirConfig {
     /// spends a bounded time on it (about 150 ns a span) and keeps up with the spans it
     /// exports; the page then shows a sample of the traces.
     pub max_spans_per_second: u64,
+    /// Log records with a trace id per second the reservoir copies (default 20,000); above
+    /// it, sampled by trace id too.
+    pub max_logs_per_second: u64,
 }
 
 impl Default for ReservoirConfig {
@@ -196,6 +199,7 @@ impl Default for ReservoirConfig {
             unclaimed_logs: 2048,
             logs_per_trace: 64,
             max_spans_per_second: 20_000,
+            max_logs_per_second: 20_000,
         }
     }
 }
@@ -217,6 +221,8 @@ pub struct ReservoirStats {
     /// Spans not taken in because their trace was not sampled (above
     /// [`ReservoirConfig::max_spans_per_second`]).
     pub spans_sampled_out: u64,
+    /// Log records not copied because their trace was not sampled.
+    pub logs_sampled_out: u64,
 }
 
 impl ReservoirStats {
@@ -228,6 +234,7 @@ impl ReservoirStats {
         w.key("kept_evicted").u64(self.kept_evicted);
         w.key("logs_dropped").u64(self.logs_dropped);
         w.key("spans_sampled_out").u64(self.spans_sampled_out);
+        w.key("logs_sampled_out").u64(self.logs_sampled_out);
     }
 }
 
@@ -542,6 +549,7 @@ pub(crate) struct State<S> {
     /// Unclaimed records per trace, so a promotion without logs skips the ring.
     unclaimed_by_trace: IdMap<u32>,
     admission: Admission,
+    log_admission: Admission,
     stats: ReservoirStats,
 }
 
@@ -549,6 +557,7 @@ impl<S: SpanLike> State<S> {
     pub(crate) fn new(cfg: ReservoirConfig) -> Self {
         let ids = IdHashing::new();
         let admission = Admission::new(cfg.max_spans_per_second);
+        let log_admission = Admission::new(cfg.max_logs_per_second);
         State {
             cfg,
             pending: IdMap::with_hasher(ids.clone()),
@@ -565,6 +574,7 @@ impl<S: SpanLike> State<S> {
             unclaimed: VecDeque::new(),
             unclaimed_by_trace: IdMap::with_hasher(ids),
             admission,
+            log_admission,
             stats: ReservoirStats::default(),
         }
     }
@@ -971,16 +981,23 @@ impl TraceReservoir {
 
     /// Takes in exported log records; those without a trace id are skipped.
     pub fn observe_logs(&self, records: &[LogRecord]) {
-        // Records of traces the span side does not sample are of no use to the page.
-        let threshold = self.lock().admission.current();
-        let mut copies =
-            records.iter().filter(|r| r.trace_id.is_valid() && Admission::admits(r.trace_id, threshold)).peekable();
-        if copies.peek().is_none() {
+        let in_traces = records.iter().filter(|r| r.trace_id.is_valid()).count();
+        if in_traces == 0 {
             return;
         }
+        // Records beyond their own budget are sampled by trace id, like spans; and records
+        // of traces the span side does not take in are of no use to the page.
+        let threshold = {
+            let mut state = self.lock();
+            let logs = state.log_admission.threshold(in_traces, otel_lite_core::now_unix_nanos());
+            logs.min(state.admission.current())
+        };
+        let admitted = |r: &&LogRecord| r.trace_id.is_valid() && Admission::admits(r.trace_id, threshold);
         // Copied before locking: rendering bodies need not hold up the span tee.
-        let copies: Vec<(TraceId, LiveLog)> = copies.map(|r| (r.trace_id, LiveLog::from_record(r))).collect();
+        let copies: Vec<(TraceId, LiveLog)> =
+            records.iter().filter(admitted).map(|r| (r.trace_id, LiveLog::from_record(r))).collect();
         let mut state = self.lock();
+        state.stats.logs_sampled_out += (in_traces - copies.len()) as u64;
         for (id, log) in copies {
             state.observe_log(id, log);
         }
@@ -1094,6 +1111,28 @@ mod tests {
             assert_eq!(summary.spans, 5, "whole traces");
         }
         assert_eq!(reservoir.stats().spans_sampled_out, 1000 - 5 * kept as u64);
+    }
+
+    /// Log records above their own budget are sampled by trace id and counted.
+    #[test]
+    fn log_records_above_their_budget_are_sampled() {
+        use otel_lite_core::logs::{InMemoryLogExporter, LoggerProvider, Severity};
+        use otel_lite_core::trace::TracerProvider;
+        let records = InMemoryLogExporter::default();
+        let logger_provider = LoggerProvider::builder().with_simple_exporter(records.clone()).build();
+        let tracer_provider = TracerProvider::builder().with_simple_exporter(crate::live::Discard).build();
+        let (tracer, logger) = (tracer_provider.tracer("test"), logger_provider.logger("test"));
+        for _ in 0..1000 {
+            let span = tracer.start("request");
+            let _entered = span.enter();
+            logger.log(Severity::Info, "handled", vec![]);
+        }
+        let batch = records.records();
+        assert_eq!(batch.len(), 1000);
+        let reservoir = TraceReservoir::new(ReservoirConfig { max_logs_per_second: 100, ..ReservoirConfig::default() });
+        reservoir.observe_logs(&batch);
+        let out = reservoir.stats().logs_sampled_out;
+        assert!((850..=950).contains(&out), "about 900 of 1000 sampled out: {out}");
     }
 
     /// Trace ids hash apart within a reservoir, including ids that differ in one bit of
@@ -1446,7 +1485,7 @@ mod tests {
         );
         assert_eq!(v["traces"]["recent"].as_array().map(Vec::len), Some(0));
         assert_eq!(v["reservoir"]["spans_dropped"], 3);
-        assert_eq!(v["reservoir"].as_object().map(|o| o.len()), Some(6));
+        assert_eq!(v["reservoir"].as_object().map(|o| o.len()), Some(7));
         assert!(r.lists().recent.is_empty());
     }
 
