@@ -181,6 +181,54 @@ mod tests {
         assert!(PAGE.len() < 32 * 1024, "{} bytes", PAGE.len());
     }
 
+    /// The request parts that come from outside (path and `Host`), mutated at random from
+    /// valid ones: nothing panics, a trace id is accepted only in its one canonical
+    /// spelling, and an accepted `Host` has only the characters a host and port may have.
+    #[test]
+    fn random_paths_and_hosts_are_handled() {
+        let view = LiveView::new(otel_lite_core::Registry::new(), super::super::LiveConfig::default());
+        let seeds = [
+            "/live/api/trace/4bf92f3577b34da6a3ce929d0e0e4736",
+            "/live/api/overview",
+            "/live",
+            "[::1]:9464",
+            "localhost:80",
+            "127.0.0.1",
+        ];
+        let alphabet = b"/:[]%.0123456789abcdefABCDEFlivehostapirc \x00\xff\xc3\xa9";
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let mut bytes = seeds[(next() % seeds.len() as u64) as usize].as_bytes().to_vec();
+            for _ in 0..(next() % 4) {
+                let at = (next() % (bytes.len() as u64 + 1)) as usize;
+                let byte = alphabet[(next() % alphabet.len() as u64) as usize];
+                match next() % 3 {
+                    0 if at < bytes.len() => bytes[at] = byte,
+                    1 if at < bytes.len() => drop(bytes.remove(at)),
+                    _ => bytes.insert(at, byte),
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            if let Some(id) = text.strip_prefix(TRACE_PREFIX).and_then(parse_trace_id) {
+                assert_eq!(format!("{TRACE_PREFIX}{id}"), text, "one spelling per id");
+            }
+            if host_is_local_name(&text) {
+                assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b":.[]".contains(&b)), "{text:?}");
+            }
+            let _ = respond(&view, request_owned(&text));
+        }
+    }
+
+    fn request_owned(path: &str) -> LiveRequest<'_> {
+        LiveRequest { path, host: Some(path), peer_is_loopback: true, head: false }
+    }
+
     #[test]
     fn hosts_that_name_this_machine_without_dns() {
         for host in ["localhost", "LOCALHOST:9464", "127.0.0.1", "127.0.0.1:9464", "[::1]", "[::1]:9464", "10.0.0.7:80"]
