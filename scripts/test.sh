@@ -5,9 +5,10 @@
 #   FUZZ=1 FUZZ_SECONDS=60 scripts/test.sh   # also fuzz each target (fuzz/) for 60 s
 #
 # Peers: Prometheus, promtool and Alertmanager (Debian packages `prometheus`,
-# `prometheus-alertmanager`), `openssl` (test certificates), and in a venv under .peers/
-# the Python `prometheus-client` reference parsers and the OTLP receiver's
-# `opentelemetry-proto`, `grpcio` and `grpcio-status`. A peer that cannot be installed stops the suite with an error:
+# `prometheus-alertmanager`), `openssl` (test certificates), `chromium` and
+# `fonts-dejavu-core` (the live page's browser test), and in a venv under .peers/
+# the Python `prometheus-client` reference parsers, the OTLP receiver's
+# `opentelemetry-proto`, `grpcio` and `grpcio-status`, and `websockets` (the browser driver). A peer that cannot be installed stops the suite with an error:
 # nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,9 @@ install_debian_peers() {
   command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
   # Makes the certificate authority and receiver certificate of the OTLP TLS tests.
   command -v openssl >/dev/null || missing+=(openssl)
+  # The live page's browser test (tests/live_page.rs): headless Chromium, and a font for its screenshots.
+  command -v chromium >/dev/null || missing+=(chromium)
+  [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
   [ ${#missing[@]} -eq 0 ] && return 0
   say "installing Debian packages: ${missing[*]}"
   local sudo=""
@@ -46,11 +50,11 @@ install_debian_peers() {
 
 install_python_peers() {
   local venv=.peers/venv
-  if ! "$venv/bin/python" -c 'import prometheus_client.openmetrics.parser, opentelemetry.proto.collector.trace.v1.trace_service_pb2, grpc, grpc_status.rpc_status' 2>/dev/null; then
-    say "creating $venv with prometheus-client, opentelemetry-proto, grpcio and grpcio-status"
+  if ! "$venv/bin/python" -c 'import prometheus_client.openmetrics.parser, opentelemetry.proto.collector.trace.v1.trace_service_pb2, grpc, grpc_status.rpc_status, websockets.sync.client' 2>/dev/null; then
+    say "creating $venv with prometheus-client, opentelemetry-proto, grpcio, grpcio-status and websockets"
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
-    "$venv/bin/pip" install -q --disable-pip-version-check 'prometheus-client>=0.20' 'opentelemetry-proto>=1.27,<2' 'grpcio>=1.60' 'grpcio-status>=1.60' \
-      || die "could not install prometheus-client, opentelemetry-proto, grpcio and grpcio-status from PyPI"
+    "$venv/bin/pip" install -q --disable-pip-version-check 'prometheus-client>=0.20' 'opentelemetry-proto>=1.27,<2' 'grpcio>=1.60' 'grpcio-status>=1.60' 'websockets>=13,<18' \
+      || die "could not install prometheus-client, opentelemetry-proto, grpcio, grpcio-status and websockets from PyPI"
   fi
   export OTEL_LITE_PYTHON="$PWD/$venv/bin/python"
 }
