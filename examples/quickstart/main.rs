@@ -72,6 +72,11 @@ pub(crate) fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     if std::env::var_os("OTEL_EXPORTER_PROMETHEUS_HOST").is_none() {
         config.prometheus_host = "127.0.0.1".into();
     }
+    // The live page samples every 5 s; its browser test asks for faster sampling.
+    #[cfg(feature = "live")]
+    if let Some(ms) = std::env::var("OTEL_LITE_LIVE_SAMPLE_MS").ok().and_then(|s| s.parse::<u64>().ok()) {
+        config.live_config = otel_lite::live::LiveConfig::default().sample_interval(Duration::from_millis(ms));
+    }
     let otlp = [&config.traces, &config.metrics, &config.logs].iter().any(|e| e.contains(&Exporter::Otlp));
     let telemetry = match config.install() {
         Ok(t) => t,
