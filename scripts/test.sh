@@ -61,7 +61,7 @@ install_python_peers() {
 
 install_debian_peers
 install_python_peers
-for bin in prometheus promtool; do command -v "$bin" >/dev/null || die "$bin is still missing"; done
+for bin in prometheus promtool prometheus-alertmanager chromium; do command -v "$bin" >/dev/null || die "$bin is still missing"; done
 
 # Nightly for miri and cargo-fuzz; installed here when missing.
 ensure_nightly() {
