@@ -154,6 +154,10 @@ fn fold(a: u64, b: u64) -> u64 {
     (product as u64) ^ ((product >> 64) as u64)
 }
 
+/// How many let-go trace ids the reservoir remembers, to drop their late spans (40 bytes
+/// each with the map's entry).
+const RELEASED_IDS: usize = 4096;
+
 /// A span's or record's bookkeeping beyond its strings, for the byte estimates.
 const SPAN_OVERHEAD: usize = 256;
 
@@ -226,7 +230,7 @@ pub struct ReservoirStats {
     pub traces_decided: u64,
     /// Waiting traces evicted, oldest first, by the pending bounds.
     pub pending_evicted: u64,
-    /// Spans beyond a trace's span limit.
+    /// Spans beyond a trace's span limit, or ending after their trace was decided and let go.
     pub spans_dropped: u64,
     /// Kept traces let go early for the kept-bytes bound.
     pub kept_evicted: u64,
@@ -564,6 +568,10 @@ pub(crate) struct State<S> {
     unclaimed_by_trace: IdMap<u32>,
     admission: Admission,
     log_admission: Admission,
+    /// Traces decided and let go, newest last, so that their late spans are dropped
+    /// rather than left waiting for a root (bounded by [`RELEASED_IDS`]).
+    released: IdMap<()>,
+    released_order: VecDeque<TraceId>,
     stats: ReservoirStats,
 }
 
@@ -586,9 +594,11 @@ impl<S: SpanLike> State<S> {
             slowest: Vec::new(),
             recent: VecDeque::new(),
             unclaimed: VecDeque::new(),
-            unclaimed_by_trace: IdMap::with_hasher(ids),
+            unclaimed_by_trace: IdMap::with_hasher(ids.clone()),
             admission,
             log_admission,
+            released: IdMap::with_hasher(ids.clone()),
+            released_order: VecDeque::new(),
             stats: ReservoirStats::default(),
         }
     }
@@ -605,10 +615,20 @@ impl<S: SpanLike> State<S> {
     fn observe_one(&mut self, span: S, now_ns: u64) {
         let id = span.trace_id();
         if self.kept.contains_key(&id) {
-            self.add_late(id, span);
+            self.add_late(id, span, now_ns);
             return;
         }
-        let local_root = !span.parent_span_id().is_valid();
+        if self.released.contains_key(&id) {
+            // A span that ended after its trace was decided and let go (a background task
+            // outliving the request): it would wait for a root that has come and gone.
+            self.stats.spans_dropped += 1;
+            return;
+        }
+        // The span that closes a group: the local root, or the span this process entered
+        // the trace with (its parent is remote), which ends after its in-process children.
+        // Waiting for quiet instead held a remotely entered trace for `settle`, and above
+        // about 100 such traces a second the pending bound evicted every one of them.
+        let local_root = !span.parent_span_id().is_valid() || span.parent_is_remote();
         let bytes = span.approx_bytes();
         if local_root && !self.pending.contains_key(&id) {
             // A trace of one span (or whose children were evicted): decided at once,
@@ -702,7 +722,31 @@ impl<S: SpanLike> State<S> {
     }
 
     /// A span of a trace already kept: appended (a copy is made if a reader holds the trace).
-    fn add_late(&mut self, id: TraceId, span: S) {
+    fn add_late(&mut self, id: TraceId, span: S, now_ns: u64) {
+        // The trace's local root after it was decided on a span it entered through (a call
+        // from this process to itself, over HTTP): the root names and times the trace.
+        if !span.parent_span_id().is_valid() {
+            if let Some(trace) = self.kept.get_mut(&id).filter(|t| t.remote_root || t.root_name.is_empty()) {
+                let t = Arc::make_mut(trace);
+                t.root_name = span.name().to_string();
+                t.start_ns = span.start_ns();
+                t.dur_ns = span.end_ns().saturating_sub(span.start_ns());
+                t.remote_root = false;
+                let dur_ns = t.dur_ns;
+                self.slowest.retain(|e| e.id != id);
+                self.consider_slow(id, dur_ns, now_ns);
+                if self.kept.contains_key(&id) {
+                    self.add_span_to_kept(id, span);
+                }
+                // Out of `slowest` and in no other list: `consider_slow` did not take it.
+                self.release(id);
+                return;
+            }
+        }
+        self.add_span_to_kept(id, span);
+    }
+
+    fn add_span_to_kept(&mut self, id: TraceId, span: S) {
         let Some(trace) = self.kept.get_mut(&id) else { return };
         if trace.spans.len() >= self.cfg.max_spans_per_trace {
             Arc::make_mut(trace).dropped_spans += 1;
@@ -725,9 +769,21 @@ impl<S: SpanLike> State<S> {
 
     fn decide(&mut self, id: TraceId, group: Pending<S>, now_ns: u64) {
         let Some(first) = group.spans.first() else { return };
-        let root = group.spans.iter().find(|s| !s.parent_span_id().is_valid());
+        let root = group
+            .spans
+            .iter()
+            .find(|s| !s.parent_span_id().is_valid())
+            .or_else(|| group.spans.iter().find(|s| s.parent_is_remote()));
         let (root_name, start_ns, dur_ns) = match root {
-            Some(r) => (r.name().to_string(), r.start_ns(), r.end_ns().saturating_sub(r.start_ns())),
+            // A local root's own time; an entry span's up to the last of its group, since
+            // work it started may outlive it.
+            Some(r) if !r.parent_span_id().is_valid() => {
+                (r.name().to_string(), r.start_ns(), r.end_ns().saturating_sub(r.start_ns()))
+            }
+            Some(r) => {
+                let end = group.spans.iter().map(S::end_ns).max().unwrap_or(r.end_ns());
+                (r.name().to_string(), r.start_ns(), end.saturating_sub(r.start_ns()))
+            }
             None => {
                 let earliest = group.spans.iter().min_by_key(|s| s.start_ns()).unwrap_or(first);
                 let start = earliest.start_ns();
@@ -742,7 +798,7 @@ impl<S: SpanLike> State<S> {
             start_ns,
             dur_ns,
             error,
-            remote_root: root.is_none(),
+            remote_root: root.is_none_or(|r| r.parent_span_id().is_valid()),
             dropped_spans: group.dropped,
             bytes: group.bytes,
             spans: group.spans,
@@ -803,6 +859,17 @@ impl<S: SpanLike> State<S> {
         self.slowest.push(SlowEntry { id, dur_ns, kept_at_ns: now_ns });
     }
 
+    fn remember_released(&mut self, id: TraceId) {
+        if self.released.insert(id, ()).is_none() {
+            self.released_order.push_back(id);
+            while self.released_order.len() > RELEASED_IDS {
+                if let Some(old) = self.released_order.pop_front() {
+                    self.released.remove(&old);
+                }
+            }
+        }
+    }
+
     fn in_a_list(&self, id: &TraceId) -> bool {
         self.failed.contains(id) || self.recent.contains(id) || self.slowest.iter().any(|e| e.id == *id)
     }
@@ -814,6 +881,7 @@ impl<S: SpanLike> State<S> {
         }
         if let Some(t) = self.kept.remove(&id) {
             self.kept_bytes = self.kept_bytes.saturating_sub(t.bytes);
+            self.remember_released(id);
         }
         if let Some(logs) = self.kept_logs.remove(&id) {
             self.kept_bytes = self.kept_bytes.saturating_sub(logs.iter().map(LiveLog::approx_bytes).sum::<usize>());
@@ -1287,22 +1355,82 @@ mod tests {
     }
 
     #[test]
-    fn a_trace_entered_remotely_settles_after_quiet() {
+    fn a_trace_entered_remotely_is_decided_by_its_entry_span() {
         let mut s = state();
         let entry = Fake { parent: 9, remote: true, name: "GET /x", start: T0, end: T0 + 50 * MS, ..child(1) };
         let inner = Fake { parent: 5, start: T0 + 10 * MS, end: T0 + 80 * MS, ..child(1) };
         s.observe([inner], T0);
+        assert!(!s.is_kept(tid(1)), "waits for the span it entered through");
         s.observe([entry], T0 + S);
-        s.observe([], T0 + 10 * S);
-        assert!(!s.is_kept(tid(1)), "9 s after its last span");
+        let (t, _) = s.trace(tid(1)).expect("decided at once");
+        assert!(t.has_remote_root());
+        // Up to the last span of the group: the inner span outlived the entry span.
+        assert_eq!((t.root_name(), t.start_unix_nanos(), t.duration_nanos()), ("GET /x", T0, 80 * MS));
         // An orphan without a remote parent waits for its root, whatever the time.
         s.observe([child(2)], T0 + 10 * S);
-        s.observe([], T0 + 11 * S);
-        let (t, _) = s.trace(tid(1)).expect("settled");
-        assert!(t.has_remote_root());
-        assert_eq!((t.root_name(), t.start_unix_nanos(), t.duration_nanos()), ("GET /x", T0, 80 * MS));
         s.observe([], T0 + 100 * S);
         assert!(!s.is_kept(tid(2)) && s.pending.contains_key(&tid(2)));
+    }
+
+    /// A request that calls this same process over HTTP: the inner server span has a remote
+    /// parent and ends first, deciding the trace; the local root arriving later names and
+    /// times it, and a failure in it makes the trace failed.
+    #[test]
+    fn a_local_root_after_an_inner_entry_span_names_the_trace() {
+        let mut s = state();
+        let inner = Fake { parent: 7, remote: true, name: "GET /inventory/{item}", ..child(3) };
+        s.observe([inner], T0);
+        assert_eq!(s.trace(tid(3)).expect("decided").0.root_name(), "GET /inventory/{item}");
+        s.observe([failed(Fake { name: "GET /checkout", ..root(3, 40) })], T0 + S);
+        let (t, _) = s.trace(tid(3)).expect("kept");
+        assert_eq!((t.root_name(), t.duration_nanos(), t.spans().len()), ("GET /checkout", 40 * MS, 2));
+        assert!(!t.has_remote_root() && t.is_error());
+        assert_eq!(ids(&s.lists().failed), vec![tid(3)]);
+        assert_eq!(s.lists().slowest[0].dur_ns, 40 * MS);
+    }
+
+    /// A service behind an ingress that sends `traceparent`: every trace enters remotely.
+    /// At 500 traces a second for 30 s, far past what waiting for quiet allowed (the pending
+    /// bound of 1024 traces over 10 s), every trace is decided and none is evicted.
+    #[test]
+    fn remotely_entered_traces_at_a_high_rate_are_all_decided() {
+        let mut s = state();
+        for n in 0..15_000u64 {
+            let at = T0 + n * 2 * MS;
+            let trace = n + 1;
+            let children: Vec<Fake> =
+                (0..3).map(|_| Fake { parent: 100, start: at, end: at + MS, ..child(trace) }).collect();
+            s.observe(children, at + MS);
+            let entry = Fake { parent: 9, remote: true, name: "GET /api", start: at, end: at + 2 * MS, ..child(trace) };
+            s.observe([entry], at + 2 * MS);
+        }
+        let stats = s.stats();
+        assert_eq!((stats.traces_decided, stats.pending_evicted), (15_000, 0), "{stats:?}");
+        assert!(s.pending.is_empty());
+        assert_eq!(s.lists().recent.len(), 16);
+    }
+
+    /// Background work that outlives its request: its spans end after the trace was decided
+    /// and let go. They are dropped, not left waiting for a root, so they cannot push a
+    /// slow request that is still running out of the pending groups.
+    #[test]
+    fn spans_ending_after_their_trace_was_let_go_do_not_wait() {
+        let mut s =
+            State::new(ReservoirConfig { recent: 1, slowest: 0, pending_traces: 8, ..ReservoirConfig::default() });
+        // A slow request in progress: one child exported, its root still running.
+        s.observe([Fake { parent: 50, ..child(1000) }], T0);
+        for n in 1..=20 {
+            s.observe([root(n, 1)], T0 + n * MS);
+            // The previous request's background child ends now: after its root was decided
+            // and, with one recent slot, let go when this request was.
+            if n > 1 {
+                s.observe([Fake { parent: 1, ..child(n - 1) }], T0 + n * MS + 1);
+            }
+        }
+        assert_eq!(s.stats().pending_evicted, 0, "{:?}", s.stats());
+        s.observe([root(1000, 5_000)], T0 + 5 * S);
+        let (t, _) = s.trace(tid(1000)).expect("the slow request is kept");
+        assert_eq!(t.spans().len(), 2, "with its child");
     }
 
     #[test]
