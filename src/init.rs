@@ -49,10 +49,11 @@ pub enum Exporter {
 pub enum LiveMode {
     /// Not served: `/live` is a 404, and nothing is sampled or kept.
     Off,
-    /// Served to peers on loopback (the default).
+    /// Served to peers on loopback naming `localhost` or a loopback address (the default).
     Loopback,
-    /// Served to any peer that reaches the endpoint. The page shows span attributes and
-    /// log records: only where the network around the endpoint is trusted.
+    /// Served to any peer that reaches the endpoint by an IP address (a DNS name in `Host`
+    /// is refused, against DNS rebinding). The page shows span attributes and log
+    /// records: only where the network around the endpoint is trusted.
     Remote,
 }
 
@@ -639,7 +640,7 @@ impl Config {
                     let server = server.start().map_err(InitError::Prometheus)?;
                     #[cfg(feature = "live")]
                     {
-                        telemetry.live = live.is_some();
+                        telemetry.live = live.is_some().then_some(self.live);
                     }
                     telemetry.prometheus = Some(server);
                 }
@@ -882,9 +883,9 @@ pub struct Telemetry {
     logger_provider: Option<LoggerProvider>,
     #[cfg(feature = "prometheus")]
     prometheus: Option<crate::prometheus::PrometheusServer>,
-    /// Whether the Prometheus endpoint serves the live page.
+    /// For whom the Prometheus endpoint serves the live page, if it does.
     #[cfg(feature = "live")]
-    live: bool,
+    live: Option<LiveMode>,
     /// The OTLP and console metric readers.
     readers: Vec<otel_lite_core::metrics::PeriodicReader>,
     /// The process metrics' registration, kept for the life of the telemetry.
@@ -909,16 +910,19 @@ impl Telemetry {
         self.prometheus.as_ref().map(|s| s.local_addr())
     }
 
-    /// The live page's address (`http://127.0.0.1:9464/live`), if it is served. An
-    /// endpoint bound to every interface is given by its loopback address, the one the
-    /// page answers by default.
+    /// The live page's address (`http://127.0.0.1:9464/live`), if it is served and can be
+    /// opened: an endpoint bound to every interface is given by its loopback address; one
+    /// bound to another machine-facing address gives `None` unless the page is open to
+    /// remote peers (`OTEL_LITE_LIVE=remote`), since by default it answers loopback only.
     #[cfg(feature = "live")]
     pub fn live_url(&self) -> Option<String> {
-        let addr = self.prometheus_addr().filter(|_| self.live)?;
+        let mode = self.live?;
+        let addr = self.prometheus_addr()?;
         let ip = match addr.ip() {
             std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
             std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
-            ip => ip,
+            ip if ip.is_loopback() || mode == LiveMode::Remote => ip,
+            _ => return None,
         };
         Some(format!("http://{}/live", std::net::SocketAddr::new(ip, addr.port())))
     }

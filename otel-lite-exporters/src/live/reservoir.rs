@@ -417,6 +417,9 @@ fn write_any(out: &mut String, v: &AnyValue, max: usize) {
         AnyValue::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
+                if out.len() >= max {
+                    break;
+                }
                 if i > 0 {
                     out.push_str(", ");
                 }
@@ -427,6 +430,9 @@ fn write_any(out: &mut String, v: &AnyValue, max: usize) {
         AnyValue::Map(entries) => {
             out.push('{');
             for (i, (k, item)) in entries.iter().enumerate() {
+                if out.len() >= max {
+                    break;
+                }
                 if i > 0 {
                     out.push_str(", ");
                 }

@@ -314,13 +314,14 @@ impl SnapshotRing {
     /// ending at the latest push (a series younger than the ring has fewer samples; a push
     /// that missed the series is `null`, as is a value without data).
     pub fn write_json(&self, w: &mut JsonWriter, is_kept: &dyn Fn(TraceId) -> bool) {
+        // Health and heartbeats first: few rows, and the budget cuts from the end.
         for (section, kind) in [
+            ("health", SeriesKind::Health),
+            ("heartbeats", SeriesKind::Heartbeat),
             ("functions", SeriesKind::Function),
             ("routes", SeriesKind::Route),
-            ("heartbeats", SeriesKind::Heartbeat),
-            ("meters", SeriesKind::Meter),
             ("values", SeriesKind::Value),
-            ("health", SeriesKind::Health),
+            ("meters", SeriesKind::Meter),
         ] {
             w.key(section).begin_array();
             for (key, h) in self.series.iter().filter(|(k, _)| k.kind == kind) {

@@ -42,10 +42,7 @@ pub(crate) fn is_live_path(path: &str) -> bool {
 /// The response to a live path, or `None` for the endpoint's ordinary 404: an unknown
 /// path, a peer or `Host` the page is not for, or a trace the reservoir does not hold.
 pub(crate) fn respond(view: &LiveView, request: LiveRequest<'_>) -> Option<Response<Full<Bytes>>> {
-    if !request.peer_is_loopback && !view.config().allow_remote {
-        return None;
-    }
-    if !request.host.is_some_and(host_is_local_name) && !view.config().allow_remote {
+    if !admits(view, &request) {
         return None;
     }
     let response = match request.path {
@@ -59,24 +56,50 @@ pub(crate) fn respond(view: &LiveView, request: LiveRequest<'_>) -> Option<Respo
     Some(if request.head { without_body(response) } else { response })
 }
 
-/// A `Host` that names this machine without DNS: an IP literal (v4, or v6 in brackets) or
-/// `localhost`, with an optional port.
-fn host_is_local_name(host: &str) -> bool {
+/// Whether the page is for this request's peer and `Host` (checked before anything else,
+/// the method included, so that a peer it is not for cannot tell the page exists).
+///
+/// By default, only a loopback peer naming a loopback address or `localhost`: a proxy or
+/// sidecar on this machine forwarding other machines' requests (they then arrive from
+/// loopback) names the pod's address or a service name and is refused. With
+/// `allow_remote`, any peer, naming any IP address or `localhost`: never a DNS name, which
+/// a page elsewhere could point at this endpoint (DNS rebinding).
+pub(crate) fn admits(view: &LiveView, request: &LiveRequest<'_>) -> bool {
+    let Some(host) = request.host.and_then(host_address) else { return false };
+    if view.config().allow_remote {
+        return true;
+    }
+    request.peer_is_loopback && host.is_loopback()
+}
+
+/// The address a `Host` header names without DNS: an IP literal (v4, or v6 in brackets)
+/// or `localhost` (as 127.0.0.1), with an optional port; `None` for anything else.
+fn host_address(host: &str) -> Option<std::net::IpAddr> {
     let name = match host.strip_prefix('[') {
         // `[::1]:9464`: the address is what the brackets hold.
-        Some(rest) => match rest.split_once(']') {
-            Some((v6, port)) if port.is_empty() || valid_port(port) => {
-                return v6.parse::<std::net::Ipv6Addr>().is_ok();
+        Some(rest) => {
+            let (v6, port) = rest.split_once(']')?;
+            if !(port.is_empty() || valid_port(port)) {
+                return None;
             }
-            _ => return false,
-        },
+            return v6.parse::<std::net::Ipv6Addr>().ok().map(std::net::IpAddr::V6);
+        }
         None => match host.rsplit_once(':') {
             Some((name, port)) if valid_port(port) => name,
-            Some(_) => return false,
+            Some(_) => return None,
             None => host,
         },
     };
-    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
+    if name.eq_ignore_ascii_case("localhost") {
+        return Some(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    name.parse::<std::net::Ipv4Addr>().ok().map(std::net::IpAddr::V4)
+}
+
+/// Whether `host` names an address without DNS (see [`host_address`]).
+#[cfg(test)]
+fn host_is_local_name(host: &str) -> bool {
+    host_address(host).is_some()
 }
 
 fn valid_port(port: &str) -> bool {
@@ -145,9 +168,15 @@ mod tests {
         let open = LiveView::new(registry, super::super::LiveConfig::default().allow_remote(true));
         for path in ["/live", "/live/api/overview"] {
             assert!(respond(&closed, request(path, true, Some("127.0.0.1:9464"))).is_some(), "{path}");
+            assert!(respond(&closed, request(path, true, Some("[::1]:9464"))).is_some(), "{path}");
             assert!(respond(&closed, request(path, false, Some("127.0.0.1:9464"))).is_none(), "{path}");
             assert!(respond(&closed, request(path, true, None)).is_none(), "{path}: no Host");
-            assert!(respond(&open, request(path, false, Some("service.prod:9464"))).is_some(), "{path}");
+            // A sidecar forwarding other machines' requests from loopback names the pod.
+            assert!(respond(&closed, request(path, true, Some("10.0.0.7:9464"))).is_none(), "{path}");
+            assert!(respond(&closed, request(path, true, Some("0.0.0.0"))).is_none(), "{path}");
+            assert!(respond(&open, request(path, false, Some("10.0.0.7:9464"))).is_some(), "{path}");
+            // Never a DNS name, even when open to every peer (DNS rebinding).
+            assert!(respond(&open, request(path, false, Some("service.prod:9464"))).is_none(), "{path}");
         }
         let head = LiveRequest { head: true, ..request("/live", true, Some("localhost")) };
         let response = respond(&closed, head).expect("served");

@@ -152,16 +152,18 @@ impl LiveView {
         w.key("now_ns").u64(otel_lite_core::now_unix_nanos());
         w.key("sample_ns").u64(self.inner.sampled_at.load(Ordering::Relaxed));
         w.key("interval_ms").u64(u64::try_from(self.inner.config.sample_interval.as_millis()).unwrap_or(u64::MAX));
-        {
-            let ring = self.ring();
-            w.key("samples").u64(ring.samples());
-            ring.write_json(&mut w, &|id| reservoir.is_kept(id));
-        }
+        // The small parts first: the budget cuts rows from the end, and the metric rows
+        // (five sparklines each) are what may not all fit.
         let stats = reservoir.stats();
         w.key("reservoir").begin_object();
         stats.write_json(&mut w);
         w.end_object();
         lists.write_json(&mut w);
+        {
+            let ring = self.ring();
+            w.key("samples").u64(ring.samples());
+            ring.write_json(&mut w, &|id| reservoir.is_kept(id));
+        }
         let truncated = w.truncated();
         w.key("truncated").bool(truncated);
         w.end_object();
@@ -287,5 +289,40 @@ fn kind_name(kind: SpanKind) -> &'static str {
         // `SpanKind` is non-exhaustive.
         #[allow(unreachable_patterns)]
         _ => "internal",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use otel_lite_core::trace::TracerProvider;
+
+    /// 256 functions with full sparklines are more than a document holds: their rows are
+    /// cut, but the trace lists and the health rows, written first, are all there.
+    #[test]
+    fn a_full_ring_leaves_the_trace_lists_in_the_overview() {
+        let registry = Registry::new();
+        let calls = registry.counter::<u64>("function.calls").build().expect("registers");
+        let durations = registry.histogram("function.calls.duration").unit("s").build().expect("registers");
+        let view = LiveView::new(registry.clone(), LiveConfig::default());
+        let provider = TracerProvider::builder().with_simple_exporter(view.span_tee(super::super::Discard)).build();
+        let mut span = provider.tracer("test").start("failed request");
+        span.set_status(Status::error("boom"));
+        drop(span);
+        for sample in 0..120u64 {
+            for f in 0..256u64 {
+                let attrs = [KeyValue::new("function", format!("function_{f}")), KeyValue::new("module", "m")];
+                calls.add(sample + f, &attrs);
+                durations.record(0.001 * (1 + (sample * f) % 97) as f64, &attrs);
+            }
+            view.sample();
+        }
+        let text = view.overview_json();
+        let overview: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(overview["truncated"], true, "the test must overflow the document ({} bytes)", text.len());
+        assert!(text.len() <= MAX_DOCUMENT_BYTES + 64);
+        assert_eq!(overview["traces"]["failed"][0]["root"], "failed request");
+        assert!(overview["functions"].as_array().is_some_and(|f| !f.is_empty() && f.len() < 256));
+        assert!(overview["health"].is_array());
     }
 }

@@ -312,7 +312,8 @@ async fn accept_loop(endpoint: Endpoint, listener: TcpListener, stopped: oneshot
 /// this thread, leaves the application's threads alone.
 #[cfg(feature = "live")]
 async fn sample_loop(view: crate::live::LiveView) {
-    let mut interval = tokio::time::interval(view.config().sample_interval);
+    // `LiveConfig`'s field is public: a zero interval would make `interval` panic.
+    let mut interval = tokio::time::interval(view.config().sample_interval.max(Duration::from_millis(100)));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
@@ -354,8 +355,17 @@ async fn serve(endpoint: Arc<Endpoint>, listener: tokio::net::TcpListener) {
 /// only for it, unless configured otherwise).
 fn respond(endpoint: &Endpoint, req: &Request<Incoming>, peer_is_loopback: bool) -> Response<Full<Bytes>> {
     let path = req.uri().path();
+    // A live path the page is not for (peer, `Host`) is an unknown path, whatever the method.
     #[cfg(feature = "live")]
-    let live = endpoint.live.as_ref().filter(|_| crate::live::routes::is_live_path(path));
+    let live = endpoint.live.as_ref().filter(|_| crate::live::routes::is_live_path(path)).and_then(|view| {
+        let request = crate::live::routes::LiveRequest {
+            path,
+            host: req.headers().get(hyper::header::HOST).and_then(|v| v.to_str().ok()),
+            peer_is_loopback,
+            head: req.method() == Method::HEAD,
+        };
+        crate::live::routes::admits(view, &request).then_some((view, request))
+    });
     #[cfg(not(feature = "live"))]
     let (live, _) = (None::<()>, peer_is_loopback);
     if path != "/metrics" && path != "/" && live.is_none() {
@@ -367,13 +377,7 @@ fn respond(endpoint: &Endpoint, req: &Request<Incoming>, peer_is_loopback: bool)
         return r;
     }
     #[cfg(feature = "live")]
-    if let Some(view) = live {
-        let request = crate::live::routes::LiveRequest {
-            path,
-            host: req.headers().get(hyper::header::HOST).and_then(|v| v.to_str().ok()),
-            peer_is_loopback,
-            head: req.method() == Method::HEAD,
-        };
+    if let Some((view, request)) = live {
         return crate::live::routes::respond(view, request).unwrap_or_else(not_found);
     }
     if path == "/" {
