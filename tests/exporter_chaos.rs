@@ -189,6 +189,13 @@ fn every_span_is_delivered_or_counted_whatever_the_receiver_does() {
     let recorded = calm_spans + chaos_spans + recovered_spans;
     let stats = provider.stats();
     let rejected = transport.rejected.load(Ordering::Relaxed);
+    // The receiver counts a request after writing its reply, so the exporter can have read
+    // the last reply (and the shutdown returned) a moment before that count: wait for it,
+    // briefly. (A CI run once read the counts in that moment: one batch short.)
+    let settled = Instant::now() + Duration::from_secs(2);
+    while receiver.delivered.load(Ordering::Relaxed) + rejected < stats.exported && Instant::now() < settled {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let delivered = receiver.delivered.load(Ordering::Relaxed);
     eprintln!(
         "{recorded} spans recorded ({chaos_spans} in {chaos_seconds} s of chaos, {} requests): {delivered} delivered, \
