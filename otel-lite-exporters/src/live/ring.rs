@@ -202,6 +202,15 @@ impl SnapshotRing {
         SnapshotRing { series: BTreeMap::new(), times: VecDeque::with_capacity(WINDOW_POINTS), pushes: 0, untracked: 0 }
     }
 
+    /// An empty ring that has watched since `now_ns`: a series that starts after it counts
+    /// from zero at that time, so what it recorded before the first push (which a loaded
+    /// machine can delay by seconds) shows in that push's rates.
+    pub fn starting_at(now_ns: u64) -> Self {
+        let mut ring = Self::new();
+        ring.times.push_back(now_ns);
+        ring
+    }
+
     /// Pushes taken so far.
     pub fn samples(&self) -> u64 {
         self.pushes

@@ -96,7 +96,7 @@ impl LiveView {
                 registry,
                 config,
                 reservoir,
-                ring: Mutex::new(SnapshotRing::new()),
+                ring: Mutex::new(SnapshotRing::starting_at(otel_lite_core::now_unix_nanos())),
                 sampled_at: AtomicU64::new(0),
             }),
         }
@@ -296,6 +296,29 @@ fn kind_name(kind: SpanKind) -> &'static str {
 mod tests {
     use super::*;
     use otel_lite_core::trace::TracerProvider;
+
+    /// A call made before the first sample (a loaded machine can delay it by seconds) shows
+    /// in that first sample's rate and error ratio, not only in its count.
+    #[test]
+    fn calls_before_the_first_sample_are_rated() {
+        let registry = Registry::new();
+        let view = LiveView::new(registry.clone(), LiveConfig::default());
+        let calls = registry.counter::<u64>("function.calls").build().expect("registers");
+        let attrs = [
+            KeyValue::new("function", "reserve"),
+            KeyValue::new("module", "m"),
+            KeyValue::new("result", "error"),
+            KeyValue::new("error.type", "io"),
+        ];
+        calls.add(1, &attrs);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        view.sample();
+        let overview: serde_json::Value = serde_json::from_str(&view.overview_json()).expect("JSON");
+        let row = &overview["functions"][0];
+        assert_eq!((row["name"].as_str(), row["count"].as_u64()), (Some("reserve"), Some(1)), "{overview}");
+        assert!(row["rate"].as_f64().is_some_and(|r| r > 0.0), "{row}");
+        assert_eq!(row["err"].as_f64(), Some(1.0), "{row}");
+    }
 
     /// 256 functions with full sparklines are more than a document holds: their rows are
     /// cut, but the trace lists and the health rows, written first, are all there.
