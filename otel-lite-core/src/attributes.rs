@@ -10,8 +10,8 @@ use std::fmt;
 use std::hash::Hash;
 use std::sync::{Arc, OnceLock};
 
-/// A string that is either `'static` (free to create) or shared (one allocation, cheap
-/// to clone).
+/// A string that is `'static` (free to create), short (up to [`SharedStr::INLINE_CAPACITY`]
+/// bytes, kept inline: no allocation) or shared (one allocation, cheap to clone).
 #[derive(Clone)]
 pub struct SharedStr(Repr);
 
@@ -19,12 +19,56 @@ pub struct SharedStr(Repr);
 enum Repr {
     Static(&'static str),
     Shared(Arc<str>),
+    Inline(InlineStr),
+}
+
+/// The bytes of a short `str`, copied whole; the rest of the buffer is zero.
+///
+/// 22 bytes and a length fit beside the enum's tag in the 24 bytes the other two variants
+/// take, so inlining costs no space (a test checks the size).
+#[derive(Clone, Copy)]
+struct InlineStr {
+    len: u8,
+    bytes: [u8; SharedStr::INLINE_CAPACITY],
+}
+
+impl InlineStr {
+    #[inline]
+    fn new(s: &str) -> Option<InlineStr> {
+        let len = u8::try_from(s.len()).ok().filter(|&len| usize::from(len) <= SharedStr::INLINE_CAPACITY)?;
+        let mut bytes = [0; SharedStr::INLINE_CAPACITY];
+        bytes[..s.len()].copy_from_slice(s.as_bytes());
+        Some(InlineStr { len, bytes })
+    }
+
+    #[inline]
+    fn as_str(&self) -> &str {
+        let bytes = &self.bytes[..usize::from(self.len)];
+        // SAFETY: `new` is the only constructor, and it copies all of a `&str` (valid UTF-8)
+        // and sets `len` to that `str`'s length, so `bytes` is exactly that `str`. The
+        // fields are private to this module and never written after construction.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
+    }
 }
 
 impl SharedStr {
+    /// The longest string kept inline, without an allocation (22 bytes: most attribute
+    /// values such as paths, ids and short messages).
+    pub const INLINE_CAPACITY: usize = 22;
+
     /// A string that borrows a `'static` literal; costs nothing.
     pub const fn from_static(s: &'static str) -> Self {
         SharedStr(Repr::Static(s))
+    }
+
+    /// A copy of `s`: inline when it is at most [`SharedStr::INLINE_CAPACITY`] bytes,
+    /// otherwise one shared allocation of its exact size.
+    #[inline]
+    pub fn new(s: &str) -> Self {
+        match InlineStr::new(s) {
+            Some(inline) => SharedStr(Repr::Inline(inline)),
+            None => SharedStr(Repr::Shared(Arc::from(s))),
+        }
     }
 
     /// The string.
@@ -33,6 +77,7 @@ impl SharedStr {
         match &self.0 {
             Repr::Static(s) => s,
             Repr::Shared(s) => s,
+            Repr::Inline(s) => s.as_str(),
         }
     }
 
@@ -88,8 +133,12 @@ impl From<&'static str> for SharedStr {
     }
 }
 impl From<String> for SharedStr {
+    /// Inline when short (the `String`'s buffer is freed), otherwise shared.
     fn from(s: String) -> Self {
-        SharedStr(Repr::Shared(s.into()))
+        match InlineStr::new(&s) {
+            Some(inline) => SharedStr(Repr::Inline(inline)),
+            None => SharedStr(Repr::Shared(s.into())),
+        }
     }
 }
 impl From<Arc<str>> for SharedStr {
@@ -532,6 +581,35 @@ pub(crate) fn has_long_values(attributes: &[KeyValue], max_length: Option<u32>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_strings_are_inline_and_cost_no_space() {
+        assert_eq!(std::mem::size_of::<SharedStr>(), std::mem::size_of::<(usize, usize, usize)>());
+        // Every length around the capacity, in multi-byte text too: the same string back,
+        // inline up to the capacity and shared above it.
+        let text = "/users/é🦀".repeat(4);
+        let mut cut = 0;
+        while cut <= text.len() {
+            if text.is_char_boundary(cut) {
+                let s = &text[..cut];
+                for shared in [SharedStr::new(s), SharedStr::from(s.to_owned())] {
+                    assert_eq!(shared.as_str(), s);
+                    assert_eq!(shared, SharedStr::from(Arc::<str>::from(s)));
+                    assert_eq!(matches!(shared.0, Repr::Inline(_)), s.len() <= SharedStr::INLINE_CAPACITY, "{s:?}");
+                    let clone = shared.clone();
+                    drop(shared);
+                    assert_eq!(clone.as_str(), s);
+                }
+            }
+            cut += 1;
+        }
+        let key = KeyValue::new("url.path", SharedStr::new("/users/42"));
+        assert_eq!(key, KeyValue::new("url.path", "/users/42"));
+        assert_eq!(
+            hash_attributes(std::slice::from_ref(&key)),
+            hash_attributes(&[KeyValue::new("url.path", "/users/42")])
+        );
+    }
 
     #[test]
     fn order_independent_hash_and_equality() {

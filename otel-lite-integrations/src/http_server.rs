@@ -416,7 +416,7 @@ where
             span_attributes.push(KeyValue::new("http.request.method_original", head.method.as_str().to_owned()));
         }
         span_attributes.push(scheme.attribute(shared).clone());
-        span_attributes.push(KeyValue::new("url.path", SharedStr::from(Arc::<str>::from(head.uri.path()))));
+        span_attributes.push(KeyValue::new("url.path", SharedStr::new(head.uri.path())));
         span_attributes.push(statics.versions[version].clone());
         if let Some(route) = &route {
             span_attributes.push(shared.routes.attribute(route).clone());
@@ -821,7 +821,7 @@ impl RouteCache {
     /// cache can keep (called at most once, and only for a route not cached).
     fn route(&self, route: &str, make: impl FnOnce() -> SharedStr) -> Route {
         let mut make = Some(make);
-        let mut owned = || make.take().map_or_else(|| SharedStr::from(Arc::<str>::from(route)), |make| make());
+        let mut owned = || make.take().map_or_else(|| SharedStr::new(route), |make| make());
         // Each pass that finds its slot taken by another route (a race with another thread)
         // sees one more filled slot: at most as many passes as slots.
         while let Some(slot) = self.slot(route) {
@@ -982,7 +982,7 @@ fn content_length(headers: &http::HeaderMap) -> Option<u64> {
 #[cfg(feature = "axum")]
 fn default_route(routes: &RouteCache, head: &http::request::Parts) -> Option<Route> {
     let path = head.extensions.get::<axum::extract::MatchedPath>()?.as_str();
-    Some(routes.route(path, || SharedStr::from(Arc::<str>::from(path))))
+    Some(routes.route(path, || SharedStr::new(path)))
 }
 
 /// The route template when no [`OtelLiteHttpLayerBuilder::route_from`] is set.

@@ -60,7 +60,7 @@
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use log::kv::{self, VisitSource, VisitValue};
 use log::{Level, LevelFilter, Log, Metadata, Record};
@@ -176,13 +176,13 @@ impl Log for OtelLiteLogger {
         if let Some(file) = record.file_static() {
             attributes.push(KeyValue::new("code.file.path", file));
         } else if let Some(file) = record.file() {
-            attributes.push(KeyValue::new("code.file.path", shared(file)));
+            attributes.push(KeyValue::new("code.file.path", SharedStr::new(file)));
         }
         if let Some(line) = record.line() {
             attributes.push(KeyValue::new("code.line.number", i64::from(line)));
         }
         if overflowed {
-            attributes.push(KeyValue::new("log.target", shared(target)));
+            attributes.push(KeyValue::new("log.target", SharedStr::new(target)));
         }
 
         let body = match record.args().as_str() {
@@ -226,7 +226,7 @@ fn format_shared(value: &dyn fmt::Display) -> SharedStr {
         let mut buf = scratch.try_borrow_mut().ok()?;
         buf.clear();
         let _ = write!(buf, "{value}");
-        let text = shared(buf.as_str());
+        let text = SharedStr::new(buf.as_str());
         if buf.capacity() > KEEP {
             *buf = String::new();
         }
@@ -237,11 +237,6 @@ fn format_shared(value: &dyn fmt::Display) -> SharedStr {
         let _ = write!(buf, "{value}");
         SharedStr::from(buf)
     })
-}
-
-/// One allocation for the `Arc<str>` (going through a `String` would make two).
-fn shared(s: &str) -> SharedStr {
-    SharedStr::from(Arc::<str>::from(s))
 }
 
 /// Collects key-values as attributes.
@@ -298,11 +293,11 @@ impl VisitValue<'_> for ToValue<'_> {
         Ok(())
     }
     fn visit_str(&mut self, value: &str) -> Result<(), kv::Error> {
-        *self.0 = Some(Value::String(shared(value)));
+        *self.0 = Some(Value::String(SharedStr::new(value)));
         Ok(())
     }
     fn visit_char(&mut self, value: char) -> Result<(), kv::Error> {
-        *self.0 = Some(Value::String(shared(value.encode_utf8(&mut [0; 4]))));
+        *self.0 = Some(Value::String(SharedStr::new(value.encode_utf8(&mut [0; 4]))));
         Ok(())
     }
 }
@@ -330,12 +325,12 @@ impl Keyed for &'static str {
 fn interned_key(key: &str) -> SharedStr {
     static KEYS: OnceLock<StrTable<&'static str>> = OnceLock::new();
     if key.len() > MAX_INTERNED_KEY_LEN {
-        return shared(key);
+        return SharedStr::new(key);
     }
     let table = KEYS.get_or_init(|| StrTable::new(KEY_SLOTS));
     match table.get_or_insert(key, || Box::leak(Box::<str>::from(key))) {
         Some(interned) => SharedStr::from_static(interned),
-        None => shared(key),
+        None => SharedStr::new(key),
     }
 }
 
@@ -367,6 +362,7 @@ impl std::error::Error for InstallError {
 mod tests {
     use super::*;
     use otel_lite_core::logs::InMemoryLogExporter;
+    use std::sync::Arc;
 
     fn provider() -> (LoggerProvider, InMemoryLogExporter) {
         let exporter = InMemoryLogExporter::default();

@@ -54,7 +54,7 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{OnceLock, RwLock};
 
 use otel_lite_core::global;
 use otel_lite_core::logs::{AnyValue, LogRecord, LoggerProvider, Severity};
@@ -459,7 +459,7 @@ where
                 attributes.push(KeyValue::new("exception.type", kind));
             }
             if body.is_none() {
-                body = Some(shared_str(&error.message));
+                body = Some(SharedStr::new(&error.message));
             }
             attributes.push(KeyValue::new("exception.message", error.message));
         }
@@ -651,14 +651,8 @@ fn u64_value(value: u64) -> Value {
     }
 }
 
-/// `s` as a shared string: one allocation of its exact size (`to_owned().into()` would
-/// allocate a `String`, then the shared copy, and free the first).
-fn shared_str(s: &str) -> SharedStr {
-    SharedStr::from(Arc::<str>::from(s))
-}
-
 /// `value`'s `Debug` text as a shared string, formatted into a buffer the thread reuses:
-/// one allocation of the text's exact size, where `format!` then a conversion would make a
+/// none (a short text) or one allocation of the text's exact size, where `format!` then a conversion would make a
 /// growing `String` and a copy.
 fn debug_str(value: &dyn fmt::Debug) -> SharedStr {
     thread_local! {
@@ -670,7 +664,7 @@ fn debug_str(value: &dyn fmt::Debug) -> SharedStr {
         let mut buffer = buffer.try_borrow_mut().ok()?;
         buffer.clear();
         fmt::write(&mut *buffer, format_args!("{value:?}")).ok()?;
-        let text = shared_str(&buffer);
+        let text = SharedStr::new(&buffer);
         // A rare huge text does not stay pinned in every thread that formatted one.
         if buffer.capacity() > 4096 {
             *buffer = String::new();
@@ -771,7 +765,7 @@ macro_rules! typed_field_values {
 impl field::Visit for SpanFields {
     typed_field_values!();
     fn record_str(&mut self, field: &field::Field, value: &str) {
-        self.record_value(field, Value::String(shared_str(value)));
+        self.record_value(field, Value::String(SharedStr::new(value)));
     }
     fn record_error(&mut self, field: &field::Field, value: &(dyn std::error::Error + 'static)) {
         self.record_value(field, Value::String(value.to_string().into()));
@@ -818,11 +812,11 @@ impl field::Visit for EventFields {
     typed_field_values!();
     fn record_str(&mut self, field: &field::Field, value: &str) {
         if field.name() == "message" {
-            self.message = Some(shared_str(value));
+            self.message = Some(SharedStr::new(value));
         } else if field.name() == "error" && self.error.is_none() {
             self.error = Some(ErrorField { kind: None, message: value.to_owned() });
         } else {
-            self.record_value(field, Value::String(shared_str(value)));
+            self.record_value(field, Value::String(SharedStr::new(value)));
         }
     }
     fn record_error(&mut self, field: &field::Field, value: &(dyn std::error::Error + 'static)) {
