@@ -72,7 +72,7 @@ ensure_nightly() {
 # Each fuzz target for $1 seconds; crashes are written to fuzz/artifacts/.
 fuzz_all() {
   local seconds="$1" target scratch log
-  for target in propagation env receiver_replies exposition; do
+  for target in propagation env receiver_replies exposition live_requests; do
     # New inputs go to a scratch directory: the committed seeds stay as they are.
     scratch="$(mktemp -d)"
     log="$(mktemp)"

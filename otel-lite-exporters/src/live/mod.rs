@@ -23,6 +23,29 @@ pub use reservoir::{KeptTrace, LiveLog, ReservoirConfig, ReservoirStats, TraceLi
 pub use ring::{SeriesKey, SeriesKind, SnapshotRing};
 pub use view::{LiveConfig, LiveView, MAX_DOCUMENT_BYTES};
 
+/// The live page's handling of outside input (path and `Host`), for the fuzz targets in
+/// `fuzz/`. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use hyper::body::Body as _;
+
+    use super::routes::{respond, LiveRequest};
+    use super::LiveView;
+
+    /// What `view` answers a request with this path, `Host` and peer: `None` for the
+    /// endpoint's ordinary 404, else the status code and the body's exact length.
+    pub fn respond_to(
+        view: &LiveView,
+        path: &str,
+        host: Option<&str>,
+        peer_is_loopback: bool,
+        head: bool,
+    ) -> Option<(u16, Option<u64>)> {
+        let response = respond(view, LiveRequest { path, host, peer_is_loopback, head })?;
+        Some((response.status().as_u16(), response.body().size_hint().exact()))
+    }
+}
+
 /// A span exporter that shows every batch to a [`TraceReservoir`], then hands it to the
 /// exporter it wraps.
 ///

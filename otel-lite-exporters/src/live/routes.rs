@@ -79,7 +79,7 @@ fn host_address(host: &str) -> Option<std::net::IpAddr> {
         // `[::1]:9464`: the address is what the brackets hold.
         Some(rest) => {
             let (v6, port) = rest.split_once(']')?;
-            if !(port.is_empty() || valid_port(port)) {
+            if !(port.is_empty() || port.strip_prefix(':').is_some_and(valid_port)) {
                 return None;
             }
             return v6.parse::<std::net::Ipv6Addr>().ok().map(std::net::IpAddr::V6);
@@ -102,8 +102,9 @@ fn host_is_local_name(host: &str) -> bool {
     host_address(host).is_some()
 }
 
+/// Decimal digits only (`u16`'s parser would also take a sign) naming a port number.
 fn valid_port(port: &str) -> bool {
-    port.strip_prefix(':').unwrap_or(port).parse::<u16>().is_ok()
+    !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok()
 }
 
 /// Exactly 32 lowercase hex digits, not all zero; anything else is no trace. The length
@@ -264,9 +265,20 @@ mod tests {
         {
             assert!(host_is_local_name(host), "{host}");
         }
-        for host in
-            ["", "example.com", "localhost.evil.com", "127.0.0.1.nip.io:80", "[::1", "[::1]x", "localhost:x", "a:b:c"]
-        {
+        for host in [
+            "",
+            "example.com",
+            "localhost.evil.com",
+            "127.0.0.1.nip.io:80",
+            "[::1",
+            "[::1]x",
+            "localhost:x",
+            "a:b:c",
+            "[::1]::80",
+            "[::1]:",
+            "127.0.0.1:+80",
+            "localhost:",
+        ] {
             assert!(!host_is_local_name(host), "{host}");
         }
     }
