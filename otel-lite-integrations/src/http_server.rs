@@ -386,7 +386,7 @@ where
         let scheme = match head.uri.scheme_str() {
             Some("http") => Scheme::Http,
             Some("https") => Scheme::Https,
-            Some(other) => Scheme::Other(KeyValue::new(SCHEME, other.to_ascii_lowercase())),
+            Some(other) => Scheme::Other(Box::new(KeyValue::new(SCHEME, other.to_ascii_lowercase()))),
             None => Scheme::Default,
         };
         let route = match &shared.route_from {
@@ -395,7 +395,7 @@ where
         };
         let server = if shared.server_address {
             server_address(&head, scheme.as_str(shared)).map(|(address, port)| {
-                (KeyValue::new(SERVER_ADDRESS, address), KeyValue::new(SERVER_PORT, i64::from(port)))
+                Box::new((KeyValue::new(SERVER_ADDRESS, address), KeyValue::new(SERVER_PORT, i64::from(port))))
             })
         } else {
             None
@@ -421,7 +421,7 @@ where
         if let Some(route) = &route {
             span_attributes.push(shared.routes.attribute(route).clone());
         }
-        if let Some((address, port)) = &server {
+        if let Some((address, port)) = server.as_deref() {
             span_attributes.push(address.clone());
             span_attributes.push(port.clone());
         }
@@ -507,7 +507,8 @@ struct RequestState {
     version: u8,
     scheme: Scheme,
     route: Option<Route>,
-    server: Option<(KeyValue, KeyValue)>,
+    /// Boxed, as the other rare parts: the state is moved with the future.
+    server: Option<Box<(KeyValue, KeyValue)>>,
     request_size: Option<u64>,
     span: Span,
 }
@@ -553,7 +554,7 @@ impl RequestState {
         // attributes in: its lookup then matches them in one pass. The usual sets (a
         // response, no error, no server address) as arrays of their exact size.
         let (exact5, exact4, mut buffer);
-        let attributes: &[KeyValue] = match (&error_attribute, code, route, &self.server) {
+        let attributes: &[KeyValue] = match (&error_attribute, code, route, self.server.as_deref()) {
             (None, Some(code), Some(route), None) => {
                 exact5 = [method.clone(), code, route.clone(), version.clone(), scheme.clone()];
                 &exact5
@@ -586,7 +587,7 @@ impl RequestState {
         let span_context = self.span.span_context();
         // The usual request (a cached route, a response that is not an error, no server
         // address) records through the route's bound handles: no series lookup.
-        let bound = match (&self.route, &error_attribute, &self.server, self.scheme.index()) {
+        let bound = match (&self.route, &error_attribute, self.server.as_deref(), self.scheme.index()) {
             (Some(Route::Cached(slot)), None, None, Some(scheme)) if shared.bind && status_code != 0 => {
                 let key = point_key(status_code, self.method, self.version, scheme);
                 shared.routes.entry(*slot).points(key)
@@ -703,7 +704,8 @@ enum Scheme {
     Https,
     /// None in the URI: the layer's default.
     Default,
-    Other(KeyValue),
+    /// Boxed: rare, and the scheme is moved with the request's state.
+    Other(Box<KeyValue>),
 }
 
 impl Scheme {
@@ -743,7 +745,8 @@ impl Scheme {
 /// its own attribute.
 enum Route {
     Cached(u16),
-    Uncached(KeyValue),
+    /// Boxed: rare, and the route is moved with the request's state.
+    Uncached(Box<KeyValue>),
 }
 
 /// How many route templates a layer keeps with their attribute and span names. An
@@ -839,7 +842,7 @@ impl RouteCache {
                 return Route::Cached(slot as u16);
             }
         }
-        Route::Uncached(KeyValue::new(ROUTE, owned()))
+        Route::Uncached(Box::new(KeyValue::new(ROUTE, owned())))
     }
 
     /// The slot holding `route`, or the empty one it would take; `None` when the table is
