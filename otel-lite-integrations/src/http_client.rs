@@ -139,7 +139,7 @@ async fn send(
     let mut span_attributes = base.to_vec();
     span_attributes.push(KeyValue::new("url.full", redacted(url)));
     let mut span =
-        tracer.span_builder(method).kind(SpanKind::Client).attributes(span_attributes).parent(&parent).start();
+        tracer.span_builder(method).kind(SpanKind::Client).attributes(span_attributes).parent(parent).start();
     global::propagator().inject(span.context(), request.headers_mut());
     let start = std::time::Instant::now();
     let context: Context = span.context().clone();

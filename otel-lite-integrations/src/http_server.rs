@@ -430,7 +430,7 @@ where
             .get()
             .span_builder(name)
             .kind(SpanKind::Server)
-            .parent(&parent)
+            .parent(parent)
             .attributes(span_attributes)
             .start();
 

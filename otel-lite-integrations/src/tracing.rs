@@ -224,9 +224,22 @@ struct Pending {
     location: &'static [KeyValue],
     attributes: Vec<KeyValue>,
     parent: Context,
+    /// Links and a status, which few spans have before they start: boxed, so that the
+    /// pending state every span is created with stays small to move.
+    rare: Option<Box<PendingRare>>,
+    start: Timestamp,
+}
+
+#[derive(Default)]
+struct PendingRare {
     links: Vec<SpanContext>,
     status: Status,
-    start: Timestamp,
+}
+
+impl Pending {
+    fn rare(&mut self) -> &mut PendingRare {
+        self.rare.get_or_insert_with(Box::default)
+    }
 }
 
 impl OtelSpan {
@@ -247,9 +260,9 @@ impl OtelSpan {
         // A placeholder while the pending state is moved out: a span that holds nothing.
         let placeholder = OtelSpan::Started(Span::non_recording(Context::new()));
         let OtelSpan::Pending(pending) = std::mem::replace(self, placeholder) else { return };
-        let Pending { name, kind, location, attributes, parent, links, status, start } = pending;
+        let Pending { name, kind, location, attributes, parent, rare, start } = pending;
         // Only what differs from the builder's defaults is set: each call moves the builder.
-        let mut builder = tracer.span_builder(name).parent(&parent).start_time(start);
+        let mut builder = tracer.span_builder(name).parent(parent).start_time(start);
         if kind != SpanKind::Internal {
             builder = builder.kind(kind);
         }
@@ -259,11 +272,18 @@ impl OtelSpan {
         if !attributes.is_empty() {
             builder = builder.attributes(attributes);
         }
-        for link in links {
-            builder = builder.link(link, Vec::new());
+        let mut status = None;
+        if let Some(rare) = rare {
+            for link in rare.links {
+                builder = builder.link(link, Vec::new());
+            }
+            status = Some(rare.status);
         }
+        // One call site, so that `start` inlines here.
         let mut span = builder.start();
-        span.set_status(status);
+        if let Some(status) = status {
+            span.set_status(status);
+        }
         *self = OtelSpan::Started(span);
     }
 
@@ -285,7 +305,7 @@ impl OtelSpan {
                     pending.kind = kind;
                 }
                 if let Some(status) = status {
-                    pending.status = status;
+                    pending.rare().status = status;
                 }
             }
             OtelSpan::Started(span) => {
@@ -327,15 +347,14 @@ where
             None if attrs.is_contextual() => Context::current(),
             None => Context::new(),
         };
-        let status = fields.status().unwrap_or(Status::Unset);
+        let rare = fields.status().map(|status| Box::new(PendingRare { links: Vec::new(), status }));
         let pending = Pending {
             name: fields.name.unwrap_or_else(|| SharedStr::from(metadata.name())),
             kind: fields.kind.unwrap_or(SpanKind::Internal),
             location,
             attributes: fields.attributes,
             parent,
-            links: Vec::new(),
-            status,
+            rare,
             start,
         };
         if let Some(span) = ctx.span(id) {
@@ -359,7 +378,7 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
         match extensions.get_mut::<OtelSpan>() {
-            Some(OtelSpan::Pending(pending)) => pending.links.push(linked),
+            Some(OtelSpan::Pending(pending)) => pending.rare().links.push(linked),
             Some(OtelSpan::Started(span)) => span.add_link(linked, Vec::new()),
             None => {}
         }
@@ -927,7 +946,7 @@ impl OtelLiteSpanExt for tracing::Span {
         with_state(self, &mut |state, _| {
             let Some(link) = link.take() else { return };
             match state {
-                OtelSpan::Pending(pending) => pending.links.push(link),
+                OtelSpan::Pending(pending) => pending.rare().links.push(link),
                 OtelSpan::Started(span) => span.add_link(link, Vec::new()),
             }
         });
@@ -943,7 +962,7 @@ impl OtelLiteSpanExt for tracing::Span {
 
     fn set_status(&self, status: Status) {
         with_state(self, &mut |state, _| match state {
-            OtelSpan::Pending(pending) => pending.status = status.clone(),
+            OtelSpan::Pending(pending) => pending.rare().status = status.clone(),
             OtelSpan::Started(span) => span.set_status(status.clone()),
         });
     }

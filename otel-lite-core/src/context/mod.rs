@@ -140,6 +140,15 @@ pub struct Context {
     baggage: Option<Arc<Baggage>>,
 }
 
+/// A clone, for APIs that take a context by value or by reference
+/// ([`SpanBuilder::parent`](crate::trace::SpanBuilder::parent)).
+impl From<&Context> for Context {
+    #[inline]
+    fn from(context: &Context) -> Self {
+        context.clone()
+    }
+}
+
 impl Context {
     /// An empty context.
     pub fn new() -> Self {

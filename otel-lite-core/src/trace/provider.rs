@@ -301,10 +301,11 @@ impl SpanBuilder<'_> {
     }
 
     /// An explicit parent context instead of the current one (for example one extracted
-    /// from incoming headers). An empty context makes a root span.
+    /// from incoming headers). An empty context makes a root span. Given by value, the
+    /// context is taken over; by reference, cloned.
     #[inline]
-    pub fn parent(mut self, parent: &Context) -> Self {
-        self.parent = Some(parent.clone());
+    pub fn parent(mut self, parent: impl Into<Context>) -> Self {
+        self.parent = Some(parent.into());
         self
     }
 
