@@ -33,7 +33,7 @@ fn children_across_await_spawn_spawn_blocking_and_threads() {
             let mut handles = Vec::new();
             for i in 0..TASKS {
                 let tracer = tracer.clone();
-                let root = tracer.span_builder(format!("root-{i}")).parent(&Context::new()).start();
+                let root = tracer.span_builder(format!("root-{i}")).parent(Context::new()).start();
                 handles.push(tokio::spawn(
                     async move {
                         // Yield so tasks interleave on the workers between every step.
