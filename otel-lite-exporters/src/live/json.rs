@@ -170,19 +170,19 @@ impl JsonWriter {
 
     /// A float; NaN and infinities (which JSON cannot express) are `null`.
     pub fn f64(&mut self, v: f64) -> &mut Self {
-        self.sep();
-        if v.is_finite() {
-            self.buf.push_str(ryu::Buffer::new().format_finite(v));
-        } else {
-            self.buf.push_str("null");
-        }
-        self
+        self.float(v, v.is_finite())
     }
 
     /// A single-precision float (sparkline values: shorter text); non-finite is `null`.
     pub fn f32(&mut self, v: f32) -> &mut Self {
+        self.float(v, v.is_finite())
+    }
+
+    /// `v` in its shortest round-trip form, or `null` when it is not `finite` (JSON has no
+    /// infinities or NaN).
+    fn float<F: ryu::Float>(&mut self, v: F, finite: bool) -> &mut Self {
         self.sep();
-        if v.is_finite() {
+        if finite {
             self.buf.push_str(ryu::Buffer::new().format_finite(v));
         } else {
             self.buf.push_str("null");
