@@ -74,7 +74,9 @@
 //! up from attributes assembled on the stack, hashed once per process (method, version,
 //! scheme) or once per route template: a layer keeps the templates it has seen (up to 256)
 //! with their `http.route` attribute and span names. What a request allocates is its span
-//! (the span's attribute list) and the `url.path` attribute.
+//! (the span's attribute list) and, for a path longer than
+//! [`SharedStr::INLINE_CAPACITY`](otel_lite_core::SharedStr::INLINE_CAPACITY) bytes, the
+//! `url.path` attribute.
 
 use std::borrow::Cow;
 use std::fmt;

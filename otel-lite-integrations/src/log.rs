@@ -321,7 +321,8 @@ impl Keyed for &'static str {
 /// hands them over without a `'static` lifetime; allocating each one would cost an
 /// allocation per key per record, freed later on the export thread. So each distinct key
 /// is copied once into a process-wide table and kept, up to the table's bound (like the
-/// core's instrumentation scopes); later or long keys are allocated per record.
+/// core's instrumentation scopes); later or long keys are copied per record (inline, with
+/// no allocation, up to `SharedStr::INLINE_CAPACITY` bytes).
 fn interned_key(key: &str) -> SharedStr {
     static KEYS: OnceLock<StrTable<&'static str>> = OnceLock::new();
     if key.len() > MAX_INTERNED_KEY_LEN {

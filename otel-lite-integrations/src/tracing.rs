@@ -347,7 +347,7 @@ where
             None if attrs.is_contextual() => Context::current(),
             None => Context::new(),
         };
-        let rare = fields.status().map(|status| Box::new(PendingRare { links: Vec::new(), status }));
+        let rare = fields.status().map(|status| Box::new(PendingRare { status, ..PendingRare::default() }));
         let pending = Pending {
             name: fields.name.unwrap_or_else(|| SharedStr::from(metadata.name())),
             kind: fields.kind.unwrap_or(SpanKind::Internal),
@@ -671,8 +671,8 @@ fn u64_value(value: u64) -> Value {
 }
 
 /// `value`'s `Debug` text as a shared string, formatted into a buffer the thread reuses:
-/// none (a short text) or one allocation of the text's exact size, where `format!` then a conversion would make a
-/// growing `String` and a copy.
+/// no allocation for a short text, else one of the text's exact size, where `format!` then
+/// a conversion would make a growing `String` and a copy.
 fn debug_str(value: &dyn fmt::Debug) -> SharedStr {
     thread_local! {
         static BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
