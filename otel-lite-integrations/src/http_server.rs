@@ -548,47 +548,19 @@ impl RequestState {
                 None
             }
         };
-        let method = &statics.methods[usize::from(self.method)];
-        let version = &statics.versions[usize::from(self.version)];
-        let scheme = self.scheme.attribute(shared);
-        let route = self.route.as_ref().map(|route| shared.routes.attribute(route));
-        // In the order of their keys, which is the order the registry keeps a series'
-        // attributes in: its lookup then matches them in one pass. The usual sets (a
-        // response, no error, no server address) as arrays of their exact size.
-        let (exact5, exact4, mut buffer);
-        let attributes: &[KeyValue] = match (&error_attribute, code, route, self.server.as_deref()) {
-            (None, Some(code), Some(route), None) => {
-                exact5 = [method.clone(), code, route.clone(), version.clone(), scheme.clone()];
-                &exact5
-            }
-            (None, Some(code), None, None) => {
-                exact4 = [method.clone(), code, version.clone(), scheme.clone()];
-                &exact4
-            }
-            (error, code, route, server) => {
-                buffer = Attributes::new();
-                if let Some(error) = error {
-                    buffer.push(error.clone());
-                }
-                buffer.push(method.clone());
-                if let Some(code) = code {
-                    buffer.push(code);
-                }
-                if let Some(route) = route {
-                    buffer.push(route.clone());
-                }
-                buffer.push(version.clone());
-                if let Some((address, port)) = server {
-                    buffer.push(address.clone());
-                    buffer.push(port.clone());
-                }
-                buffer.push(scheme.clone());
-                buffer.as_slice()
-            }
+        let point = PointAttributes {
+            error: error_attribute.as_ref(),
+            method: &statics.methods[usize::from(self.method)],
+            code,
+            route: self.route.as_ref().map(|route| shared.routes.attribute(route)),
+            version: &statics.versions[usize::from(self.version)],
+            server: self.server.as_deref(),
+            scheme: self.scheme.attribute(shared),
         };
         let span_context = self.span.span_context();
         // The usual request (a cached route, a response that is not an error, no server
-        // address) records through the route's bound handles: no series lookup.
+        // address) records through the route's bound handles: no series lookup, and the
+        // point's attributes are made only when a handle is bound, at its first record.
         let bound = match (&self.route, &error_attribute, self.server.as_deref(), self.scheme.index()) {
             (Some(Route::Cached(slot)), None, None, Some(scheme)) if shared.bind && status_code != 0 => {
                 let key = point_key(status_code, self.method, self.version, scheme);
@@ -598,7 +570,7 @@ impl RequestState {
         };
         match bound {
             Some(points) => {
-                let bind = |histogram: &Histogram| histogram.bind(attributes);
+                let bind = |histogram: &Histogram| point.with_slice(|attributes| histogram.bind(attributes));
                 let duration = points.duration.get_or_init(|| bind(&shared.duration));
                 if span_context.is_sampled() {
                     duration.record_with_exemplar(seconds, span_context);
@@ -612,7 +584,7 @@ impl RequestState {
                     points.response_size.get_or_init(|| bind(&shared.response_size)).record(size as f64);
                 }
             }
-            None => {
+            None => point.with_slice(|attributes| {
                 if span_context.is_sampled() {
                     shared.duration.record_with_exemplar(seconds, attributes, span_context);
                 } else {
@@ -624,6 +596,57 @@ impl RequestState {
                 if let Some(size) = response_size {
                     shared.response_size.record(size as f64, attributes);
                 }
+            }),
+        }
+    }
+}
+
+/// The attributes of a request's metric point, by reference until a slice of them is
+/// needed.
+struct PointAttributes<'a> {
+    error: Option<&'a KeyValue>,
+    method: &'a KeyValue,
+    /// `None` when the service failed without a response.
+    code: Option<KeyValue>,
+    route: Option<&'a KeyValue>,
+    version: &'a KeyValue,
+    server: Option<&'a (KeyValue, KeyValue)>,
+    scheme: &'a KeyValue,
+}
+
+impl PointAttributes<'_> {
+    /// Calls `f` with the attributes in the order of their keys, which is the order the
+    /// registry keeps a series' attributes in: its lookup then matches them in one pass.
+    /// The usual sets (a response, no error, no server address) are arrays of their exact
+    /// size.
+    fn with_slice<R>(&self, f: impl FnOnce(&[KeyValue]) -> R) -> R {
+        let Self { error, method, code, route, version, server, scheme } = self;
+        match (error, code, route, server) {
+            (None, Some(code), Some(route), None) => {
+                f(&[(*method).clone(), code.clone(), (*route).clone(), (*version).clone(), (*scheme).clone()])
+            }
+            (None, Some(code), None, None) => {
+                f(&[(*method).clone(), code.clone(), (*version).clone(), (*scheme).clone()])
+            }
+            (error, code, route, server) => {
+                let mut buffer = Attributes::new();
+                if let Some(error) = error {
+                    buffer.push((*error).clone());
+                }
+                buffer.push((*method).clone());
+                if let Some(code) = code {
+                    buffer.push(code.clone());
+                }
+                if let Some(route) = route {
+                    buffer.push((*route).clone());
+                }
+                buffer.push((*version).clone());
+                if let Some((address, port)) = server {
+                    buffer.push(address.clone());
+                    buffer.push(port.clone());
+                }
+                buffer.push((*scheme).clone());
+                f(buffer.as_slice())
             }
         }
     }

@@ -195,4 +195,34 @@ mod tests {
         assert!(plain.events().is_empty() && plain.attributes().is_empty() && *plain.status() == Status::Unset);
         provider.shutdown(Duration::from_secs(5));
     }
+
+    /// A span's own attributes (given at its start, set later, replacing one of the same
+    /// key) live in the span itself: its rarely used extras stay unallocated, so the span
+    /// costs one allocation. Past the limit, the count of dropped ones does need them.
+    #[test]
+    fn own_attributes_leave_the_extras_unallocated() {
+        let exporter = InMemorySpanExporter::default();
+        let provider = TracerProvider::builder()
+            .span_limits(crate::trace::SpanLimits { max_attributes: 3, ..Default::default() })
+            .with_batch_exporter(exporter.clone(), BatchConfig::default())
+            .build();
+        let tracer = provider.tracer("attributes");
+        let mut lean = tracer.span_builder("lean").attributes(vec![KeyValue::new("a", 1)]).start();
+        lean.set_attribute(KeyValue::new("b", 2));
+        lean.set_attribute(KeyValue::new("a", 3));
+        drop(lean);
+        let mut over = tracer.span_builder("over").attributes(vec![KeyValue::new("a", 1)]).start();
+        for key in ["b", "c", "d"] {
+            over.set_attribute(KeyValue::new(key, 0));
+        }
+        drop(over);
+        assert!(provider.force_flush());
+        let seen = exporter.spans();
+        let lean = seen.iter().find(|s| s.name() == "lean").unwrap();
+        assert_eq!(lean.attributes(), [KeyValue::new("a", 3), KeyValue::new("b", 2)]);
+        assert!(lean.0.record.extras.is_none(), "a span with only attributes allocated its extras");
+        let over = seen.iter().find(|s| s.name() == "over").unwrap();
+        assert_eq!((over.attributes().len(), over.dropped_attributes()), (3, 1));
+        provider.shutdown(Duration::from_secs(5));
+    }
 }

@@ -13,7 +13,7 @@ use crate::scope::{intern_scope, InstrumentationScope};
 use crate::trace::processor::{batch_span_processor, BatchConfig, ProcessorStats, SpanExporter, SpanSink};
 use crate::trace::sampler::Sampler;
 use crate::trace::span::Span;
-use crate::trace::span_data::{add_link, SpanKind, SpanLimits, SpanRecord};
+use crate::trace::span_data::{add_link, SpanAttributes, SpanKind, SpanLimits, SpanRecord};
 use crate::trace::tracer_pipeline::{Pipeline, Processor, Shortcut};
 
 /// Configures a [`TracerProvider`].
@@ -436,9 +436,11 @@ fn start_span(
             None => clock::now(),
         },
         name,
-        static_attributes: &[],
+        attributes: SpanAttributes::NONE,
         scope,
         extras: None,
+        flags,
+        is_remote: false,
         kind,
         parent_is_remote,
     };
@@ -447,15 +449,16 @@ fn start_span(
             if shared.len() <= limits.max_attributes as usize
                 && !has_long_values(shared, limits.max_attribute_value_length) =>
         {
-            record.static_attributes = shared
+            record.attributes = SpanAttributes::Shared(shared)
         }
         Cow::Owned(own) if own.is_empty() => {}
         attributes => {
             let mut kept = attributes.into_owned();
             let dropped = limit_attributes(&mut kept, limits.max_attributes, limits.max_attribute_value_length);
-            let extras = record.extras.get_or_insert_with(Box::default);
-            extras.attributes = Some(kept);
-            extras.dropped_attributes = dropped;
+            record.attributes = SpanAttributes::Owned(kept);
+            if dropped > 0 {
+                record.extras().dropped_attributes = dropped;
+            }
         }
     }
     if !links.is_empty() {

@@ -133,15 +133,13 @@ impl Span {
                 Some(max) => attribute.truncated(max as usize).unwrap_or(attribute),
                 None => attribute,
             };
-            let static_attributes = r.record.static_attributes;
-            let d = r.record.extras();
-            let attributes = d.attributes.get_or_insert_with(|| static_attributes.to_vec());
+            let attributes = r.record.attributes.to_mut();
             if let Some(i) = attributes.iter().position(|kv| kv.key() == attribute.key()) {
                 attributes[i] = attribute;
             } else if (attributes.len() as u32) < limit {
                 attributes.push(attribute);
             } else {
-                d.dropped_attributes += 1;
+                r.record.extras().dropped_attributes += 1;
             }
         }
     }
@@ -258,8 +256,6 @@ impl Span {
                     trace_state: sc.trace_state().clone(),
                     end,
                     record,
-                    flags: sc.flags(),
-                    is_remote: sc.is_remote(),
                 });
             }
         }

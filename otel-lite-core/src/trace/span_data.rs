@@ -117,20 +117,61 @@ pub(crate) struct SpanRecord {
     pub(crate) parent_span_id: SpanId,
     pub(crate) start: clock::Ticks,
     pub(crate) name: SharedStr,
-    /// The call site's attributes, shared by all its spans; replaced by
-    /// [`SpanExtras::attributes`] once the span has attributes of its own.
-    pub(crate) static_attributes: &'static [KeyValue],
+    /// Held here rather than in [`SpanExtras`]: a span with attributes of its own (every
+    /// HTTP server span, every `tracing` span with fields) then makes one allocation, not
+    /// two, and the export worker frees one, not two, of the request thread's blocks.
+    pub(crate) attributes: SpanAttributes,
     pub(crate) scope: &'static InstrumentationScope,
     pub(crate) extras: Option<Box<SpanExtras>>,
+    /// The span's own flags; held here, beside the other small fields, so that the span
+    /// still fits its ring slot with `attributes` grown to a vector's size.
+    pub(crate) flags: TraceFlags,
+    /// Whether the span's own context is remote (never, for a span recorded here; kept so
+    /// that [`SpanData::span_context`] gives back exactly the context the span had).
+    pub(crate) is_remote: bool,
     pub(crate) kind: SpanKind,
     pub(crate) parent_is_remote: bool,
+}
+
+/// A span's attributes: the call site's, shared by all its spans, or the span's own.
+#[derive(Clone)]
+pub(crate) enum SpanAttributes {
+    /// Shared, `'static` (the `#[instrument]` case): nothing allocated per span.
+    Shared(&'static [KeyValue]),
+    /// The span's own: given at its start, or the shared ones copied at the first
+    /// [`Span::set_attribute`](crate::trace::Span::set_attribute).
+    Owned(Vec<KeyValue>),
+}
+
+impl SpanAttributes {
+    /// No attributes.
+    pub(crate) const NONE: SpanAttributes = SpanAttributes::Shared(&[]);
+
+    #[inline]
+    pub(crate) fn as_slice(&self) -> &[KeyValue] {
+        match self {
+            SpanAttributes::Shared(shared) => shared,
+            SpanAttributes::Owned(own) => own,
+        }
+    }
+
+    /// The span's own attributes, copied from the shared ones first if need be.
+    #[inline]
+    pub(crate) fn to_mut(&mut self) -> &mut Vec<KeyValue> {
+        if let SpanAttributes::Shared(shared) = *self {
+            *self = SpanAttributes::Owned(shared.to_vec());
+        }
+        match self {
+            SpanAttributes::Owned(own) => own,
+            // Made owned just above.
+            SpanAttributes::Shared(_) => unreachable!("span attributes were just made owned"),
+        }
+    }
 }
 
 /// What few spans record: boxed on first use.
 #[derive(Clone, Default)]
 pub(crate) struct SpanExtras {
-    /// The span's attributes when they are not (only) the call site's static ones.
-    pub(crate) attributes: Option<Vec<KeyValue>>,
     pub(crate) dropped_attributes: u32,
     pub(crate) events: Vec<Event>,
     pub(crate) dropped_events: u32,
@@ -156,8 +197,6 @@ pub(crate) struct FinishedSpan {
     pub(crate) trace_state: TraceState,
     pub(crate) end: clock::Ticks,
     pub(crate) record: SpanRecord,
-    pub(crate) flags: TraceFlags,
-    pub(crate) is_remote: bool,
 }
 
 impl FinishedSpan {
@@ -209,7 +248,8 @@ impl SpanData {
     /// The span's identity: trace and span id, flags and trace state (built on each call;
     /// [`SpanData::trace_id`] and [`SpanData::span_id`] read the ids alone).
     pub fn span_context(&self) -> SpanContext {
-        SpanContext::new(self.0.trace_id, self.0.span_id, self.0.flags, self.0.is_remote, self.0.trace_state.clone())
+        let record = &self.0.record;
+        SpanContext::new(self.0.trace_id, self.0.span_id, record.flags, record.is_remote, self.0.trace_state.clone())
     }
     /// The trace id.
     #[inline]
@@ -224,7 +264,7 @@ impl SpanData {
     /// The trace flags.
     #[inline]
     pub fn flags(&self) -> TraceFlags {
-        self.0.flags
+        self.0.record.flags
     }
     /// The vendor trace state.
     #[inline]
@@ -265,10 +305,7 @@ impl SpanData {
     /// Attributes.
     #[inline]
     pub fn attributes(&self) -> &[KeyValue] {
-        match self.extras().and_then(|e| e.attributes.as_deref()) {
-            Some(own) => own,
-            None => self.0.record.static_attributes,
-        }
+        self.0.record.attributes.as_slice()
     }
     /// Attributes dropped by the limit.
     #[inline]
