@@ -10,77 +10,11 @@ use std::fmt;
 use std::hash::Hash;
 use std::sync::{Arc, OnceLock};
 
-/// A string that is `'static` (free to create), short (up to [`SharedStr::INLINE_CAPACITY`]
-/// bytes, kept inline: no allocation) or shared (one allocation, cheap to clone).
-#[derive(Clone)]
-pub struct SharedStr(Repr);
+mod shared_str;
 
-#[derive(Clone)]
-enum Repr {
-    Static(&'static str),
-    Shared(Arc<str>),
-    Inline(InlineStr),
-}
-
-/// The bytes of a short `str`, copied whole; the rest of the buffer is zero.
-///
-/// 22 bytes and a length fit beside the enum's tag in the 24 bytes the other two variants
-/// take on 64-bit targets, so there inlining costs no space (a test checks the size).
-#[derive(Clone, Copy)]
-struct InlineStr {
-    len: u8,
-    bytes: [u8; SharedStr::INLINE_CAPACITY],
-}
-
-impl InlineStr {
-    #[inline]
-    fn new(s: &str) -> Option<InlineStr> {
-        let len = u8::try_from(s.len()).ok().filter(|&len| usize::from(len) <= SharedStr::INLINE_CAPACITY)?;
-        let mut bytes = [0; SharedStr::INLINE_CAPACITY];
-        bytes[..s.len()].copy_from_slice(s.as_bytes());
-        Some(InlineStr { len, bytes })
-    }
-
-    #[inline]
-    fn as_str(&self) -> &str {
-        let bytes = &self.bytes[..usize::from(self.len)];
-        // SAFETY: `new` is the only constructor, and it copies all of a `&str` (valid UTF-8)
-        // and sets `len` to that `str`'s length, so `bytes` is exactly that `str`. The
-        // fields are private to this module and never written after construction.
-        unsafe { std::str::from_utf8_unchecked(bytes) }
-    }
-}
+pub use shared_str::SharedStr;
 
 impl SharedStr {
-    /// The longest string kept inline, without an allocation (22 bytes: most attribute
-    /// values such as paths, ids and short messages).
-    pub const INLINE_CAPACITY: usize = 22;
-
-    /// A string that borrows a `'static` literal; costs nothing.
-    pub const fn from_static(s: &'static str) -> Self {
-        SharedStr(Repr::Static(s))
-    }
-
-    /// A copy of `s`: inline when it is at most [`SharedStr::INLINE_CAPACITY`] bytes,
-    /// otherwise one shared allocation of its exact size.
-    #[inline]
-    pub fn new(s: &str) -> Self {
-        match InlineStr::new(s) {
-            Some(inline) => SharedStr(Repr::Inline(inline)),
-            None => SharedStr(Repr::Shared(Arc::from(s))),
-        }
-    }
-
-    /// The string.
-    #[inline]
-    pub fn as_str(&self) -> &str {
-        match &self.0 {
-            Repr::Static(s) => s,
-            Repr::Shared(s) => s,
-            Repr::Inline(s) => s.as_str(),
-        }
-    }
-
     /// Equality that first tries the pointer: two `'static` literals of the same text are
     /// usually the same bytes in the binary, which makes the hot-path comparison free.
     #[inline]
@@ -137,11 +71,6 @@ impl From<String> for SharedStr {
     /// `String`'s buffer is freed.
     fn from(s: String) -> Self {
         SharedStr::new(&s)
-    }
-}
-impl From<Arc<str>> for SharedStr {
-    fn from(s: Arc<str>) -> Self {
-        SharedStr(Repr::Shared(s))
     }
 }
 
@@ -252,12 +181,32 @@ impl From<SharedStr> for Value {
 /// let attrs = [KeyValue::new("http.request.method", "GET"), KeyValue::new("http.response.status_code", 200)];
 /// assert_eq!(attrs[1].value().to_string(), "200");
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct KeyValue {
     key: Key,
     value: Value,
     /// `hash_kv(key, value)`; fields are private so it can never go stale.
     hash: u64,
+}
+
+impl Clone for KeyValue {
+    /// A whole-value copy (after counting one more owner of any shared string in it). A
+    /// field-by-field clone was assembled on the stack in pieces that the whole-value move
+    /// into its destination (a vector, an array) then read across: a stall per clone on
+    /// the hot paths that clone static attributes (see `shared_str`).
+    #[inline]
+    fn clone(&self) -> Self {
+        // SAFETY: one bitwise copy of `self` follows, returned as a `KeyValue` and so
+        // dropped as one. Its key and a string value are each retained once for it; the
+        // other values (`bool`, `i64`, `f64`) and the hash are plain data.
+        unsafe {
+            self.key.retain_for_copy();
+            if let Value::String(value) = &self.value {
+                value.retain_for_copy();
+            }
+            std::ptr::read(self)
+        }
+    }
 }
 
 impl KeyValue {
@@ -594,7 +543,7 @@ mod tests {
                 for shared in [SharedStr::new(s), SharedStr::from(s.to_owned())] {
                     assert_eq!(shared.as_str(), s);
                     assert_eq!(shared, SharedStr::from(Arc::<str>::from(s)));
-                    assert_eq!(matches!(shared.0, Repr::Inline(_)), s.len() <= SharedStr::INLINE_CAPACITY, "{s:?}");
+                    assert_eq!(shared.is_inline(), s.len() <= SharedStr::INLINE_CAPACITY, "{s:?}");
                     let clone = shared.clone();
                     drop(shared);
                     assert_eq!(clone.as_str(), s);
@@ -608,6 +557,25 @@ mod tests {
             hash_attributes(std::slice::from_ref(&key)),
             hash_attributes(&[KeyValue::new("url.path", "/users/42")])
         );
+    }
+
+    /// A clone is a bitwise copy that owns a count of each shared string in it (miri checks
+    /// the counts and that nothing is freed twice).
+    #[test]
+    fn a_key_value_clone_owns_its_shared_strings() {
+        let key = Arc::<str>::from("a key longer than any inline capacity");
+        let value = Arc::<str>::from("a value longer than any inline capacity");
+        let kv = KeyValue::new(SharedStr::from(Arc::clone(&key)), SharedStr::from(Arc::clone(&value)));
+        let clones: Vec<KeyValue> = (0..3).map(|_| kv.clone()).collect();
+        assert_eq!((Arc::strong_count(&key), Arc::strong_count(&value)), (5, 5));
+        assert!(clones.iter().all(|clone| *clone == kv && clone.hash == kv.hash));
+        drop(clones);
+        drop(kv);
+        assert_eq!((Arc::strong_count(&key), Arc::strong_count(&value)), (1, 1));
+        for plain in [KeyValue::new("n", 1), KeyValue::new("f", 0.5), KeyValue::new("b", true), KeyValue::new("s", "x")]
+        {
+            assert_eq!(plain.clone(), plain);
+        }
     }
 
     #[test]
