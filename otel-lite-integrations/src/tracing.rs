@@ -257,10 +257,15 @@ impl OtelSpan {
 
     #[inline(never)]
     fn start(&mut self, tracer: &Tracer) {
-        // A placeholder while the pending state is moved out: a span that holds nothing.
-        let placeholder = OtelSpan::Started(Span::non_recording(Context::new()));
-        let OtelSpan::Pending(pending) = std::mem::replace(self, placeholder) else { return };
-        let Pending { name, kind, location, attributes, parent, rare, start } = pending;
+        let OtelSpan::Pending(pending) = self else { return };
+        // Each part is taken out where it lies, leaving a pending state that holds nothing
+        // to free: moving the whole state out (and a placeholder in) copied it twice, and
+        // read it back across the copy's stores.
+        let (kind, location, start) = (pending.kind, pending.location, pending.start);
+        let name = std::mem::replace(&mut pending.name, SharedStr::from_static(""));
+        let attributes = std::mem::take(&mut pending.attributes);
+        let parent = std::mem::take(&mut pending.parent);
+        let rare = pending.rare.take();
         // Only what differs from the builder's defaults is set: each call moves the builder.
         let mut builder = tracer.span_builder(name).parent(parent).start_time(start);
         if kind != SpanKind::Internal {
