@@ -521,6 +521,7 @@ pub(crate) fn limit_attributes(attributes: &mut Vec<KeyValue>, max_count: u32, m
 }
 
 /// Whether a string value of `attributes` is longer than `max_length` characters allows.
+#[inline]
 pub(crate) fn has_long_values(attributes: &[KeyValue], max_length: Option<u32>) -> bool {
     max_length.is_some_and(|max| attributes.iter().any(|kv| kv.cut_at(max as usize).is_some()))
 }

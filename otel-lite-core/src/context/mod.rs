@@ -252,8 +252,10 @@ fn push_current(context: impl FnOnce() -> Context) -> ContextGuard {
             ContextGuard { id, _not_send: PhantomData }
         })
         // The thread is exiting and its stack is gone (a later thread-local's destructor is
-        // running): there is nothing to attach to, and panicking here would abort.
-        .unwrap_or(ContextGuard { id: 0, _not_send: PhantomData })
+        // running): there is nothing to attach to, and panicking here would abort. Made only
+        // then: a guard built eagerly for `unwrap_or` was dropped on every attach, a search
+        // of the whole stack for an entry that is never there.
+        .unwrap_or_else(|_| ContextGuard { id: 0, _not_send: PhantomData })
 }
 
 impl Drop for Stack {
