@@ -407,7 +407,13 @@ where
             .try_with(|entered| {
                 let mut entered = entered.borrow_mut();
                 let position = entered.iter().rposition(|(instance, span, _)| (*instance, *span) == key)?;
-                Some(entered.remove(position))
+                // Exits come in order almost always: the last entry, popped without the
+                // shift (and its call to copy nothing) that `remove` makes.
+                if position + 1 == entered.len() {
+                    entered.pop()
+                } else {
+                    Some(entered.remove(position))
+                }
             })
             .ok()
             .flatten();
