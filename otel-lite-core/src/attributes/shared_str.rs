@@ -1,12 +1,12 @@
-//! [`SharedStr`]: a string in three machine words that is `'static`, shared or inline.
+//! [`SharedStr`]: a string in 24 bytes that is `'static`, shared or inline.
 //!
 //! The layout is by hand rather than an enum's. As an enum, an inline string's bytes began
 //! just past the tag, at an odd offset, and the compiler copied such a value in pieces of
 //! odd sizes at odd offsets. Moving the copy right after (into a vector or an array, as
 //! every attribute clone on a hot path is) then read back across several of those small
 //! stores, which the CPU cannot forward: a stall of a dozen cycles or more per string
-//! cloned. Here every kind is the same 24 plain bytes (on 64-bit targets), cloned and moved
-//! whole, with the kind in the last byte.
+//! cloned. Here every kind is the same 24 plain bytes, cloned and moved whole, with the kind
+//! in the last byte.
 
 use std::sync::Arc;
 
@@ -39,12 +39,19 @@ struct Far {
 }
 
 const HEAD: usize = std::mem::size_of::<Far>();
-/// The bytes between `head` and `tag`: the 24 bytes are then used to the last.
-const TAIL: usize = 7;
+/// The bytes between `head` and `tag`: the 24 bytes are used to the last on every target
+/// (7 with 64-bit pointers, 15 with 32-bit ones).
+const TAIL: usize = 24 - HEAD - 1;
+
+// Every inline length has its tag, and the value has no padding: `new` and `as_str` rely on
+// the first `INLINE_CAPACITY` bytes being `head` then `tail`.
+const _: () = assert!(SharedStr::INLINE_CAPACITY < INLINE_TAGS.len());
+const _: () = assert!(std::mem::size_of::<SharedStr>() == HEAD + TAIL + 1);
 
 /// The kind of string, and an inline string's length: `Inline0` plus the length. An enum
 /// (not a `u8`) so that the values it never takes are a niche, and [`Value`] that holds a
-/// `SharedStr` stays its size.
+/// `SharedStr` stays its size. Only [`SharedStr::new`] makes an inline tag, for a length it
+/// has checked against [`SharedStr::INLINE_CAPACITY`].
 ///
 /// [`Value`]: crate::Value
 #[repr(u8)]
@@ -57,8 +64,7 @@ enum Tag {
     Inline17, Inline18, Inline19, Inline20, Inline21, Inline22, Inline23,
 }
 
-/// The tag of an inline string of each length up to the largest capacity (23 bytes, on
-/// 64-bit targets).
+/// The tag of an inline string of each length up to the capacity.
 #[rustfmt::skip]
 const INLINE_TAGS: [Tag; 24] = [
     Tag::Inline0, Tag::Inline1, Tag::Inline2, Tag::Inline3, Tag::Inline4, Tag::Inline5,
@@ -80,13 +86,13 @@ enum Kind {
 // SAFETY: a `SharedStr` is a `&'static str`, an `Arc<str>` or plain bytes, all three
 // `Send` and `Sync`; the raw pointer only stands for the first two.
 unsafe impl Send for SharedStr {}
-// SAFETY: as for `Send`; nothing is ever written through a shared reference.
+// SAFETY: as for `Send`: through a shared reference a `SharedStr` is only read, or its
+// `Arc<str>`'s count incremented, which is atomic.
 unsafe impl Sync for SharedStr {}
 
 impl SharedStr {
-    /// The longest string kept inline, without an allocation: 23 bytes on 64-bit targets
-    /// (15 on 32-bit ones), enough for most attribute values such as paths, ids and short
-    /// messages.
+    /// The longest string kept inline, without an allocation: 23 bytes, enough for most
+    /// attribute values such as paths, ids and short messages.
     pub const INLINE_CAPACITY: usize = HEAD + TAIL;
 
     /// A string that borrows a `'static` literal; costs nothing.
@@ -188,8 +194,9 @@ impl Drop for SharedStr {
     #[inline]
     fn drop(&mut self) {
         if let Kind::Shared = self.kind() {
-            // SAFETY: as in `clone`: the pointer and length came from `Arc::into_raw` and this
-            // value owns one count, given back here once (the value is being dropped).
+            // SAFETY: a shared string's pointer and length came from `Arc::into_raw` (in
+            // `From<Arc<str>>`), and this value owns one count (its own, or the one
+            // `retain_for_copy` added for it), given back here once: the value is being dropped.
             unsafe {
                 drop(Arc::from_raw(std::ptr::slice_from_raw_parts(self.head.far.ptr, self.head.far.len) as *const str))
             };
@@ -210,9 +217,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_kind_fits_three_words_and_keeps_its_niche() {
-        #[cfg(target_pointer_width = "64")]
+    fn every_kind_fits_24_bytes_and_keeps_its_niche() {
         assert_eq!(std::mem::size_of::<SharedStr>(), 24);
+        assert_eq!(SharedStr::INLINE_CAPACITY, 23);
         assert_eq!(std::mem::size_of::<Option<SharedStr>>(), std::mem::size_of::<SharedStr>());
         assert_eq!(std::mem::size_of::<crate::Value>(), std::mem::size_of::<SharedStr>());
         assert!(SharedStr::INLINE_CAPACITY < INLINE_TAGS.len());
