@@ -15,8 +15,9 @@ use crate::trace::tracer_pipeline::Pipeline;
 /// A span while it is being recorded: the common fields inline, times in clock ticks.
 ///
 /// Nothing here is allocated for a span that only has a name and static attributes (the
-/// `#[instrument]` case): the rarely used parts (events, links, status, owned attribute
-/// overflow counts) live in [`SpanExtras`], boxed on first use. When the span ends, its
+/// `#[instrument]` case), and a span with attributes of its own allocates their vector
+/// only: the rarely used parts (events, links, status, the count of attributes dropped by
+/// the limit) live in [`SpanExtras`], boxed on first use. When the span ends, its
 /// identity and these fields are written into a [`FinishedSpan`] slot of the processor's
 /// per-thread ring, which is sized to two cache lines: every line written there is one the
 /// export worker read a lap earlier and that the recording thread must fetch back.
