@@ -143,15 +143,21 @@ mod tests {
     };
     use crate::KeyValue;
 
+    /// A provider whose spans keep at most `max` attributes, exported into memory.
+    fn recorded_with_max_attributes(max: u32) -> (InMemorySpanExporter, TracerProvider) {
+        let exporter = InMemorySpanExporter::default();
+        let provider = TracerProvider::builder()
+            .span_limits(crate::trace::SpanLimits { max_attributes: max, ..Default::default() })
+            .with_batch_exporter(exporter.clone(), BatchConfig::default())
+            .build();
+        (exporter, provider)
+    }
+
     /// Every field of a span that has all of them, as exporters read it from the batch
     /// processor's queue.
     #[test]
     fn a_span_reads_in_place_with_every_field() {
-        let exporter = InMemorySpanExporter::default();
-        let provider = TracerProvider::builder()
-            .span_limits(crate::trace::SpanLimits { max_attributes: 2, ..Default::default() })
-            .with_batch_exporter(exporter.clone(), BatchConfig::default())
-            .build();
+        let (exporter, provider) = recorded_with_max_attributes(2);
         let tracer = provider.tracer("in-place");
         let remote = SpanContext::new(
             TraceId::random(),
@@ -179,6 +185,8 @@ mod tests {
         let rich = seen.iter().find(|s| s.name() == "rich").unwrap();
         assert_eq!(rich.trace_id(), remote.trace_id());
         assert_eq!(rich.span_context().trace_state(), remote.trace_state());
+        // Under a remote parent, the span itself is local.
+        assert!(!rich.span_context().is_remote() && rich.span_context().is_sampled());
         assert_eq!(rich.scope().name.as_str(), "in-place");
         assert_eq!(rich.kind(), SpanKind::Server);
         assert_eq!(rich.parent_span_id(), remote.span_id());
@@ -201,11 +209,7 @@ mod tests {
     /// costs one allocation. Past the limit, the count of dropped ones does need them.
     #[test]
     fn own_attributes_leave_the_extras_unallocated() {
-        let exporter = InMemorySpanExporter::default();
-        let provider = TracerProvider::builder()
-            .span_limits(crate::trace::SpanLimits { max_attributes: 3, ..Default::default() })
-            .with_batch_exporter(exporter.clone(), BatchConfig::default())
-            .build();
+        let (exporter, provider) = recorded_with_max_attributes(3);
         let tracer = provider.tracer("attributes");
         let mut lean = tracer.span_builder("lean").attributes(vec![KeyValue::new("a", 1)]).start();
         lean.set_attribute(KeyValue::new("b", 2));

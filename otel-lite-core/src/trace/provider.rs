@@ -440,7 +440,6 @@ fn start_span(
         scope,
         extras: None,
         flags,
-        is_remote: false,
         kind,
         parent_is_remote,
     };

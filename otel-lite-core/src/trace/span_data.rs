@@ -126,9 +126,6 @@ pub(crate) struct SpanRecord {
     /// The span's own flags; held here, beside the other small fields, so that the span
     /// still fits its ring slot with `attributes` grown to a vector's size.
     pub(crate) flags: TraceFlags,
-    /// Whether the span's own context is remote (never, for a span recorded here; kept so
-    /// that [`SpanData::span_context`] gives back exactly the context the span had).
-    pub(crate) is_remote: bool,
     pub(crate) kind: SpanKind,
     pub(crate) parent_is_remote: bool,
 }
@@ -248,8 +245,8 @@ impl SpanData {
     /// The span's identity: trace and span id, flags and trace state (built on each call;
     /// [`SpanData::trace_id`] and [`SpanData::span_id`] read the ids alone).
     pub fn span_context(&self) -> SpanContext {
-        let record = &self.0.record;
-        SpanContext::new(self.0.trace_id, self.0.span_id, record.flags, record.is_remote, self.0.trace_state.clone())
+        // Not remote: a span recorded here was started in this process.
+        SpanContext::new(self.0.trace_id, self.0.span_id, self.0.record.flags, false, self.0.trace_state.clone())
     }
     /// The trace id.
     #[inline]
